@@ -1,0 +1,5 @@
+"""gallery-mirror: rescue and migrate the images of static blogs."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

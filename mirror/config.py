@@ -1,0 +1,510 @@
+"""Read ``gallery-mirror.toml`` into typed, frozen configuration sections.
+
+Every key, its default and its check live in one table, ``_SCHEMA``, which
+drives parsing and validation alike, so a key cannot be documented in one
+place and checked differently in another. Any problem is a ``ConfigError``
+whose message names the file, the line and the dotted key, for example::
+
+    gallery-mirror.toml:12: unknown key 'download.retrys' (did you mean 'retries'?)
+
+``tomllib`` reports no positions for keys, so ``_find_line`` locates them in
+the text itself, best effort; when it cannot, the line is left out rather
+than guessed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PureWindowsPath
+from types import MappingProxyType
+from typing import Any, Final, Literal, NamedTuple
+from urllib.parse import urlsplit
+
+from mirror import __version__
+from mirror.errors import ConfigError
+
+CONFIG_FILE_NAME: Final = "gallery-mirror.toml"
+STATE_DIR_NAME: Final = ".gallery-mirror"
+
+DEFAULT_FRONT_MATTER_KEYS: Final[tuple[str, ...]] = (
+    "headimg", "thumbnail", "images", "top_img", "cover", "pagination_cover",
+    "index_img", "banner_img", "og_img", "banner", "photos", "photo", "image", "image.path",
+    "featured_image", "cover.image", "header.image", "header.overlay_image", "header.teaser",
+    "header.og_image", "gallery.url", "gallery.image_path",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    root: Path  # absolute, resolved
+    posts: tuple[str, ...] | None  # None: the scanner auto-detects Hexo/Hugo/Jekyll
+    front_matter_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorConfig:
+    dir: str  # relative to site.root, as written
+    layout: Literal["url", "hash"]
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadConfig:
+    concurrency: int
+    per_host: int
+    timeout: float
+    retries: int
+    max_bytes: int
+    user_agent: str
+    allow_private: bool
+    wayback: bool
+    wayback_base: str
+    fsync: bool
+    headers: Mapping[str, Mapping[str, str]]  # lower-cased host -> header name -> value
+    origins: Mapping[str, tuple[str, ...]]  # lower-cased host -> alternative origins, in order
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbnailsConfig:
+    enabled: bool
+    dir: str  # relative to the mirror dir
+    sizes: tuple[int, ...]  # ascending, no duplicates
+    format: Literal["webp", "jpeg", "png", "avif", "same"]
+    quality: int
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteConfig:
+    to: Literal["local", "cdn"]
+    local_prefix: str
+    cdn_base: str
+    hosts: tuple[str, ...]  # lower-cased; empty means every mirrored host
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    site: SiteConfig
+    mirror: MirrorConfig
+    download: DownloadConfig
+    thumbnails: ThumbnailsConfig
+    rewrite: RewriteConfig
+    source: Path | None  # the config file read, None when defaults only
+
+    @property
+    def mirror_dir(self) -> Path:
+        return self.site.root / self.mirror.dir
+
+    @property
+    def state_dir(self) -> Path:
+        return self.site.root / STATE_DIR_NAME
+
+
+# --- value checks: each turns a raw TOML value into the field's value or raises _Invalid
+
+
+class _Invalid(Exception):
+    """A value breaks its rule; ``subpath`` locates it below the key (headers, origins)."""
+
+    def __init__(self, expected: str, value: object, *subpath: str, got: str = "") -> None:
+        super().__init__(expected)
+        self.expected, self.subpath = expected, subpath
+        self.got = got or _describe(value)
+
+
+_Convert = Callable[[object], object]
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= 60 else value[:57] + "...", ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "an array" if value else "an empty array"
+    return "a table" if isinstance(value, dict) else f"a {type(value).__name__}"
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[object], int]:
+    rule = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+
+    def convert(value: object) -> int:
+        # bool is a subclass of int, but `retries = true` is a mistake, not 1.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(f"an integer {rule}", value)
+        if value < minimum or (maximum is not None and value > maximum):
+            raise _Invalid(f"an integer {rule}", value)
+        return value
+
+    return convert
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid("a number of seconds > 0", value)
+    if not (math.isfinite(value) and value > 0):  # TOML allows inf and nan
+        raise _Invalid("a number of seconds > 0", value)
+    return float(value)
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("true or false", value)
+    return value
+
+
+def _string(*, non_empty: bool = False, one_line: bool = False) -> Callable[[object], str]:
+    # One-line: the value goes into an HTTP header, where CR/LF would inject headers.
+    expected = "a non-empty string" if non_empty else "a string"
+    expected += " without line breaks" if one_line else ""
+
+    def convert(value: object) -> str:
+        bad_line = one_line and isinstance(value, str) and ("\r" in value or "\n" in value)
+        if not isinstance(value, str) or (non_empty and not value) or bad_line:
+            raise _Invalid(expected, value)
+        return value
+
+    return convert
+
+
+def _choice(*options: str) -> _Convert:
+    def convert(value: object) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise _Invalid("one of " + ", ".join(json.dumps(o) for o in options), value)
+        return value
+
+    return convert
+
+
+def _is_http_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _url(*, allow_empty: bool = False) -> _Convert:
+    def convert(value: object) -> str:
+        if not isinstance(value, str) or not (_is_http_url(value) or (allow_empty and not value)):
+            raise _Invalid('an http(s) URL or ""' if allow_empty else "an http(s) URL", value)
+        return value
+
+    return convert
+
+
+def _string_list(*, at_least_one: bool = False, lower: bool = False) -> _Convert:
+    expected = "a non-empty array" if at_least_one else "an array"
+    expected += " of non-empty strings"
+
+    def convert(value: object) -> tuple[str, ...]:
+        if not isinstance(value, list) or (at_least_one and not value):
+            raise _Invalid(expected, value)
+        for item in value:
+            if not isinstance(item, str) or not item:
+                raise _Invalid(expected, value, got=f"an array holding {_describe(item)}")
+        # Host names are case-insensitive; keep the first of each, in order.
+        return tuple(dict.fromkeys(s.lower() for s in value)) if lower else tuple(value)
+
+    return convert
+
+
+def _sizes(value: object) -> tuple[int, ...]:
+    expected = "a non-empty array of integers >= 1"
+    if not isinstance(value, list) or not value:
+        raise _Invalid(expected, value)
+    check = _integer(1)
+    try:
+        return tuple(sorted({check(item) for item in value}))
+    except _Invalid as exc:
+        raise _Invalid(expected, value, got=f"an array holding {exc.got}") from None
+
+
+def _subdir(*, of_root: bool) -> _Convert:
+    expected = "a relative directory without '..'"
+    if of_root:  # the state must never be served, nor the mirror hold the state
+        expected = f"a sub-directory of the site root (relative, no '..', not in {STATE_DIR_NAME})"
+
+    def convert(value: object) -> str:
+        if not isinstance(value, str):
+            raise _Invalid(expected, value)
+        # Split on both separators: a Windows-style "..\\x" must not slip through.
+        parts = [p for p in re.split(r"[\\/]+", value) if p not in ("", ".")]
+        absolute = value.startswith(("/", "\\")) or bool(PureWindowsPath(value).drive)
+        in_state = of_root and bool(parts) and parts[0].casefold() == STATE_DIR_NAME
+        if not parts or absolute or ".." in parts or in_state:
+            raise _Invalid(expected, value)
+        return value
+
+    return convert
+
+
+def _host_table(value: object, what: str) -> list[tuple[str, object]]:
+    """Check a host-keyed table; errors name the host as written, so its line is found."""
+    if not isinstance(value, dict):
+        raise _Invalid(f"a table of host = {what}", value)
+    if len({host.lower() for host in value}) < len(value) or "" in value:
+        raise _Invalid(f"a table of host = {what}, each host once (case is ignored)", value)
+    return list(value.items())
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+_header_value = _string(one_line=True)
+
+
+def _headers(value: object) -> Mapping[str, Mapping[str, str]]:
+    result: dict[str, Mapping[str, str]] = {}
+    for host, table in _host_table(value, '{ Header = "value" }'):
+        if not isinstance(table, dict):
+            raise _Invalid(
+                'a table of header names to strings, e.g. { Referer = "..." }', table, host
+            )
+        for name, text in table.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise _Invalid("an HTTP header name", name, host, name)
+            try:
+                _header_value(text)
+            except _Invalid as exc:
+                raise _Invalid(exc.expected, text, host, name) from None
+        result[host.lower()] = MappingProxyType(dict(table))
+    return MappingProxyType(result)
+
+
+def _origins(value: object) -> Mapping[str, tuple[str, ...]]:
+    result: dict[str, tuple[str, ...]] = {}
+    for host, urls in _host_table(value, "[origin URLs]"):
+        items = [urls] if isinstance(urls, str) else urls  # one origin may be written bare
+        if not isinstance(items, list) or not items or not all(map(_is_http_url, items)):
+            raise _Invalid("an http(s) URL or a non-empty array of them", urls, host)
+        result[host.lower()] = tuple(items)
+    return MappingProxyType(result)
+
+
+# --- the table of every key: default (already in its final form) and check
+
+
+class _Key(NamedTuple):
+    default: object
+    convert: _Convert
+
+
+_SCHEMA: Final[dict[str, dict[str, _Key]]] = {
+    "site": {
+        "root": _Key(".", _string()),  # resolved to an absolute Path in _resolve_root
+        "posts": _Key(None, _string_list(at_least_one=True)),
+        "front_matter_keys": _Key(DEFAULT_FRONT_MATTER_KEYS, _string_list()),
+    },
+    "mirror": {
+        "dir": _Key("source/images/mirror", _subdir(of_root=True)),
+        "layout": _Key("url", _choice("url", "hash")),
+    },
+    "download": {
+        "concurrency": _Key(16, _integer(1)),
+        "per_host": _Key(4, _integer(1)),
+        "timeout": _Key(30.0, _seconds),
+        "retries": _Key(4, _integer(0)),
+        "max_bytes": _Key(52428800, _integer(1)),
+        "user_agent": _Key(f"gallery-mirror/{__version__}", _string(non_empty=True, one_line=True)),
+        "allow_private": _Key(False, _boolean),
+        "wayback": _Key(False, _boolean),
+        "wayback_base": _Key("https://web.archive.org/web/2id_/", _url()),
+        "fsync": _Key(True, _boolean),
+        "headers": _Key(MappingProxyType({}), _headers),
+        "origins": _Key(MappingProxyType({}), _origins),
+    },
+    "thumbnails": {
+        "enabled": _Key(True, _boolean),
+        "dir": _Key("_thumbs", _subdir(of_root=False)),
+        "sizes": _Key((480,), _sizes),
+        "format": _Key("webp", _choice("webp", "jpeg", "png", "avif", "same")),
+        "quality": _Key(82, _integer(1, 100)),
+    },
+    "rewrite": {
+        "to": _Key("local", _choice("local", "cdn")),
+        "local_prefix": _Key("/images/mirror", _string()),  # deeper checks: rewrite stage
+        "cdn_base": _Key("", _url(allow_empty=True)),
+        "hosts": _Key((), _string_list(lower=True)),
+    },
+}
+_SECTIONS: Final[dict[str, type[Any]]] = {
+    "site": SiteConfig,
+    "mirror": MirrorConfig,
+    "download": DownloadConfig,
+    "thumbnails": ThumbnailsConfig,
+    "rewrite": RewriteConfig,
+}
+
+
+# --- finding the line of a key in the TOML text
+
+_KEY_PART = re.compile(r"""[ \t]*("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[A-Za-z0-9_-]+)[ \t]*""")
+
+
+def _parse_key(line: str, pos: int) -> tuple[tuple[str, ...], int] | None:
+    """Read a (dotted, maybe quoted) key at ``pos``; return its parts and end."""
+    parts: list[str] = []
+    while match := _KEY_PART.match(line, pos):
+        token, pos = match.group(1), match.end()
+        if token.startswith("'"):  # a literal string has no escapes
+            token = token[1:-1]
+        elif token.startswith('"'):  # let tomllib undo the escapes
+            try:
+                token = str(tomllib.loads(f"k = {token}")["k"])
+            except tomllib.TOMLDecodeError:  # text inside a string we failed to skip
+                return None
+        parts.append(token)
+        if not line.startswith(".", pos):
+            return tuple(parts), pos
+        pos += 1
+    return None
+
+
+def _find_line(text: str, path: tuple[str, ...]) -> int | None:
+    """The 1-based line defining ``path``, or else first opening a table below it."""
+    table: tuple[str, ...] = ()
+    below: int | None = None
+    open_string = ""  # the delimiter of a multi-line string we are inside
+    for number, line in enumerate(text.splitlines(), 1):
+        if open_string:
+            open_string = "" if open_string in line else open_string
+            continue
+        header = re.match(r"[ \t]*\[\[?", line)
+        key = _parse_key(line, header.end() if header else 0)
+        if key is None or not line.startswith("]" if header else "=", key[1]):
+            continue
+        full = key[0] if header else table + key[0]
+        if header:
+            table = full
+        rest = line[key[1] + 1 :]
+        inner = r"[{,][ \t]*[\"']?" + re.escape(path[-1]) + r"[\"']?[ \t]*[=.]"
+        if full == path or (
+            full == path[: len(full)] and rest.lstrip().startswith("{") and re.search(inner, rest)
+        ):
+            return number
+        if below is None and full[: len(path)] == path:
+            below = number
+        # A multi-line string opened here may hold lines that look like keys: skip them.
+        open_string = next((d for d in ('"""', "'''") if rest.count(d) % 2), "")
+    return below
+
+
+# --- putting it together
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p) for p in path)
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _read(path: Path, label: str) -> str:
+    try:
+        # utf-8-sig: editors on Windows may start the file with a BOM, which tomllib refuses.
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read config file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label}: not UTF-8 text (bad byte at offset {exc.start})") from exc
+
+
+def load_config(
+    path: Path | None = None, *, site: Path | None = None, cwd: Path | None = None
+) -> Config:
+    """Load the configuration for a run.
+
+    ``path`` is ``-c``: it must exist. Without it, ``gallery-mirror.toml`` in
+    ``site`` (else ``cwd``) is read when present, and defaults are used when not.
+    """
+    cwd = (cwd or Path.cwd()).absolute()
+    if path is None:
+        path = (site if site is not None else Path()) / CONFIG_FILE_NAME
+        if not (cwd / path).exists():  # a directory of that name is an error, below
+            return _build({}, "", None, "", site, cwd)
+    return _build_text(_read(cwd / path, str(path)), cwd / path, str(path), site, cwd)
+
+
+def parse_config(
+    text: str, *, source: Path | None, site: Path | None = None, cwd: Path | None = None
+) -> Config:
+    """Build a ``Config`` from TOML text; ``source`` names it in messages and anchors ``root``."""
+    cwd = (cwd or Path.cwd()).absolute()
+    label = str(source) if source is not None else "<config>"
+    return _build_text(text, None if source is None else cwd / source, label, site, cwd)
+
+
+def _build_text(text: str, source: Path | None, label: str, site: Path | None, cwd: Path) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        reason = str(exc)
+        where = re.search(r" \(at line (\d+), column (\d+)\)$", reason)
+        if where:
+            line, reason = where.group(1), f"{reason[: where.start()]} (column {where.group(2)})"
+        else:  # "(at end of document)": the last line is where it is missing
+            line = str(max(1, len(text.splitlines())))
+        raise ConfigError(f"{label}:{line}: invalid TOML: {reason}") from None
+    return _build(data, text, source, label, site, cwd)
+
+
+def _dir_problem(path: Path) -> str | None:
+    if path.is_dir():
+        return None
+    return "is not a directory" if path.exists() else "does not exist"
+
+
+def _build(
+    data: dict[str, Any], text: str, source: Path | None, label: str, site: Path | None, cwd: Path
+) -> Config:
+    if site is not None and (problem := _dir_problem(cwd / site)):
+        raise ConfigError(f"site directory '{site}' ({cwd / site}) {problem}")
+    problems: list[str] = []  # report every problem at once, not one per run
+
+    def fail(path: tuple[str, ...], message: str) -> None:
+        line = _find_line(text, path)
+        where = f"{label}:{line}" if line else label
+        problems.append(f"{where}: {message}" if where else message)
+
+    values: dict[str, dict[str, Any]] = {
+        name: {k: key.default for k, key in keys.items()} for name, keys in _SCHEMA.items()
+    }
+    for name, table in data.items():
+        keys = _SCHEMA.get(name)
+        if keys is None and isinstance(table, dict):
+            fail((name,), f"unknown section '{name}'{_suggest(name, list(_SCHEMA))}")
+        elif keys is None:  # a key at top level, e.g. `root = "."` before any [site]
+            home = [f" (did you mean '{s}.{name}'?)" for s, ks in _SCHEMA.items() if name in ks]
+            fail((name,), f"unknown key '{name}'{''.join(home[:1])}")
+        elif not isinstance(table, dict):
+            fail((name,), f"invalid value for '{name}': expected a table, got {_describe(table)}")
+        else:
+            for key, raw in table.items():
+                if key not in keys:
+                    fail((name, key), f"unknown key '{name}.{key}'{_suggest(key, list(keys))}")
+                    continue
+                try:
+                    values[name][key] = keys[key].convert(raw)
+                except _Invalid as exc:
+                    at = (name, key, *exc.subpath)
+                    expected = f"expected {exc.expected}, got {exc.got}"
+                    fail(at, f"invalid value for '{_dotted(at)}': {expected}")
+    if values["rewrite"]["to"] == "cdn" and not values["rewrite"]["cdn_base"]:
+        fail(("rewrite", "to"), "invalid value for 'rewrite.to': \"cdn\" needs rewrite.cdn_base")
+    # --site wins over site.root and is relative to cwd; site.root is relative to the file.
+    raw_root = values["site"]["root"]
+    base = source.parent if source is not None else cwd
+    root = (cwd / site if site is not None else base / raw_root).resolve()
+    if problem := _dir_problem(root):
+        fail(("site", "root"), f"site root '{raw_root}' ({root}) {problem}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    values["site"]["root"] = root
+    sections = {name: cls(**values[name]) for name, cls in _SECTIONS.items()}
+    return Config(**sections, source=source)

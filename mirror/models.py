@@ -1,0 +1,72 @@
+"""Plain values passed between the stages. No I/O here.
+
+A reference's span is a pair of byte offsets into the post file exactly as it
+is on disk (BOM and CRLF included), so that ``data[start:end]`` is always the
+raw URL text and a later rewrite can edit those bytes and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+RefKind = Literal["front_matter", "gallery", "markdown", "html", "tag", "shortcode", "reference"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One place in one post where an image URL stands."""
+
+    post: str  # posix path relative to the site root
+    start: int  # byte offset of the URL text in the file
+    end: int
+    line: int  # 1-based line of the URL text
+    column: int  # 1-based column, in characters, of the URL text
+    kind: RefKind
+    raw: str  # the URL text exactly as it stands in the post
+    url: str  # normalized URL (remote) or the site path as written (local)
+    local: bool  # a site-relative path: listed, never fetched
+    repairs: tuple[str, ...] = ()
+    context: str = ""  # where it was found: "headimg", "img src", "{% img %}", ...
+
+
+@dataclass(frozen=True, slots=True)
+class PostScan:
+    """What the scanner found in one post, and why parts of it could not be read."""
+
+    post: str
+    refs: tuple[ImageRef, ...] = ()
+    problems: tuple[str, ...] = ()  # non-empty: the post, or a part of it, could not be read
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """The scan of a whole site."""
+
+    root: Path
+    globs: tuple[str, ...]
+    detected: str  # how the post globs were chosen, shown under -v
+    posts: tuple[PostScan, ...]
+    notes: tuple[str, ...] = field(
+        default=()
+    )  # site-level warnings (e.g. a directory symlink loop)
+
+    @property
+    def refs(self) -> tuple[ImageRef, ...]:
+        """Remote references: what would be fetched."""
+        return tuple(r for p in self.posts for r in p.refs if not r.local)
+
+    @property
+    def local_refs(self) -> tuple[ImageRef, ...]:
+        """Site-relative references: listed, never fetched."""
+        return tuple(r for p in self.posts for r in p.refs if r.local)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Distinct normalized remote URLs, in order of first appearance."""
+        return tuple(dict.fromkeys(r.url for r in self.refs))
+
+    @property
+    def unreadable(self) -> tuple[PostScan, ...]:
+        return tuple(p for p in self.posts if p.problems)

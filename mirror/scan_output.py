@@ -1,0 +1,115 @@
+"""Renderers of a scan: the readable table and the contract's JSON."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any, TextIO
+
+from mirror.models import ImageRef, ScanResult
+from mirror.urls import host_of
+
+SCHEMA_VERSION = 1
+
+
+def summary_counts(result: ScanResult) -> dict[str, int]:
+    """The counts shared by the text summary and the JSON ``summary``."""
+    refs = result.refs
+    urls = result.urls
+    return {
+        "posts": len(result.posts),
+        "refs": len(refs),
+        "urls": len(urls),
+        # No fetch has run in a scan: every URL is pending until the state says more.
+        "pending": len(urls),
+        "mirrored": 0,
+        "failed": 0,
+        "hosts": len({host_of(u) for u in urls}),
+        "repaired_refs": sum(1 for r in refs if r.repairs),
+        "local_refs": len(result.local_refs),
+        "unreadable": len(result.unreadable),
+    }
+
+
+def scan_json(result: ScanResult) -> dict[str, Any]:
+    counts = summary_counts(result)
+    uses = Counter(r.url for r in result.refs)
+    return {
+        "schema": SCHEMA_VERSION,
+        "root": str(result.root),
+        "globs": list(result.globs),
+        "refs": [_ref_json(r) for r in result.refs],
+        "local_refs": [_ref_json(r) for r in result.local_refs],
+        "urls": [
+            {
+                "url": url,
+                "status": "pending",
+                "path": None,
+                "error": None,
+                "host": host_of(url),
+                "refs": uses[url],
+            }
+            for url in result.urls
+        ],
+        "problems": [
+            {"post": p.post, "reason": reason} for p in result.unreadable for reason in p.problems
+        ],
+        "summary": counts,
+    }
+
+
+def _ref_json(ref: ImageRef) -> dict[str, Any]:
+    return {
+        "post": ref.post,
+        "line": ref.line,
+        "column": ref.column,
+        "kind": ref.kind,
+        "raw": ref.raw,
+        "url": ref.url,
+        "start": ref.start,
+        "end": ref.end,
+        "repairs": list(ref.repairs),
+        "context": ref.context,
+    }
+
+
+def write_json(result: ScanResult, out: TextIO) -> None:
+    json.dump(scan_json(result), out, ensure_ascii=False, indent=2)
+    out.write("\n")
+
+
+def write_table(result: ScanResult, out: TextIO, *, quiet: bool = False) -> None:
+    """``post:line:col  kind  url  (repairs)``: grep-friendly, one reference a line."""
+    if not quiet:
+        _rows(result.refs, out, "Image references")
+        _rows(result.local_refs, out, "Site-relative references (listed, never fetched)")
+        if result.unreadable:
+            out.write("Posts that could not be read (fully):\n")
+            for post in result.unreadable:
+                for reason in post.problems:
+                    out.write(f"  {post.post}: {reason}\n")
+            out.write("\n")
+    out.write(summary_line(result) + "\n")
+
+
+def _rows(refs: tuple[ImageRef, ...], out: TextIO, title: str) -> None:
+    if not refs:
+        return
+    out.write(f"{title}:\n")
+    places = [f"{r.post}:{r.line}:{r.column}" for r in refs]
+    width = min(max(len(p) for p in places), 60)
+    for place, ref in zip(places, refs, strict=True):
+        line = f"  {place:<{width}}  {ref.kind:<12}  {ref.url}"
+        if ref.repairs:
+            line += f"  (repaired: {'; '.join(ref.repairs)})"
+        out.write(line + "\n")
+    out.write("\n")
+
+
+def summary_line(result: ScanResult) -> str:
+    c = summary_counts(result)
+    return (
+        f"{c['posts']} posts, {c['refs']} image references to {c['urls']} distinct URLs"
+        f" on {c['hosts']} hosts; {c['repaired_refs']} repaired,"
+        f" {c['local_refs']} site-relative, {c['unreadable']} unreadable posts"
+    )

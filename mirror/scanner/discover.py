@@ -1,0 +1,141 @@
+"""Which files are posts: configured globs, or a layout detected from the site.
+
+The walk is our own rather than ``Path.glob``: it follows directory symlinks
+(blogs often link their posts folder in) but visits each real directory once,
+so a symlink loop ends the descent instead of the run, and it prunes the walk
+to the literal prefix of each glob.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# Generators' layouts, most specific first: (marker dir, description, globs).
+_LAYOUTS = (
+    (
+        "source/_posts",
+        "Hexo",
+        ("source/_posts/**/*.md", "source/_posts/**/*.markdown", "source/[!_]*/**/*.md"),
+    ),
+    ("content", "Hugo", ("content/**/*.md", "content/**/*.markdown")),
+    ("_posts", "Jekyll", ("_posts/**/*.md", "_posts/**/*.markdown")),
+)
+_FALLBACK = ("**/*.md",)
+# Never posts: tool and dependency folders, and our own state.
+_SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".gallery-mirror", ".venv"})
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    globs: tuple[str, ...]
+    detected: str  # how the globs were chosen, for -v
+    posts: tuple[str, ...]  # posix paths relative to the root, sorted
+    notes: tuple[str, ...]  # e.g. directory symlink loops that were not followed
+
+
+def detect_globs(root: Path) -> tuple[tuple[str, ...], str]:
+    for marker, name, globs in _LAYOUTS:
+        if (root / marker).is_dir():
+            return globs, f"detected a {name} site ({marker}/ exists)"
+    return _FALLBACK, "no Hexo, Hugo or Jekyll layout found: every Markdown file"
+
+
+def discover(root: Path, globs: Sequence[str] | None, *, exclude: Sequence[Path] = ()) -> Discovery:
+    """The posts under ``root`` matching ``globs`` (None: detect the layout)."""
+    if globs is None:
+        chosen, detected = detect_globs(root)
+    else:
+        chosen, detected = tuple(globs), "configured in site.posts"
+    skip = {p.resolve() for p in exclude}
+    found: dict[str, None] = {}
+    notes: list[str] = []
+    for pattern in chosen:
+        base, regex = _split_glob(pattern)
+        for rel in _walk(root, base, skip, notes):
+            if regex.fullmatch(rel):
+                found.setdefault(rel)
+    return Discovery(chosen, detected, tuple(sorted(found)), tuple(dict.fromkeys(notes)))
+
+
+def _split_glob(pattern: str) -> tuple[str, re.Pattern[str]]:
+    """The literal directory prefix of a glob, and the whole glob as a regex."""
+    parts = pattern.strip("/").split("/")
+    literal = []
+    for part in parts[:-1]:
+        if any(c in part for c in "*?["):
+            break
+        literal.append(part)
+    return "/".join(literal), re.compile(translate_glob("/".join(parts)))
+
+
+def translate_glob(pattern: str) -> str:
+    """A glob with ``**`` (any number of directories) as a regular expression."""
+    out = []
+    i, size = 0, len(pattern)
+    while i < size:
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (close := pattern.find("]", i + 2)) > 0:
+            body = pattern[i + 1 : close]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            out.append("[" + ("^/" if negate else "") + body.replace("\\", "\\\\") + "]")
+            i = close + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
+def _walk(root: Path, base: str, skip: set[Path], notes: list[str]) -> Iterator[str]:
+    """Relative posix paths of the files under ``root/base``."""
+    start = root / base if base else root
+    try:
+        info = start.stat()
+    except OSError:
+        return
+    visited = {(info.st_dev, info.st_ino)}
+    stack = [(start, base)]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            notes.append(f"{rel or '.'}: cannot list the folder: {exc.strerror}")
+            continue
+        for entry in entries:
+            child = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                yield child  # a broken or looping file link is reported when read
+                continue
+            if entry.name in _SKIP_DIRS or Path(entry.path).resolve() in skip:
+                continue
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in visited:
+                if entry.is_symlink():
+                    notes.append(f"{child}: symlink loop, not followed")
+                continue
+            visited.add(key)
+            stack.append((Path(entry.path), child))

@@ -1,0 +1,204 @@
+"""Front matter: find its extent and the exact span of every configured image key.
+
+Forms: YAML between ``---`` lines (also Hexo's form without the opening
+``---``), TOML between ``+++`` lines, Hexo's JSON between ``;;;`` lines (its
+body may omit the braces) and Hugo's bare ``{...}`` JSON object. Spans come
+from the parser's own node positions (PyYAML ``compose()`` marks; JSON is
+composed as YAML flow, which it is), never from re-serialising anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import yaml
+
+from mirror.scanner.hit import Hit
+from mirror.scanner.tomlspans import string_spans
+
+try:  # libyaml is ~10x faster; the pure-Python loader gives the same marks
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+_OPEN = re.compile(rb"(-{3,}|\+{3,}|;{3,})[ \t]*\r?\n")
+_CLOSE = {
+    b"-": re.compile(rb"^(?:-{3,}|\.{3})[ \t]*\r?$", re.M),
+    b"+": re.compile(rb"^\+{3,}[ \t]*\r?$", re.M),
+    b";": re.compile(rb"^;{3,}[ \t]*\r?$", re.M),
+}
+# Hexo also reads "title: x\n---" (no opening separator) as front matter.
+_OPENLESS_FIRST_LINE = re.compile(rb"[A-Za-z_][\w -]*:(?:[ \t]|\r?\n)")
+_OPENLESS_CLOSE = re.compile(rb"^(-{3,}|;{3,})[ \t]*\r?$", re.M)
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+@dataclass(slots=True)
+class FrontMatter:
+    body_start: int = 0
+    hits: list[Hit] = field(default_factory=list)
+    problem: str | None = None
+
+
+def scan_front_matter(data: bytes, start: int, keys: frozenset[str]) -> FrontMatter:
+    """Find the front matter at ``start`` and the image values under ``keys``.
+
+    ``keys`` are lower-case dotted paths (``cover.image``); lists are walked.
+    """
+    opening = _OPEN.match(data, start)
+    if opening is not None:
+        char = opening.group(1)[:1]
+        close = _CLOSE[char].search(data, opening.end())
+        if close is None:
+            return FrontMatter()  # a lone rule line, not front matter
+        body_start = _line_after(data, close.end())
+        block_start, block_end = opening.end(), close.start()
+        if char == b"+":
+            return _toml(data, block_start, block_end, body_start, keys)
+        return _yaml(data, block_start, block_end, body_start, keys, json_body=char == b";")
+    if data.startswith(b"{", start) and data[start + 1 : start + 2] in (b"\n", b"\r", b" ", b'"'):
+        return _json_object(data, start, keys)
+    if _OPENLESS_FIRST_LINE.match(data, start):
+        close = _OPENLESS_CLOSE.search(data, start)
+        if close is not None:
+            found = _yaml(
+                data,
+                start,
+                close.start(),
+                _line_after(data, close.end()),
+                keys,
+                json_body=close.group(1)[:1] == b";",
+            )
+            if found.problem is None:
+                return found
+    return FrontMatter()
+
+
+def _line_after(data: bytes, pos: int) -> int:
+    nl = data.find(b"\n", pos)
+    return len(data) if nl < 0 else nl + 1
+
+
+def _yaml(
+    data: bytes, start: int, end: int, body_start: int, keys: frozenset[str], *, json_body: bool
+) -> FrontMatter:
+    text = data[start:end].decode("utf-8")
+    shift = 0
+    if json_body and not text.lstrip().startswith("{"):
+        text, shift = "{" + text + "\n}", 1  # Hexo's ;;; JSON omits the braces
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        return FrontMatter(body_start, [], _yaml_problem(data, start, exc))
+    if root is not None and not isinstance(root, yaml.MappingNode):
+        return FrontMatter(body_start, [], "front matter is not a mapping of keys to values")
+    to_bytes = _ByteOffsets(text, start, shift)
+    hits = [
+        Hit(to_bytes(a), to_bytes(b), "front_matter", path)
+        for path, a, b in _yaml_values(root, keys)
+    ]
+    return FrontMatter(body_start, hits)
+
+
+def _yaml_problem(data: bytes, start: int, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return f"front matter is not valid YAML: {reason}"
+    line = data.count(b"\n", 0, start) + mark.line + 1
+    return f"front matter is not valid YAML (line {line}): {reason}"
+
+
+def _yaml_values(root: yaml.Node | None, keys: frozenset[str]) -> Iterator[tuple[str, int, int]]:
+    """(dotted key, start, end) of each string scalar under one of ``keys``."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [] if root is None else [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:  # aliases and recursive anchors
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in reversed(node.value):
+                if isinstance(key, yaml.ScalarNode):
+                    name = str(key.value).lower()
+                    stack.append((value, f"{path}.{name}" if path else name))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, path) for item in reversed(node.value))
+        elif (
+            isinstance(node, yaml.ScalarNode)
+            and path in keys
+            and node.tag == _STR_TAG
+            and node.style not in ("|", ">")
+        ):
+            a, b = node.start_mark.index, node.end_mark.index
+            if node.style in ('"', "'"):
+                a, b = a + 1, b - 1
+            if a < b:
+                yield path, a, b
+
+
+class _ByteOffsets:
+    """Character offsets in a decoded block -> byte offsets in the file."""
+
+    def __init__(self, text: str, base: int, shift: int = 0) -> None:
+        self._text, self._base, self._shift = text, base, shift
+        self._ascii = text.isascii()
+
+    def __call__(self, index: int) -> int:
+        index -= self._shift
+        if self._ascii:
+            return self._base + index
+        return self._base + len(self._text[self._shift : self._shift + index].encode("utf-8"))
+
+
+def _toml(data: bytes, start: int, end: int, body_start: int, keys: frozenset[str]) -> FrontMatter:
+    text = data[start:end].decode("utf-8")
+    try:
+        parsed = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return FrontMatter(body_start, [], _toml_problem(data, start, exc))
+    to_bytes = _ByteOffsets(text, start)
+    hits = []
+    for path, a, b in string_spans(text):
+        dotted = ".".join(path).lower()
+        if dotted in keys and _toml_holds(parsed, path, text[a:b]):
+            hits.append(Hit(to_bytes(a), to_bytes(b), "front_matter", dotted))
+    return FrontMatter(body_start, hits)
+
+
+def _toml_problem(data: bytes, start: int, exc: tomllib.TOMLDecodeError) -> str:
+    # tomllib counts lines within the block; the user needs the file's line.
+    reason = str(exc)
+    m = re.search(r"\(at line (\d+), column \d+\)$", reason)
+    if m is None:
+        return f"front matter is not valid TOML: {reason}"
+    line = data.count(b"\n", 0, start) + int(m.group(1))
+    return f"front matter is not valid TOML (line {line}): {reason[: m.start()].rstrip()}"
+
+
+def _toml_holds(parsed: object, path: tuple[str, ...], raw: str) -> bool:
+    """Does tomllib agree that a string equal to ``raw`` stands at ``path``?"""
+    values: list[object] = [parsed]
+    for part in path:
+        found: list[object] = []
+        for value in values:
+            items = value if isinstance(value, list) else [value]
+            found.extend(item[part] for item in items if isinstance(item, dict) and part in item)
+        values = found
+    flat = [v for value in values for v in (value if isinstance(value, list) else [value])]
+    return any(isinstance(v, str) and (v == raw or "\\" in raw) for v in flat)
+
+
+def _json_object(data: bytes, start: int, keys: frozenset[str]) -> FrontMatter:
+    text = data[start:].decode("utf-8")
+    try:
+        _, end = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError:
+        return FrontMatter()  # not JSON front matter; the body starts at once
+    end_byte = start + len(text[:end].encode("utf-8"))
+    return _yaml(data, start, end_byte, _line_after(data, end_byte), keys, json_body=False)

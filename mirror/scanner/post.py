@@ -1,0 +1,110 @@
+"""Scan one post's bytes into references: the stages of the scanner in order."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable
+
+from mirror.models import ImageRef, PostScan
+from mirror.scanner.frontmatter import scan_front_matter
+from mirror.scanner.hit import Hit
+from mirror.scanner.html import scan_html
+from mirror.scanner.markdown import scan_markdown
+from mirror.scanner.regions import find_excluded
+from mirror.scanner.tags import scan_tags
+from mirror.urls import normalize
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def scan_post(data: bytes, post: str, keys: frozenset[str]) -> PostScan:
+    """Every image reference in ``data``, the bytes of the post ``post``.
+
+    ``keys`` are the lower-case dotted front-matter keys that hold images.
+    Never raises on any input: what cannot be read becomes a problem.
+    """
+    if b"\x00" in data:
+        return PostScan(post, problems=("binary file (it contains NUL bytes), not a post",))
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return PostScan(
+            post, problems=(f"not valid UTF-8 (byte {exc.start}, line {line}): {exc.reason}",)
+        )
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    front = scan_front_matter(data, start, keys)
+    excluded = find_excluded(data, front.body_start)
+    tags = scan_tags(data, front.body_start, excluded)
+    hits = front.hits + tags.hits
+    hits.extend(_in_galleries(scan_markdown(data, front.body_start, excluded), tags.bodies))
+    hits.extend(_in_galleries(scan_html(data, front.body_start, excluded), tags.bodies))
+    problems = () if front.problem is None else (front.problem,)
+    return PostScan(post, tuple(_refs(data, post, hits)), problems)
+
+
+def _in_galleries(hits: Iterable[Hit], bodies: list[tuple[int, int]]) -> list[Hit]:
+    """Markdown and HTML images inside a gallery tag's body are gallery images."""
+    found = list(hits)
+    if not bodies:
+        return found
+    starts = [a for a, _ in bodies]
+    out = []
+    for hit in found:
+        i = bisect_right(starts, hit.start) - 1
+        if i >= 0 and hit.start < bodies[i][1]:
+            hit = Hit(hit.start, hit.end, "gallery", hit.context, hit.html)
+        out.append(hit)
+    return out
+
+
+def _refs(data: bytes, post: str, hits: list[Hit]) -> list[ImageRef]:
+    refs = []
+    lines = _LineIndex(data)
+    seen: set[tuple[int, int]] = set()
+    for hit in sorted(hits, key=lambda h: (h.start, h.end)):
+        if (hit.start, hit.end) in seen:
+            continue
+        seen.add((hit.start, hit.end))
+        raw = data[hit.start : hit.end].decode("utf-8")
+        found = normalize(raw, html=hit.html)
+        if found.kind == "ignored":
+            continue
+        line, column = lines.position(hit.start)
+        refs.append(
+            ImageRef(
+                post=post,
+                start=hit.start,
+                end=hit.end,
+                line=line,
+                column=column,
+                kind=hit.kind,
+                raw=raw,
+                url=found.url,
+                local=found.kind == "local",
+                repairs=found.repairs,
+                context=hit.context,
+            )
+        )
+    return refs
+
+
+class _LineIndex:
+    """Byte offset -> 1-based (line, column in characters), built on first use."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._starts: list[int] | None = None
+
+    def position(self, offset: int) -> tuple[int, int]:
+        if self._starts is None:
+            self._starts = [0]
+            find, pos = self._data.find, 0
+            while (pos := find(b"\n", pos) + 1) > 0:
+                self._starts.append(pos)
+        line = bisect_right(self._starts, offset)
+        line_start = self._starts[line - 1]
+        if line_start == 0 and self._data.startswith(_BOM):
+            line_start = len(_BOM)  # the BOM is not a character the user sees
+        column = len(self._data[line_start:offset].decode("utf-8", "replace")) + 1
+        return line, column
