@@ -33,7 +33,11 @@ The rules, in the order they apply:
    ``..``; backslashes in it become ``%5C``. The query string is kept as
    written apart from unsafe characters, because it selects the image
    (``?x-oss-process=...``, ``?wx_fmt=png``, signed links). Tabs and line
-   breaks inside a remote URL are removed, as browsers do.
+   breaks inside a remote URL are removed, as browsers do. Two cases bend
+   the rules above: an http(s) URL with no host (``https:///``, ``//``
+   alone) is ``ignored`` as "missing host", since there is nothing to fetch;
+   a host that IDNA rejects (``a..中.com``) is percent-encoded instead, with
+   a note, so the URL stays ASCII and the fetch fails visibly later.
 6. Percent-encoding is not a repair and gets no note: the post keeps its raw
    text; only the fetch URL is encoded.
 
@@ -296,6 +300,7 @@ def normalize(raw: str, *, html: bool = False) -> Normalized:
     if "<%" in text or ("{" in text and _TEMPLATE.search(text)):
         return Normalized("ignored", text, tuple(notes), "template placeholder")
 
+    as_written = text
     if not text.isascii():
         text = _fold_fullwidth(text, notes)
 
@@ -305,15 +310,15 @@ def normalize(raw: str, *, html: bool = False) -> Normalized:
         scheme = "https" if written.endswith("s") else "http"
         if written != scheme or m.group("sep") != "://":
             notes.append(f"scheme '{m.group()}' -> '{scheme}://'")
-        return _remote(text, scheme, text[m.end() :], notes)
+        return _remote(as_written, scheme, text[m.end() :], notes)
     if text.startswith("//"):
         notes.append("protocol-relative '//' -> 'https://'")
-        return _remote(text, "https", text[2:], notes)
+        return _remote(as_written, "https", text[2:], notes)
 
     m = _SCHEME.match(text)
     if m:
         scheme = m.group()[:-1].lower()
-        return Normalized("ignored", text, tuple(notes), f"unsupported scheme {scheme!r}")
+        return Normalized("ignored", text, tuple(notes), f"unsupported scheme '{scheme}'")
 
     local, hash_, fragment = text.partition("#")
     if hash_:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -39,6 +37,8 @@ SCHEME_REPAIRS = [
     ("https:/h.com/p/a.png", "https://h.com/p/a.png", ("scheme 'https:/' -> 'https://'",)),
     ("https:://h.com/a.png", "https://h.com/a.png", ("scheme 'https:://' -> 'https://'",)),
     ("http:///h.com/a.png", "http://h.com/a.png", ("scheme 'http:///' -> 'http://'",)),
+    ("http:h.com/a.png", "http://h.com/a.png", ("scheme 'http:' -> 'http://'",)),
+    ("HTTP:/h.com/a.png", "http://h.com/a.png", ("scheme 'HTTP:/' -> 'http://'",)),
     ("ttps://h.com/a.png", "https://h.com/a.png", ("scheme 'ttps://' -> 'https://'",)),
     ("ttp://h.com/a.png", "http://h.com/a.png", ("scheme 'ttp://' -> 'http://'",)),
     ("htttps://h.com/a.png", "https://h.com/a.png", ("scheme 'htttps://' -> 'https://'",)),
@@ -59,6 +59,11 @@ def test_seed_post_url_gets_exactly_one_note_naming_httpss() -> None:
     assert n.url == f"https://{SEED}"
     assert len(n.repairs) == 1
     assert "httpss" in n.repairs[0]
+
+
+def test_seed_post_headimg_and_gallery_image_are_one_url() -> None:
+    # The headimg (written correctly) is gallery image 1 (written "httpss://").
+    assert normalize(f"https://{SEED}").url == normalize(f"httpss://{SEED}").url
 
 
 @pytest.mark.parametrize(
@@ -337,6 +342,8 @@ IGNORED = [
     ("git+ssh://h.com/r", "unsupported scheme 'git+ssh'"),
     ("///h.com/a.png", "missing host"),
     ("https://", "missing host"),
+    ("https:", "missing host"),
+    ("//", "missing host"),
     ("https://:443/a.png", "missing host"),
     ("https://user@/a.png", "missing host"),
 ]
@@ -535,17 +542,3 @@ def test_normalize_never_raises_on_any_text(raw: str, html: bool) -> None:
 def test_remote_results_are_canonical(raw: str, html: bool) -> None:
     check_properties(normalize(raw, html=html), raw)
 
-
-def test_normalize_is_fast_enough_for_ten_thousand_posts() -> None:
-    # 10,000 posts x ~10 references; generous bound so slow CI does not flake.
-    samples = [
-        f"httpss://{SEED}",
-        f"https://h.com{PIC_RAW}?x-oss-process=image/resize,w_800",
-        "/images/a.png",
-        "data:image/png;base64,AAAA",
-    ]
-    start = time.perf_counter()
-    for i in range(25_000):
-        for s in samples:
-            normalize(f"{s}{i}")
-    assert time.perf_counter() - start < 10

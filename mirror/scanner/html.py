@@ -17,7 +17,6 @@ from mirror.urls import looks_like_image
 _TAG = re.compile(rb"<([A-Za-z][A-Za-z0-9-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
 _ATTR = re.compile(rb"([^\s\"'=<>/`]+)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s\"'=<>`]+)))?")
 _CSS_URL = re.compile(rb"url\(\s*(?:\"([^\"]*)\"|'([^']*)'|([^)\"']*?))\s*\)", re.I)
-_WANTED = re.compile(rb"<(?:img|source|a|video)\b|style\s*=", re.I)
 
 # Attributes that hold one image URL, per tag; srcset-style ones hold a list.
 _SRC_ATTRS = {
@@ -29,7 +28,7 @@ _SRCSET_ATTRS = (b"srcset", b"data-srcset")
 
 
 def scan_html(data: bytes, start: int, excluded: Excluded) -> Iterator[Hit]:
-    if _WANTED.search(data, start) is None:
+    if b"<" not in data:
         return
     for tag in _TAG.finditer(data, start):
         if tag.start() in excluded:

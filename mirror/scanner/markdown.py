@@ -15,10 +15,17 @@ from mirror.scanner.hit import Hit
 from mirror.scanner.regions import Excluded
 from mirror.urls import looks_like_image
 
-_ALT = rb"(?:[^\[\]\\\n]|\\.|\[[^\[\]\n]*\])*"
+# The patterns are written as unrolled loops (plain run, then (special, plain
+# run)*): the same language as an alternation per character, several times
+# faster in Python's backtracking engine.
+_ALT = rb"[^\[\]\\\n]*(?:(?:\\.|\[[^\[\]\n]*\])[^\[\]\\\n]*)*"
 # A destination is <...> or a run without spaces whose parentheses balance
 # (one level deep, which is what real posts use: /img/1(3).jpg).
-_DEST = rb"(?:<([^<>\n]*)>|((?:[^\s()\\]|\\.|\((?:[^\s()\\]|\\.)*\))+))"
+_PLAIN = rb"[^\s()\\]"
+_DEST = (
+    rb"(?:<([^<>\n]*)>|(" + _PLAIN + rb"*(?:(?:\\.|\(" + _PLAIN + rb"*(?:\\." + _PLAIN
+    + rb"*)*\))" + _PLAIN + rb"*)*))"
+)
 _TAIL = (
     rb"(?:[ \t]*\n?[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?"  # title
     rb"(?:[ \t]+=\d*x\d*)?"  # markdown-it-style size: ![](a.png =200x)

@@ -23,7 +23,7 @@ _BLANK_LINE = re.compile(rb"\n[ \t]*\r?\n")
 _INDENTED = re.compile(rb"^(?: {4}| {0,3}\t)[^\n]*?\S", re.M)
 _LIST_ITEM = re.compile(rb"[ \t]*(?:[-*+]|\d{1,9}[.)])(?:[ \t]|\r?$)")
 _INLINE = re.compile(
-    rb"(?<!\\)(`+)"
+    rb"(`+)"
     rb"|<!--"
     rb"|\{%-?\s*(raw|verbatim|codeblock|code|highlight)\b"
     rb"|\{\{<\s*/\*|\{\{%\s*/\*"
@@ -41,11 +41,6 @@ def _fence_close(char: bytes, length: int) -> re.Pattern[bytes]:
 @lru_cache(maxsize=16)
 def _end_tag(name: bytes) -> re.Pattern[bytes]:
     return re.compile(rb"\{%-?\s*end" + name + rb"\s*-?%\}")
-
-
-@lru_cache(maxsize=16)
-def _closing_backticks(length: int) -> re.Pattern[bytes]:
-    return re.compile(rb"(?<!`)`{%d}(?!`)" % length)
 
 
 class Excluded:
@@ -90,7 +85,14 @@ def find_excluded(data: bytes, start: int = 0) -> Excluded:
 
 def _fenced(data: bytes, pos: int) -> list[tuple[int, int]]:
     spans = []
-    while (m := _FENCE_OPEN.search(data, pos)) is not None:
+    # memchr-speed finds of the fence characters, then a match at the line
+    # start: a MULTILINE "^" search would try every byte of the post.
+    while (tick := _find_either(data, b"```", b"~~~", pos)) >= 0:
+        line = _line_start(data, tick)
+        m = _FENCE_OPEN.match(data, line)
+        if m is None or m.start(1) != tick:
+            pos = tick + 3
+            continue
         fence, info = m.group(1), m.group(2)
         if fence[:1] == b"`" and b"`" in info:
             pos = m.end()  # ```a``` on one line is inline code, not a fence
@@ -100,6 +102,11 @@ def _fenced(data: bytes, pos: int) -> list[tuple[int, int]]:
         spans.append((m.start(), end))
         pos = end
     return spans
+
+
+def _find_either(data: bytes, a: bytes, b: bytes, pos: int) -> int:
+    i, j = data.find(a, pos), data.find(b, pos)
+    return j if i < 0 else i if j < 0 else min(i, j)
 
 
 def _line_start(data: bytes, pos: int) -> int:
@@ -163,23 +170,52 @@ def _indented_block_end(data: bytes, start: int) -> int:
     return end
 
 
+class _Openers:
+    """The next position of each opener's first bytes, found with ``bytes.find``.
+
+    A regex search for the alternation would try every byte of the post (and
+    did: it was most of the scan's time); each ``find`` runs at memchr speed
+    and is repeated only once the scan has passed its last result.
+    """
+
+    __slots__ = ("_data", "_next")
+
+    _PREFIXES = (b"`", b"<!--", b"{%", b"{{")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._next = [-2] * len(self._PREFIXES)
+
+    def at_or_after(self, pos: int) -> int:
+        best = -1
+        for i, prefix in enumerate(self._PREFIXES):
+            found = self._next[i]
+            if -1 < found < pos or found == -2:
+                found = self._data.find(prefix, pos)
+                self._next[i] = found
+            if found >= 0 and (best < 0 or found < best):
+                best = found
+        return best
+
+
 def _inline(data: bytes, pos: int, blocks: Excluded) -> list[tuple[int, int]]:
     spans = []
     size = len(data)
-    while (m := _INLINE.search(data, pos)) is not None:
-        start = m.start()
+    openers = _Openers(data)
+    while (start := openers.at_or_after(pos)) >= 0:
         if start in blocks:
             pos = blocks.end_of(start)
             continue
+        m = _INLINE.match(data, start)
+        if m is None or (data[start : start + 1] == b"`" and data[start - 1 : start] == b"\\"):
+            pos = start + 1 if m is None else m.end()
+            continue
         ticks, tag = m.group(1), m.group(2)
         if ticks is not None:
-            para = _BLANK_LINE.search(data, m.end())
-            limit = size if para is None else para.start()
-            close = _closing_backticks(len(ticks)).search(data, m.end(), limit)
-            if close is None:
+            end = _code_span_end(data, m.end(), len(ticks), size)
+            if end < 0:
                 pos = m.end()
                 continue
-            end = close.end()
         elif tag is not None:
             close = _end_tag(tag).search(data, m.end())
             if close is None:  # unclosed: only the opening tag is literal
@@ -192,6 +228,24 @@ def _inline(data: bytes, pos: int, blocks: Excluded) -> list[tuple[int, int]]:
         spans.append((start, end))
         pos = end
     return spans
+
+
+def _code_span_end(data: bytes, pos: int, length: int, size: int) -> int:
+    """End of the backtick run of exactly ``length`` closing a code span, or -1.
+
+    A code span does not cross a blank line.
+    """
+    para = _BLANK_LINE.search(data, pos)
+    limit = size if para is None else para.start()
+    run = b"`" * length
+    while (found := data.find(run, pos, limit)) >= 0:
+        end = found + length
+        while end < limit and data[end] == 0x60:
+            end += 1
+        if end - found == length:
+            return end
+        pos = end
+    return -1
 
 
 def _region_end(data: bytes, m: re.Match[bytes]) -> int:
