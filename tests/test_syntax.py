@@ -276,6 +276,15 @@ FRONT_MATTER = {
         fm(f"headimg: {H}/1.jpg") + f"---\nheadimg: {H}/2.jpg\n---\n",
         [f"{H}/1.jpg"],
     ),
+    "block scalar is not a one-line URL": (fm(f"cover: |\n  {H}/c.jpg"), []),
+    "folded plain value is skipped": (fm(f"cover: {H}/\n  c.jpg"), []),
+    "anchor found once, alias adds no span": (
+        fm(f"cover: &c {H}/c.jpg\nheadimg: *c"),
+        [f"{H}/c.jpg"],
+    ),
+    "complex key is ignored": (fm(f"? [a, b]\n: {H}/x.jpg\nheadimg: {H}/h.jpg"), [f"{H}/h.jpg"]),
+    "bom before the front matter": ("\ufeff" + fm(f"headimg: {H}/h.jpg"), [f"{H}/h.jpg"]),
+    "crlf front matter": (fm(f"headimg: {H}/h.jpg").replace("\n", "\r\n"), [f"{H}/h.jpg"]),
     "toml": (
         f'+++\ntitle = "x"\nimages = ["{H}/1.jpg", "{H}/2.jpg"]\n'
         f'featured_image = "{H}/f.jpg"\n[cover]\nimage = "{H}/c.jpg"\n+++\nText.\n',

@@ -91,16 +91,13 @@ def _yaml(
     if json_body and not text.lstrip().startswith("{"):
         text, shift = "{" + text + "\n}", 1  # Hexo's ;;; JSON omits the braces
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        spans = list(_yaml_values(text, keys))
     except yaml.YAMLError as exc:
         return FrontMatter(body_start, [], _yaml_problem(data, start, exc))
-    if root is not None and not isinstance(root, yaml.MappingNode):
+    except _NotAMapping:
         return FrontMatter(body_start, [], "front matter is not a mapping of keys to values")
     to_bytes = _ByteOffsets(text, start, shift)
-    hits = [
-        Hit(to_bytes(a), to_bytes(b), "front_matter", path)
-        for path, a, b in _yaml_values(root, keys)
-    ]
+    hits = [Hit(to_bytes(a), to_bytes(b), "front_matter", path) for path, a, b in spans]
     return FrontMatter(body_start, hits)
 
 
@@ -113,33 +110,87 @@ def _yaml_problem(data: bytes, start: int, exc: yaml.YAMLError) -> str:
     return f"front matter is not valid YAML (line {line}): {reason}"
 
 
-def _yaml_values(root: yaml.Node | None, keys: frozenset[str]) -> Iterator[tuple[str, int, int]]:
-    """(dotted key, start, end) of each string scalar under one of ``keys``."""
-    seen: set[int] = set()
-    stack: list[tuple[yaml.Node, str]] = [] if root is None else [(root, "")]
-    while stack:
-        node, path = stack.pop()
-        if id(node) in seen:  # aliases and recursive anchors
+class _NotAMapping(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Frame:
+    path: str | None  # None: under a complex key, where nothing can match
+    mapping: bool
+    key: str | None = None
+    expect_key: bool = True
+
+
+def _yaml_values(text: str, keys: frozenset[str]) -> Iterator[tuple[str, int, int]]:
+    """(dotted key, start, end) of each string scalar under one of ``keys``.
+
+    Walks the parser's events rather than composed nodes: the same marks,
+    without building and resolving a node for every title and date.
+    """
+    stack: list[_Frame] = []
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            stack.pop()
             continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for key, value in reversed(node.value):
-                if isinstance(key, yaml.ScalarNode):
-                    name = str(key.value).lower()
-                    stack.append((value, f"{path}.{name}" if path else name))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, path) for item in reversed(node.value))
-        elif (
-            isinstance(node, yaml.ScalarNode)
-            and path in keys
-            and node.tag == _STR_TAG
-            and node.style not in ("|", ">")
-        ):
-            a, b = node.start_mark.index, node.end_mark.index
-            if node.style in ('"', "'"):
+        if not isinstance(event, yaml.NodeEvent):
+            continue  # stream and document boundaries
+        if not stack:
+            if not isinstance(event, yaml.MappingStartEvent):
+                if isinstance(event, yaml.ScalarEvent) and event.value == "":
+                    continue  # an empty document
+                raise _NotAMapping
+            stack.append(_Frame("", mapping=True))
+            continue
+        top = stack[-1]
+        path: str | None = top.path
+        if top.mapping:
+            if top.expect_key:
+                top.expect_key = False
+                top.key = event.value.lower() if isinstance(event, yaml.ScalarEvent) else None
+                if isinstance(event, yaml.CollectionStartEvent):
+                    stack.append(_Frame(None, mapping=isinstance(event, yaml.MappingStartEvent)))
+                continue
+            top.expect_key = True
+            if path is not None and top.key is not None:
+                path = f"{path}.{top.key}" if path else top.key
+            else:
+                path = None
+        if isinstance(event, yaml.CollectionStartEvent):
+            stack.append(_Frame(path, mapping=isinstance(event, yaml.MappingStartEvent)))
+        elif isinstance(event, yaml.ScalarEvent) and path in keys and _is_string(event):
+            start, end = event.start_mark, event.end_mark
+            if start is None or end is None or start.line != end.line:
+                continue  # a folded multi-line value's raw text is not its URL
+            # The event starts at its anchor or tag, if any: skip them.
+            a, b = _after_properties(text, start.index), end.index
+            if event.style in ('"', "'"):
                 a, b = a + 1, b - 1
             if a < b:
                 yield path, a, b
+
+
+_RESOLVER = yaml.resolver.Resolver()
+_PROPERTIES = re.compile(r"(?:[&!]\S*[ \t]+)*")
+
+
+def _after_properties(text: str, pos: int) -> int:
+    m = _PROPERTIES.match(text, pos)
+    return pos if m is None else m.end()
+
+
+def _is_string(event: yaml.ScalarEvent) -> bool:
+    """A one-line string value: not a bool, number, date or null, not a block scalar."""
+    if event.style in ("|", ">"):
+        return False
+    if event.style in ('"', "'"):
+        return True
+    if event.tag not in (None, "!"):
+        return event.tag == _STR_TAG
+    resolved: str = _RESOLVER.resolve(  # type: ignore[no-untyped-call]
+        yaml.ScalarNode, event.value, (True, False)
+    )
+    return resolved == _STR_TAG
 
 
 class _ByteOffsets:

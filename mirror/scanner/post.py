@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
+from operator import attrgetter
 
 from mirror.models import ImageRef, PostScan
 from mirror.scanner.frontmatter import scan_front_matter
@@ -64,24 +65,30 @@ def _in_galleries(hits: Iterable[Hit], bodies: list[tuple[int, int]]) -> list[Hi
 
 def _refs(data: bytes, post: str, hits: list[Hit]) -> list[ImageRef]:
     refs = []
-    lines = _LineIndex(data)
-    seen: set[tuple[int, int]] = set()
-    for hit in sorted(hits, key=lambda h: (h.start, h.end)):
-        if (hit.start, hit.end) in seen:
-            continue
-        seen.add((hit.start, hit.end))
+    hits.sort(key=attrgetter("start", "end"))
+    # Lines are counted incrementally between sorted hits: two C-level calls
+    # per reference instead of an index of every line of the post.
+    line, counted_to, previous = 1, 0, (-1, -1)
+    for hit in hits:
+        if (hit.start, hit.end) == previous:
+            continue  # one span found by two syntaxes (a tag in a gallery body)
+        previous = (hit.start, hit.end)
         raw = data[hit.start : hit.end].decode("utf-8")
         found = _normalize(raw, html=hit.html)
         if found.kind == "ignored":
             continue
-        line, column = lines.position(hit.start)
+        line += data.count(b"\n", counted_to, hit.start)
+        counted_to = hit.start
+        line_start = data.rfind(b"\n", 0, hit.start) + 1 or (
+            len(_BOM) if data.startswith(_BOM) else 0  # the BOM is no character the user sees
+        )
         refs.append(
             ImageRef(
                 post=post,
                 start=hit.start,
                 end=hit.end,
                 line=line,
-                column=column,
+                column=len(data[line_start : hit.start].decode("utf-8", "replace")) + 1,
                 kind=hit.kind,
                 raw=raw,
                 url=found.url,
@@ -91,24 +98,3 @@ def _refs(data: bytes, post: str, hits: list[Hit]) -> list[ImageRef]:
             )
         )
     return refs
-
-
-class _LineIndex:
-    """Byte offset -> 1-based (line, column in characters), built on first use."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._starts: list[int] | None = None
-
-    def position(self, offset: int) -> tuple[int, int]:
-        if self._starts is None:
-            self._starts = [0]
-            find, pos = self._data.find, 0
-            while (pos := find(b"\n", pos) + 1) > 0:
-                self._starts.append(pos)
-        line = bisect_right(self._starts, offset)
-        line_start = self._starts[line - 1]
-        if line_start == 0 and self._data.startswith(_BOM):
-            line_start = len(_BOM)  # the BOM is not a character the user sees
-        column = len(self._data[line_start:offset].decode("utf-8", "replace")) + 1
-        return line, column
