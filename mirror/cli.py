@@ -89,7 +89,7 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         write_json(result, sys.stdout)
     else:
-        write_table(result, sys.stdout, quiet=args.quiet)
+        write_table(result, sys.stdout, quiet=args.quiet, verbose=args.verbose)
     return EXIT_FAILED if result.unreadable else EXIT_OK
 
 

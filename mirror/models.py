@@ -32,12 +32,23 @@ class ImageRef:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedRef:
+    """Text in an image position that is no reference: a data: URI, a template, ..."""
+
+    post: str
+    line: int
+    raw: str
+    reason: str  # "data: URI", "template placeholder", "anchor", ...
+
+
+@dataclass(frozen=True, slots=True)
 class PostScan:
     """What the scanner found in one post, and why parts of it could not be read."""
 
     post: str
     refs: tuple[ImageRef, ...] = ()
     problems: tuple[str, ...] = ()  # non-empty: the post, or a part of it, could not be read
+    skipped: tuple[SkippedRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,10 @@ class ScanResult:
     def urls(self) -> tuple[str, ...]:
         """Distinct normalized remote URLs, in order of first appearance."""
         return tuple(dict.fromkeys(r.url for r in self.refs))
+
+    @property
+    def skipped(self) -> tuple[SkippedRef, ...]:
+        return tuple(s for p in self.posts for s in p.skipped)
 
     @property
     def unreadable(self) -> tuple[PostScan, ...]:

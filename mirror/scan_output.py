@@ -28,6 +28,7 @@ def summary_counts(result: ScanResult) -> dict[str, int]:
         "repaired_refs": sum(1 for r in refs if r.repairs),
         "local_refs": len(result.local_refs),
         "unreadable": len(result.unreadable),
+        "skipped": len(result.skipped),
     }
 
 
@@ -50,6 +51,10 @@ def scan_json(result: ScanResult) -> dict[str, Any]:
                 "refs": uses[url],
             }
             for url in result.urls
+        ],
+        "skipped": [
+            {"post": s.post, "line": s.line, "raw": s.raw, "reason": s.reason}
+            for s in result.skipped
         ],
         "problems": [
             {"post": p.post, "reason": reason} for p in result.unreadable for reason in p.problems
@@ -78,11 +83,19 @@ def write_json(result: ScanResult, out: TextIO) -> None:
     out.write("\n")
 
 
-def write_table(result: ScanResult, out: TextIO, *, quiet: bool = False) -> None:
+def write_table(
+    result: ScanResult, out: TextIO, *, quiet: bool = False, verbose: bool = False
+) -> None:
     """``post:line:col  kind  url  (repairs)``: grep-friendly, one reference a line."""
     if not quiet:
         _rows(result.refs, out, "Image references")
         _rows(result.local_refs, out, "Site-relative references (listed, never fetched)")
+        if verbose and result.skipped:
+            out.write("Not references (skipped):\n")
+            for s in result.skipped:
+                raw = s.raw if len(s.raw) <= 80 else s.raw[:77] + "..."
+                out.write(f"  {s.post}:{s.line}  {s.reason}: {raw}\n")
+            out.write("\n")
         if result.unreadable:
             out.write("Posts that could not be read (fully):\n")
             for post in result.unreadable:

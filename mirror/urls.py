@@ -256,6 +256,15 @@ def _remote(text: str, scheme: str, rest: str, notes: list[str]) -> Normalized:
     return Normalized("remote", "".join(out), tuple(notes))
 
 
+# Only entities closed by ";": HTML5 leaves "&copy=2" in an attribute value
+# as written, and a query string is full of such "&name=" pairs.
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def _decode_entity(m: re.Match[str]) -> str:
+    return _html.unescape(m.group())
+
+
 def _fold_fullwidth(text: str, notes: list[str]) -> str:
     """NFKC the scheme and authority when they were typed in full-width form."""
     ascii_view = text.translate(_FULLWIDTH_TO_ASCII)
@@ -278,7 +287,7 @@ def normalize(raw: str, *, html: bool = False) -> Normalized:
     notes: list[str] = []
     text = raw
     if html and "&" in text:
-        decoded = _html.unescape(text)
+        decoded = _ENTITY.sub(_decode_entity, text)
         if decoded != text:
             notes.append("decoded HTML entities")
             text = decoded

@@ -21,6 +21,4 @@ def scan_text(text: str | bytes, post: str = "p.md") -> PostScan:
 
 def found(text: str | bytes) -> list[tuple[str, str]]:
     """(kind, raw) of every reference, local ones marked with a leading "local:"."""
-    return [
-        (ref.kind, ("local:" if ref.local else "") + ref.raw) for ref in scan_text(text).refs
-    ]
+    return [(ref.kind, ("local:" if ref.local else "") + ref.raw) for ref in scan_text(text).refs]

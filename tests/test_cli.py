@@ -68,6 +68,22 @@ def test_global_options_after_the_command(site: Path, capsys: pytest.CaptureFixt
     assert "detected a Hexo site" in err
 
 
+def test_verbose_lists_skipped_text(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (site / "source" / "_posts" / "t.md").write_text("---\ncover: /{year}/{month}/c.png\n---\n")
+    code, out, _ = run(capsys, "-v", "scan", "--site", str(site))
+    assert code == 0
+    assert "source/_posts/t.md:2  template placeholder: /{year}/{month}/c.png" in out
+    _, out, _ = run(capsys, "scan", "--json", "--site", str(site))
+    assert json.loads(out)["skipped"] == [
+        {
+            "post": "source/_posts/t.md",
+            "line": 2,
+            "raw": "/{year}/{month}/c.png",
+            "reason": "template placeholder",
+        }
+    ]
+
+
 def test_quiet_prints_only_the_summary(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "-q", "--site", str(site), "scan")
     assert out.strip().splitlines() == [out.strip()]

@@ -24,12 +24,16 @@ CODE_IS_NOT_A_REFERENCE = {
     "inline code": f"Write `![a]({H}/a.png)` for an image.",
     "double-backtick inline code": f"Write ``a ` ![a]({H}/a.png)`` here.",
     "html comment": f"<!-- ![a]({H}/a.png) -->",
-    "multi-line html comment": f"<!--\n<img src=\"{H}/a.png\">\n-->",
+    "multi-line html comment": f'<!--\n<img src="{H}/a.png">\n-->',
     "raw tag": f"{{% raw %}}\n{{% img {H}/a.png %}}\n{{% endraw %}}",
     "codeblock tag": f"{{% codeblock %}}\n![a]({H}/a.png)\n{{% endcodeblock %}}",
+    "end tag inside a raw block inside a codeblock": (
+        "{% codeblock %}\n{% raw %}\n{% endcodeblock %}\n"
+        f"![a]({H}/a.png)\n{{% endraw %}}\n{{% endcodeblock %}}"
+    ),
     "codeblock on one line": f"{{% codeblock %}}![a]({H}/a.png){{% endcodeblock %}}",
     "code alias of codeblock": f"{{% code lang:md %}}\n![a]({H}/a.png)\n{{% endcode %}}",
-    "jekyll highlight tag": f"{{% highlight html %}}\n<img src=\"{H}/a.png\">\n{{% endhighlight %}}",
+    "jekyll highlight tag": f'{{% highlight html %}}\n<img src="{H}/a.png">\n{{% endhighlight %}}',
     "hugo comment shortcode": f'{{{{</* figure src="{H}/a.png" */>}}}}',
     "hugo percent comment shortcode": f'{{{{%/* figure src="{H}/a.png" */%}}}}',
     "hugo highlight shortcode": (
@@ -93,6 +97,22 @@ FOUND = {
         f"![one][] and ![two]\n\n[one]: {H}/1.png\n[two]: {H}/2.png\n[unused]: {H}/3.png",
         [("reference", f"{H}/1.png"), ("reference", f"{H}/2.png")],
     ),
+    "plain link to an image file": (
+        f"See [the photo]({H}/full.jpg) or [the page](https://example.com/about).",
+        [("markdown", f"{H}/full.jpg")],
+    ),
+    "markdown inside an html block is literal, html inside is not": (
+        f'<div class="code">\n![icon]({H}/a.gif)\n<img src="{H}/b.gif">\n</div>\n\n![c]({H}/c.png)',
+        [("html", f"{H}/b.gif"), ("markdown", f"{H}/c.png")],
+    ),
+    "html block started inside a fence does not swallow later text": (
+        f"```html\n<div>\n```\n![a]({H}/a.png)\n",
+        [("markdown", f"{H}/a.png")],
+    ),
+    "inline html does not open a block": (
+        f"Text <span>x</span>\n![a]({H}/a.png)",
+        [("markdown", f"{H}/a.png")],
+    ),
     "site-relative image": ("![a](/images/a.png)", [("markdown", "local:/images/a.png")]),
     # --- HTML
     "img src double-quoted": (f'<img src="{H}/a.png">', [("html", f"{H}/a.png")]),
@@ -149,7 +169,8 @@ FOUND = {
     ),
     # --- Volantis
     "volantis gallery": (
-        f"{{% gallery stretch::6::two %}}\n![]({H}/1.png)\n<img src=\"{H}/2.png\">\n{{% endgallery %}}",
+        f"{{% gallery stretch::6::two %}}\n![]({H}/1.png)\n"
+        f'<img src="{H}/2.png">\n{{% endgallery %}}',
         [("gallery", f"{H}/1.png"), ("gallery", f"{H}/2.png")],
     ),
     "volantis gallery comma form": (
@@ -176,9 +197,9 @@ FOUND = {
         f"{{% swiper %}}\n![]({H}/1.png)\n![]({H}/2.png)\n{{% endswiper %}}",
         [("gallery", f"{H}/1.png"), ("gallery", f"{H}/2.png")],
     ),
-    "image tags inside a gallery": (
+    "image tags inside a gallery are gallery images": (
         f"{{% gallery %}}\n{{% image {H}/1.png %}}\n{{% endgallery %}}",
-        [("tag", f"{H}/1.png")],
+        [("gallery", f"{H}/1.png")],
     ),
     # --- Butterfly
     "butterfly gallery": (
@@ -202,7 +223,10 @@ FOUND = {
         f"{{%\n grouppicture 2-2 %}}\n![]({H}/1.png)\n![]({H}/2.png)\n{{% endgrouppicture %}}",
         [("gallery", f"{H}/1.png"), ("gallery", f"{H}/2.png")],
     ),
-    "next gp alias": (f"{{% gp 1-1 %}}\n![]({H}/1.png)\n{{% endgp %}}", [("gallery", f"{H}/1.png")]),
+    "next gp alias": (
+        f"{{% gp 1-1 %}}\n![]({H}/1.png)\n{{% endgp %}}",
+        [("gallery", f"{H}/1.png")],
+    ),
     "fluid gi": (f"{{% gi 2 1-1 %}}\n![]({H}/1.png)\n{{% endgi %}}", [("gallery", f"{H}/1.png")]),
     "stellar image": (
         f"{{% image {H}/a.png A cat width:400px %}}",
@@ -216,6 +240,16 @@ FOUND = {
         f"{{% frame iphone8 img:{H}/shot.png %}}",
         [("tag", f"{H}/shot.png")],
     ),
+    "stellar link icon": (
+        f"{{% link https://github.com/x Stellar icon:{H}/icon.svg %}}",
+        [("tag", f"{H}/icon.svg")],
+    ),
+    "butterfly flink avatars": (
+        "{% flink %}\n- class_name: Friends\n  link_list:\n    - name: A\n"
+        f"      link: https://a.example.com/\n      avatar: {H}/a.png\n"
+        f"    - name: B\n      avatar: {H}/b.png  # round\n{{% endflink %}}",
+        [("tag", f"{H}/a.png"), ("tag", f"{H}/b.png")],
+    ),
     # --- Hugo
     "hugo figure src and link": (
         f'{{{{< figure src="{H}/t.jpg" link="{H}/full.jpg" caption="x" >}}}}',
@@ -225,7 +259,10 @@ FOUND = {
         f'{{{{< figure src="{H}/t.jpg" link="/posts/x/" >}}}}',
         [("shortcode", f"{H}/t.jpg")],
     ),
-    "hugo figure unquoted": ("{{< figure src=DeviceID.png >}}", [("shortcode", "local:DeviceID.png")]),
+    "hugo figure unquoted": (
+        "{{< figure src=DeviceID.png >}}",
+        [("shortcode", "local:DeviceID.png")],
+    ),
     "hugo percent shortcode": (f"{{{{% img src={H}/a.png %}}}}", [("shortcode", f"{H}/a.png")]),
 }
 
@@ -300,6 +337,15 @@ def test_front_matter(text: str, expected: list[str]) -> None:
     refs = found(text)
     assert {kind for kind, _ in refs} <= {"front_matter"}
     assert [raw for _, raw in refs] == expected
+
+
+def test_skipped_text_is_listed_with_its_reason() -> None:
+    result = scan_text('![a](data:image/png;base64,AAAA)\n<img src="{{ site.logo }}">\n')
+    assert result.refs == ()
+    assert [(s.line, s.reason) for s in result.skipped] == [
+        (1, "data: URI"),
+        (2, "template placeholder"),
+    ]
 
 
 def test_front_matter_span_excludes_quotes_and_comment() -> None:

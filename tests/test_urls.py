@@ -256,6 +256,8 @@ def test_no_notes_when_nothing_was_repaired() -> None:
         ("https://h.com/a&#32;b.png", True, "https://h.com/a%20b.png", True),
         ("https://h.com/a.png?a=1&b=2", True, "https://h.com/a.png?a=1&b=2", False),
         ("&#104;ttps://h.com/a.png", True, "https://h.com/a.png", True),
+        # Legacy entity names without ";" stay as written (HTML5 attribute rule).
+        ("https://h.com/a.png?a=1&copy=2&n=3", True, "https://h.com/a.png?a=1&copy=2&n=3", False),
     ],
 )
 def test_html_entities_are_decoded_only_in_html(
@@ -541,4 +543,3 @@ def test_normalize_never_raises_on_any_text(raw: str, html: bool) -> None:
 @given(raw=URLISH, html=st.booleans())
 def test_remote_results_are_canonical(raw: str, html: bool) -> None:
     check_properties(normalize(raw, html=html), raw)
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from mirror.scanner.hit import Hit
 from mirror.scanner.regions import Excluded
@@ -23,8 +24,15 @@ _ALT = rb"[^\[\]\\\n]*(?:(?:\\.|\[[^\[\]\n]*\])[^\[\]\\\n]*)*"
 # (one level deep, which is what real posts use: /img/1(3).jpg).
 _PLAIN = rb"[^\s()\\]"
 _DEST = (
-    rb"(?:<([^<>\n]*)>|(" + _PLAIN + rb"*(?:(?:\\.|\(" + _PLAIN + rb"*(?:\\." + _PLAIN
-    + rb"*)*\))" + _PLAIN + rb"*)*))"
+    rb"(?:<([^<>\n]*)>|("
+    + _PLAIN
+    + rb"*(?:(?:\\.|\("
+    + _PLAIN
+    + rb"*(?:\\."
+    + _PLAIN
+    + rb"*)*\))"
+    + _PLAIN
+    + rb"*)*))"
 )
 _TAIL = (
     rb"(?:[ \t]*\n?[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?"  # title
@@ -37,6 +45,20 @@ _LINKED_IMAGE = re.compile(
     rb"\[[ \t]*!\[" + _ALT + rb"\](?:\((?:[^()\n]|\([^()\n]*\))*\)|\[[^\]\n]*\])"
     rb"[ \t]*\]" + _OPEN + _DEST + _TAIL
 )
+_LINK = re.compile(rb"(?<![!\]\\])\[[^\[\]\\\n]*(?:\\.[^\[\]\\\n]*)*\]" + _OPEN + _DEST + _TAIL)
+# CommonMark HTML blocks of kinds 1 and 6: Markdown inside them is literal
+# text, so "![](x)" there is no image (HTML <img> inside still is, and
+# html.py finds it). Kind 1 runs to its closing tag, kind 6 to a blank line.
+_HTML_BLOCK = re.compile(
+    rb"^ {0,3}<(?:(pre|script|style|textarea)(?:[\s>]|$)|/?(?:"
+    rb"address|article|aside|base|basefont|blockquote|body|caption|center|col|colgroup|dd|"
+    rb"details|dialog|dir|div|dl|dt|fieldset|figcaption|figure|footer|form|frame|frameset|"
+    rb"h[1-6]|head|header|hr|html|iframe|legend|li|link|main|menu|menuitem|nav|noframes|ol|"
+    rb"optgroup|option|p|param|search|section|summary|table|tbody|td|tfoot|th|thead|title|tr|"
+    rb"track|ul)(?:[\s/>]|$))",
+    re.M | re.I,
+)
+_BLANK_LINE = re.compile(rb"\n[ \t]*\r?(?:\n|$)")
 _REF_USE = re.compile(rb"!\[(" + _ALT + rb")\](?:\[([^\[\]\n]*)\])?(?![(\[])")
 _REF_DEF = re.compile(
     rb"^[ ]{0,3}\[([^\]\n^][^\]\n]*)\]:[ \t]*\n?[ \t]*(?:<([^<>\n]*)>|(\S+))", re.M
@@ -44,16 +66,46 @@ _REF_DEF = re.compile(
 
 
 def scan_markdown(data: bytes, start: int, excluded: Excluded) -> Iterator[Hit]:
-    if b"![" not in data:
+    if b"](" not in data and b"]:" not in data:
         return
-    for m in _IMAGE.finditer(data, start):
-        yield from _destination(m, excluded, "image")
-    for m in _LINKED_IMAGE.finditer(data, start):
-        # The link around a thumbnail usually opens the full-size image.
-        group = 1 if m.start(1) >= 0 else 2
-        if looks_like_image(m.group(group).decode("utf-8", "replace")):
-            yield from _destination(m, excluded, "link to image")
+    found = [(m, "image") for m in _IMAGE.finditer(data, start)]
+    # A link to an image file is an image to keep: it usually opens the
+    # full-size version of a thumbnail, or is the only copy the post shows.
+    for pattern in (_LINKED_IMAGE, _LINK):
+        for m in pattern.finditer(data, start):
+            group = 1 if m.start(1) >= 0 else 2
+            if looks_like_image(m.group(group).decode("utf-8", "replace")):
+                found.append((m, "link to image"))
+    if found:
+        literal = Excluded(html_blocks(data, start, excluded) if b"<" in data else [])
+        for m, context in found:
+            if m.start() not in literal:
+                yield from _destination(m, excluded, context)
     yield from _references(data, start, excluded)
+
+
+def html_blocks(data: bytes, start: int, excluded: Excluded) -> list[tuple[int, int]]:
+    """Spans of the HTML blocks (CommonMark kinds 1 and 6) outside code."""
+    spans = []
+    pos = start
+    while (m := _HTML_BLOCK.search(data, pos)) is not None:
+        if m.start() in excluded:
+            pos = excluded.end_of(m.start())
+            continue
+        if m.group(1) is not None:
+            close = _closing_tag(m.group(1)).search(data, m.end())
+            end = len(data) if close is None else close.start()
+        else:
+            blank = _BLANK_LINE.search(data, m.end())
+            end = len(data) if blank is None else blank.start()
+        spans.append((m.start(), end))
+        pos = max(end, m.end())
+    return spans
+
+
+@lru_cache(maxsize=8)
+def _closing_tag(name: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb"</" + name + rb"\s*>", re.I)
 
 
 def _destination(m: re.Match[bytes], excluded: Excluded, context: str) -> Iterator[Hit]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
 from functools import lru_cache
 from operator import attrgetter
 
-from mirror.models import ImageRef, PostScan
+from mirror.models import ImageRef, PostScan, SkippedRef
 from mirror.scanner.frontmatter import scan_front_matter
 from mirror.scanner.hit import Hit
 from mirror.scanner.html import scan_html
@@ -41,21 +40,24 @@ def scan_post(data: bytes, post: str, keys: frozenset[str]) -> PostScan:
     front = scan_front_matter(data, start, keys)
     excluded = find_excluded(data, front.body_start)
     tags = scan_tags(data, front.body_start, excluded)
-    hits = front.hits + tags.hits
-    hits.extend(_in_galleries(scan_markdown(data, front.body_start, excluded), tags.bodies))
-    hits.extend(_in_galleries(scan_html(data, front.body_start, excluded), tags.bodies))
+    body_hits = [
+        *tags.hits,
+        *scan_markdown(data, front.body_start, excluded),
+        *scan_html(data, front.body_start, excluded),
+    ]
+    hits = front.hits + _in_galleries(body_hits, tags.bodies)
     problems = () if front.problem is None else (front.problem,)
-    return PostScan(post, tuple(_refs(data, post, hits)), problems)
+    refs, skipped = _refs(data, post, hits)
+    return PostScan(post, tuple(refs), problems, tuple(skipped))
 
 
-def _in_galleries(hits: Iterable[Hit], bodies: list[tuple[int, int]]) -> list[Hit]:
-    """Markdown and HTML images inside a gallery tag's body are gallery images."""
-    found = list(hits)
+def _in_galleries(hits: list[Hit], bodies: list[tuple[int, int]]) -> list[Hit]:
+    """Every image inside a gallery tag's body is a gallery image."""
     if not bodies:
-        return found
+        return hits
     starts = [a for a, _ in bodies]
     out = []
-    for hit in found:
+    for hit in hits:
         i = bisect_right(starts, hit.start) - 1
         if i >= 0 and hit.start < bodies[i][1]:
             hit = Hit(hit.start, hit.end, "gallery", hit.context, hit.html)
@@ -63,8 +65,8 @@ def _in_galleries(hits: Iterable[Hit], bodies: list[tuple[int, int]]) -> list[Hi
     return out
 
 
-def _refs(data: bytes, post: str, hits: list[Hit]) -> list[ImageRef]:
-    refs = []
+def _refs(data: bytes, post: str, hits: list[Hit]) -> tuple[list[ImageRef], list[SkippedRef]]:
+    refs, skipped = [], []
     hits.sort(key=attrgetter("start", "end"))
     # Lines are counted incrementally between sorted hits: two C-level calls
     # per reference instead of an index of every line of the post.
@@ -75,10 +77,11 @@ def _refs(data: bytes, post: str, hits: list[Hit]) -> list[ImageRef]:
         previous = (hit.start, hit.end)
         raw = data[hit.start : hit.end].decode("utf-8")
         found = _normalize(raw, html=hit.html)
-        if found.kind == "ignored":
-            continue
         line += data.count(b"\n", counted_to, hit.start)
         counted_to = hit.start
+        if found.kind == "ignored":
+            skipped.append(SkippedRef(post, line, raw, found.reason))
+            continue
         line_start = data.rfind(b"\n", 0, hit.start) + 1 or (
             len(_BOM) if data.startswith(_BOM) else 0  # the BOM is no character the user sees
         )
@@ -97,4 +100,4 @@ def _refs(data: bytes, post: str, hits: list[Hit]) -> list[ImageRef]:
                 context=hit.context,
             )
         )
-    return refs
+    return refs, skipped

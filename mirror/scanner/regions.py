@@ -30,6 +30,7 @@ _INLINE = re.compile(
     rb"|\{\{<\s*highlight\b"
 )
 _TAG_END = re.compile(rb"-?%\}")
+_RAW_OPEN = re.compile(rb"\{%-?\s*raw\s*-?%\}")
 _HIGHLIGHT_END = re.compile(rb"\{\{<\s*/highlight\s*>\}\}")
 
 
@@ -217,7 +218,7 @@ def _inline(data: bytes, pos: int, blocks: Excluded) -> list[tuple[int, int]]:
                 pos = m.end()
                 continue
         elif tag is not None:
-            close = _end_tag(tag).search(data, m.end())
+            close = _block_end(data, tag, m.end())
             if close is None:  # unclosed: only the opening tag is literal
                 tag_end = _TAG_END.search(data, m.end())
                 end = m.end() if tag_end is None else tag_end.end()
@@ -246,6 +247,24 @@ def _code_span_end(data: bytes, pos: int, length: int, size: int) -> int:
             return end
         pos = end
     return -1
+
+
+def _block_end(data: bytes, tag: bytes, pos: int) -> re.Match[bytes] | None:
+    """The end tag closing a code-like block opened before ``pos``.
+
+    An end tag inside a nested ``{% raw %}`` block is text, not the end
+    (Stellar's docs show ``{% endcodeblock %}`` that way inside a codeblock).
+    """
+    end_tag = _end_tag(tag)
+    while (close := end_tag.search(data, pos)) is not None and tag != b"raw":
+        raw = _RAW_OPEN.search(data, pos, close.start())
+        if raw is None:
+            break
+        raw_end = _end_tag(b"raw").search(data, raw.end())
+        if raw_end is None:
+            break
+        pos = raw_end.end()
+    return close
 
 
 def _region_end(data: bytes, m: re.Match[bytes]) -> int:

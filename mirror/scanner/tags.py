@@ -25,11 +25,15 @@ _ARG = re.compile(rb"\"([^\"]*)\"|'([^']*)'|(\S+)")
 # a leading "/"; anything else before it is a CSS class.
 _SOURCE_LIKE = re.compile(rb"[A-Za-z]{3,9}:?//|[A-Za-z]{3,9}:/|/|www\.")
 _OPTION = re.compile(rb"[A-Za-z_][\w-]*[:=](?!/)")
-_FRAME_IMAGE = re.compile(rb"img[:=]")
+# Tags whose image is a named option: Stellar's {% frame iphone11 img:URL %}
+# and {% link URL title icon:URL %}.
+_OPTION_IMAGE = {b"frame": re.compile(rb"img[:=]"), b"link": re.compile(rb"icon[:=]")}
 _BODY_TAGS = frozenset({b"gallery", b"grouppicture", b"gp", b"gi", b"swiper"})
 _ARG_TAGS = frozenset(
-    {b"img", b"image", b"inlineimage", b"inlineimg", b"gallerygroup", b"asset_img", b"frame"}
-)
+    {b"img", b"image", b"inlineimage", b"inlineimg", b"gallerygroup", b"asset_img"}
+) | frozenset(_OPTION_IMAGE)
+# Butterfly's friend links: a YAML list in the body whose "avatar" is shown.
+_FLINK_AVATAR = re.compile(rb"^[ \t]*(?:-[ \t]+)?avatar:[ \t]*([^\s#]+)", re.M)
 
 _SHORTCODE_OPEN = re.compile(rb"\{\{([<%])\s*([A-Za-z_][\w./-]*)")
 _SHORTCODE_PARAM = re.compile(
@@ -72,6 +76,11 @@ def _hexo(data: bytes, start: int, excluded: Excluded, found: TagScan) -> None:
             end = _end_tag(name).search(data, close + 2)
             if end is not None:
                 found.bodies.append((close + 2, end.start()))
+        elif name == b"flink":
+            end = _end_tag(name).search(data, close + 2)
+            body_end = len(data) if end is None else end.start()
+            for avatar in _FLINK_AVATAR.finditer(data, close + 2, body_end):
+                found.hits.append(Hit(avatar.start(1), avatar.end(1), "tag", "{% flink %} avatar"))
         elif name in _ARG_TAGS:
             args = [_arg(a) for a in _ARG.finditer(data, m.end(), args_end)]
             found.hits.extend(_tag_source(data, name, args))
@@ -91,10 +100,9 @@ def _tag_source(data: bytes, name: bytes, args: list[Span]) -> Iterator[Hit]:
         chosen = args[3:4]
     elif name == b"asset_img":
         chosen = args[:1]
-    elif name == b"frame":
-        chosen = [
-            (a + 4, b) for a, b in args if _FRAME_IMAGE.match(data, a, b)
-        ]  # Stellar: {% frame iphone11 img:URL %}
+    elif name in _OPTION_IMAGE:
+        option = _OPTION_IMAGE[name]
+        chosen = [(m.end(), b) for a, b in args if (m := option.match(data, a, b))]
     else:
         chosen = _first_source(data, args, relative_ok=name != b"img")
     for a, b in chosen:
