@@ -1,0 +1,212 @@
+"""python -m bench: build the corpus, start the servers, run every job, print the table."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench import corpus, jobs, servers
+from bench.measure import CommandFailed, Sample, Summary, run, summarize
+
+HERE = Path(__file__).parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    spec = corpus.CorpusSpec(
+        posts=args.posts, images=args.images, seed=args.seed,
+        min_side=args.min_side, max_side=args.max_side,
+    )  # fmt: skip
+    work = args.work.resolve()
+    digest = hashlib.sha256(spec.key().encode()).hexdigest()[:12]
+    images_root = work / f"images-{digest}"
+    _say(f"corpus: {spec.posts} posts, {spec.images} images in {work}")
+    started = time.perf_counter()
+    items = corpus.build_images(images_root, spec)
+    blog = work / "blog"
+    shutil.rmtree(blog, ignore_errors=True)
+    refs = corpus.build_posts(blog, spec, items)
+    _say(f"corpus ready in {time.perf_counter() - started:.1f} s ({refs} image references)")
+
+    with servers.nginx(images_root) as fast, servers.delayed(images_root, args.delay) as slow:
+        todo = _jobs(work, blog, images_root, items, fast, slow, args)
+        results = _measure(todo, work / "out", args.runs)
+    table = _table(results, spec, args)
+    print(table, end="")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+    _say(f"written to {args.out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--images", type=int, default=2_000)
+    parser.add_argument("--thumb-jpegs", type=int, default=200, help="JPEGs in the thumbnail job")
+    parser.add_argument("--box", type=int, default=400, help="thumbnail box, pixels")
+    parser.add_argument("--seed", type=int, default=20250323)
+    parser.add_argument("--min-side", type=int, default=1600)
+    parser.add_argument("--max-side", type=int, default=4000)
+    parser.add_argument("--delay", type=float, default=0.05, help="delay server, seconds")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", default="", help="comma-separated job name prefixes")
+    parser.add_argument("--work", type=Path, default=HERE / ".cache")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md")
+    return parser
+
+
+def _say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _jobs(
+    work: Path,
+    blog: Path,
+    images_root: Path,
+    items: list[corpus.ImageItem],
+    fast: str,
+    slow: str,
+    args: argparse.Namespace,
+) -> list[jobs.Job]:
+    posts = sorted((blog / "source" / "_posts").glob("*.md"))
+    post_mb = sum(p.stat().st_size for p in posts) / 1e6
+    sizes = {i.path: (images_root / i.path).stat().st_size / 1e6 for i in items}
+    lists = {}
+    for label, base in (("nginx", fast), ("delay", slow)):
+        lists[label] = work / f"urls-{label}.txt"
+        lists[label].write_text("".join(f"{base}/{i.path}\n" for i in items))
+    jpegs = [i for i in items if i.path.endswith(".jpg")][: args.thumb_jpegs]
+    mix = [i for i in items if i.kind in ("png", "gif", "webp")]
+    inputs = {}
+    for label, chosen in (("jpeg", jpegs), ("mix", mix)):
+        inputs[label] = work / f"thumb-inputs-{label}.txt"
+        inputs[label].write_text("".join(f"{images_root / i.path}\n" for i in chosen))
+    total = sum(sizes.values())
+    todo = [
+        jobs.scan_job(blog, len(posts), post_mb),
+        jobs.fetch_job("nginx", lists["nginx"], len(items), total),
+        jobs.fetch_job(f"+{args.delay * 1000:.0f} ms server", lists["delay"], len(items), total),
+        jobs.thumbs_job(
+            f"{len(jpegs)} JPEGs", inputs["jpeg"], len(jpegs),
+            sum(sizes[i.path] for i in jpegs), args.box,
+        ),
+        jobs.thumbs_job(
+            f"{len(mix)} PNG/GIF/WebP", inputs["mix"], len(mix),
+            sum(sizes[i.path] for i in mix), args.box,
+        ),
+        jobs.whole_job(lists["nginx"], len(items), total, args.box),
+    ]  # fmt: skip
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    return [j for j in todo if not wanted or any(j.name.startswith(w) for w in wanted)]
+
+
+Results = list[tuple[jobs.Job, list[tuple[jobs.Tool, Summary | None, str]]]]
+
+
+def _measure(todo: list[jobs.Job], out: Path, runs: int) -> Results:
+    samples: dict[tuple[int, int], list[Sample]] = {}
+    errors: dict[tuple[int, int], str] = {}
+    for n in range(runs):  # interleaved: a noisy moment hits every tool alike
+        for j, job in enumerate(todo):
+            for t, tool in enumerate(job.tools):
+                if tool.command is None or (j, t) in errors:
+                    continue
+                with _fresh(out) as folder:
+                    try:
+                        sample = run(tool.command(folder))
+                    except CommandFailed as exc:
+                        errors[(j, t)] = str(exc)
+                        continue
+                    problem = job.check(folder)
+                    if problem:
+                        errors[(j, t)] = problem
+                    else:
+                        samples.setdefault((j, t), []).append(sample)
+        _say(f"run {n + 1}/{runs} done")
+    return [
+        (
+            job,
+            [
+                (
+                    tool,
+                    summarize(samples[(j, t)]) if (j, t) in samples and (j, t) not in errors
+                    else None,
+                    errors.get((j, t), tool.note),
+                )
+                for t, tool in enumerate(job.tools)
+            ],
+        )
+        for j, job in enumerate(todo)
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def _fresh(out: Path) -> Iterator[Path]:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        yield out
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _table(results: Results, spec: corpus.CorpusSpec, args: argparse.Namespace) -> str:
+    lines = [
+        f"Machine: {_machine()}",
+        f"Corpus: {spec.posts} posts, {spec.images} images, seed {spec.seed};"
+        f" {args.runs} interleaved runs; medians (min-max).",
+        "",
+        "| job | tool | wall s | files/s | MB/s | CPU s | peak RSS MB | time vs best peer |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for job, rows in results:
+        peers = [s.wall for tool, s, _ in rows if s is not None and not tool.ours]
+        best = min(peers) if peers else None
+        for tool, s, note in rows:
+            if s is None:
+                lines.append(f"| {job.name} | {tool.name} | — | | | | | {note} |")
+                continue
+            ratio = f"{s.wall / best:.2f}x" if best and tool.ours else ""
+            lines.append(
+                f"| {job.name} | {tool.name} | {s.wall:.2f} ({s.wall_min:.2f}-{s.wall_max:.2f})"
+                f" | {job.files / s.wall:.0f} | {job.megabytes / s.wall:.1f} | {s.cpu:.2f}"
+                f" | {s.rss_mb:.0f} | {ratio} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024**2:.0f} GiB"
+    kernel = platform.release()
+    versions = []
+    for tool, flag in (("rg", "--version"), ("wget2", "--version"), ("aria2c", "--version")):
+        path = shutil.which(tool)
+        if path:
+            first = subprocess.run([path, flag], capture_output=True, text=True, check=False)
+            versions.append(first.stdout.splitlines()[0] if first.stdout else tool)
+    python = platform.python_version()
+    tools = f"; {'; '.join(versions)}" if versions else ""
+    return f"{os.cpu_count()} cores ({cpu}){memory}, Linux {kernel}, Python {python}{tools}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""The jobs measured, each done by gallery-mirror and by the peers a user would script."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The regex a user would hand to ripgrep to find image URLs in posts.
+URL_REGEX = r"""(?:https?|httpss|htps)://[^\s)"'<>]+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    command: Callable[[Path], list[str]] | None  # given a fresh output dir; None: not built yet
+    ours: bool = False
+    note: str = ""  # why it did not run, shown in the table
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    files: int
+    megabytes: float
+    tools: tuple[Tool, ...] = field(default_factory=tuple)
+    outputs: int = 0  # files each tool must leave in its output folder (0: none)
+
+    def check(self, out: Path) -> str | None:
+        """Why a run did not do the whole job, or None: a fast failure is no result."""
+        if not self.outputs:
+            return None
+        made = sum(1 for p in out.rglob("*") if p.is_file() and p.stat().st_size > 0)
+        return None if made == self.outputs else f"made {made} of {self.outputs} files"
+
+
+def find(name: str, *fallbacks: str) -> str | None:
+    for candidate in (*fallbacks, name):
+        if Path(candidate).is_absolute() and Path(candidate).exists():
+            return candidate
+    return shutil.which(name)
+
+
+def ours() -> list[str]:
+    script = Path(sys.executable).with_name("gallery-mirror")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mirror"]
+
+
+def peer(name: str, binary: str | None, build: Callable[[str, Path], list[str]]) -> Tool:
+    if binary is None:
+        return Tool(name, None, note="not installed (bench/setup installs it)")
+    return Tool(name, lambda out: build(binary, out))
+
+
+def scan_job(blog: Path, posts: int, megabytes: float) -> Job:
+    source = blog / "source" / "_posts"
+    return Job(
+        "scan posts",
+        posts,
+        megabytes,
+        (
+            Tool("gallery-mirror", lambda out: [*ours(), "scan", "--site", str(blog), "-q"], True),
+            peer(
+                "rg -o", find("rg"),
+                lambda rg, out: [rg, "-o", "--no-filename", "-e", URL_REGEX, str(source)],
+            ),
+        ),
+    )  # fmt: skip
+
+
+def fetch_job(label: str, urls: Path, files: int, megabytes: float) -> Job:
+    return Job(
+        f"fetch, {label}",
+        files,
+        megabytes,
+        (
+            Tool("gallery-mirror", None, True, "fetch is not built yet (issue 4)"),
+            peer(
+                "wget2 --max-threads=32", find("wget2"),
+                lambda w, out: [w, "--max-threads=32", "-q", "--no-robots", "-x", "-nH",
+                                "-P", str(out), "-i", str(urls)],
+            ),
+            peer(
+                "aria2c -j32", find("aria2c"),
+                lambda a, out: [a, "-j32", "-q", "--file-allocation=none",
+                                "--auto-file-renaming=false", "--allow-overwrite=true",
+                                "-d", str(out), "-i", str(urls)],
+            ),
+        ),
+        outputs=files,
+    )  # fmt: skip
+
+
+def thumbs_job(label: str, inputs: Path, files: int, megabytes: float, box: int) -> Job:
+    vips = find("vipsthumbnail")
+    magick = find("convert", "/usr/bin/convert-im6.q16")  # /usr/local/bin/convert may be a stub
+    return Job(
+        f"thumbnails, {label}",
+        files,
+        megabytes,
+        (
+            Tool("gallery-mirror", None, True, "thumbnails are not built yet (issue 5)"),
+            peer(
+                "vipsthumbnail, 2 workers", vips,
+                lambda v, out: ["xargs", "-r", "-a", str(inputs), "-P2", "-n", "32", v,
+                                "-s", str(box), "-o", f"{out}/%s.jpg[Q=85]"],
+            ),
+            peer(
+                "convert -thumbnail, 2 workers", magick,
+                lambda m, out: ["xargs", "-r", "-a", str(inputs), "-P2", "-n", "1", "sh", "-c",
+                                f'{m} "$0[0]" -thumbnail {box}x{box} -quality 85 '
+                                f'"{out}/$(basename "$0").jpg"'],
+            ),
+        ),
+        outputs=files,
+    )  # fmt: skip
+
+
+def whole_job(urls: Path, files: int, megabytes: float, box: int) -> Job:
+    wget2, vips = find("wget2"), find("vipsthumbnail")
+    pipeline: Tool
+    if wget2 is None or vips is None:
+        pipeline = Tool("wget2 then vipsthumbnail", None, note="not installed")
+    else:
+        pipeline = Tool(
+            "wget2 then vipsthumbnail",
+            lambda out: ["sh", "-c",
+                         f"{wget2} --max-threads=32 -q --no-robots -x -nH -P {out}/files "
+                         f"-i {urls} && mkdir -p {out}/thumbs && find {out}/files -type f "
+                         f"| xargs -P2 -n 32 {vips} -s {box} -o '{out}/thumbs/%s.jpg[Q=85]'"],
+        )  # fmt: skip
+    return Job(
+        "whole job (scan + fetch + thumbnails), nginx",
+        files,
+        megabytes,
+        (Tool("gallery-mirror", None, True, "fetch is not built yet (issue 4)"), pipeline),
+        outputs=2 * files,  # the images and one thumbnail each
+    )

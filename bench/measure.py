@@ -1,0 +1,68 @@
+"""Run a command and measure it: wall time, CPU seconds, peak RSS."""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_TIME = Path("/usr/bin/time")  # GNU time: CPU and peak RSS of the command and its children
+_FIELDS = {
+    "user": re.compile(r"User time \(seconds\): ([\d.]+)"),
+    "system": re.compile(r"System time \(seconds\): ([\d.]+)"),
+    "rss": re.compile(r"Maximum resident set size \(kbytes\): (\d+)"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    wall: float  # seconds
+    cpu: float  # user + system seconds, children included
+    rss_mb: float  # peak resident set of the largest process, MB (0 if unknown)
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+def run(command: Sequence[str], *, cwd: Path | None = None) -> Sample:
+    wrapped = [str(_TIME), "-v", *command] if _TIME.exists() else list(command)
+    started = time.perf_counter()
+    done = subprocess.run(
+        wrapped, cwd=cwd, capture_output=True, text=True, check=False,
+        env={**os.environ, "LC_ALL": "C"},
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        own = done.stderr.split("\tCommand being timed:")[0] or done.stdout
+        tail = own.strip().splitlines()[-5:]
+        raise CommandFailed(f"{command[0]} exited {done.returncode}: {' | '.join(tail)}")
+    found = {k: p.search(done.stderr) for k, p in _FIELDS.items()}
+    cpu = sum(float(m.group(1)) for k, m in found.items() if m and k != "rss")
+    rss = found["rss"]
+    return Sample(wall, cpu, int(rss.group(1)) / 1024 if rss else 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    wall: float  # median
+    wall_min: float
+    wall_max: float
+    cpu: float  # median
+    rss_mb: float  # max over runs
+
+
+def summarize(samples: Sequence[Sample]) -> Summary:
+    walls = [s.wall for s in samples]
+    return Summary(
+        statistics.median(walls),
+        min(walls),
+        max(walls),
+        statistics.median(s.cpu for s in samples),
+        max(s.rss_mb for s in samples),
+    )
