@@ -8,6 +8,7 @@ Markdown, HTML) each live in their own module.
 from __future__ import annotations
 
 import errno
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,8 +34,12 @@ def scan_site(
 
 
 def _scan_file(root: Path, post: str, keys: frozenset[str]) -> PostScan:
+    path = root / post
     try:
-        data = (root / post).read_bytes()
+        # A named pipe or a device would block the read, or never end.
+        if not stat.S_ISREG(path.stat().st_mode):
+            return PostScan(post, problems=("cannot be read: not a regular file",))
+        data = path.read_bytes()
     except OSError as exc:
         reason = "symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
         return PostScan(post, problems=(f"cannot be read: {reason}",))

@@ -9,6 +9,7 @@ to the literal prefix of each glob.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,12 @@ _LAYOUTS = (
     (
         "source/_posts",
         "Hexo",
-        ("source/_posts/**/*.md", "source/_posts/**/*.markdown", "source/[!_]*/**/*.md"),
+        (
+            "source/_posts/**/*.md",
+            "source/_posts/**/*.markdown",
+            "source/*.md",  # pages: source/404.md, source/about/index.md, ...
+            "source/[!_]*/**/*.md",
+        ),
     ),
     ("content", "Hugo", ("content/**/*.md", "content/**/*.markdown")),
     ("_posts", "Jekyll", ("_posts/**/*.md", "_posts/**/*.markdown")),
@@ -49,7 +55,9 @@ def discover(root: Path, globs: Sequence[str] | None, *, exclude: Sequence[Path]
     if globs is None:
         chosen, detected = detect_globs(root)
     else:
-        chosen, detected = tuple(globs), "configured in site.posts"
+        # "./posts/*.md" and "posts/*.md" name the same files, by the same names.
+        chosen = tuple(dict.fromkeys(posixpath.normpath(g) for g in globs))
+        detected = "configured in site.posts"
     skip = {p.resolve() for p in exclude}
     found: dict[str, None] = {}
     notes: list[str] = []
@@ -58,7 +66,36 @@ def discover(root: Path, globs: Sequence[str] | None, *, exclude: Sequence[Path]
         for rel in _walk(root, base, skip, notes):
             if regex.fullmatch(rel):
                 found.setdefault(rel)
-    return Discovery(chosen, detected, tuple(sorted(found)), tuple(dict.fromkeys(notes)))
+    posts = _one_name_per_file(root, sorted(found), notes)
+    return Discovery(chosen, detected, posts, tuple(dict.fromkeys(notes)))
+
+
+def _one_name_per_file(root: Path, names: list[str], notes: list[str]) -> tuple[str, ...]:
+    """Each real file once, under its own name rather than a symlinked alias.
+
+    A link up the tree or a linked post would otherwise be scanned, and later
+    rewritten, twice under two names with offsets gone stale after the first.
+    """
+    real_root = root.resolve()
+    chosen: dict[tuple[int, int] | str, str] = {}
+    for name in names:
+        try:
+            st = (root / name).stat()
+        except OSError:
+            chosen[name] = name  # unreadable: reported when read
+            continue
+        key = (st.st_dev, st.st_ino)
+        held = chosen.get(key)
+        if held is None or (_is_canonical(real_root, name) and not _is_canonical(real_root, held)):
+            chosen[key] = name
+        if held is not None:
+            kept = chosen[key]
+            notes.append(f"{held if kept == name else name}: same file as {kept}, scanned once")
+    return tuple(sorted(chosen.values()))
+
+
+def _is_canonical(real_root: Path, name: str) -> bool:
+    return (real_root / name).resolve() == real_root / name
 
 
 def _split_glob(pattern: str) -> tuple[str, re.Pattern[str]]:

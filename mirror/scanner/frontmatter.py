@@ -31,8 +31,9 @@ _CLOSE = {
     b"+": re.compile(rb"^\+{3,}[ \t]*\r?$", re.M),
     b";": re.compile(rb"^;{3,}[ \t]*\r?$", re.M),
 }
-# Hexo also reads "title: x\n---" (no opening separator) as front matter.
-_OPENLESS_FIRST_LINE = re.compile(rb"[A-Za-z_][\w -]*:(?:[ \t]|\r?\n)")
+# Hexo also reads "title: x\n---" and '"title": "x",\n;;;' (no opening
+# separator) as front matter.
+_OPENLESS_FIRST_LINE = re.compile(rb"(?:[A-Za-z_][\w -]*|\"[^\"\n]+\"):(?:[ \t]|\r?\n)")
 _OPENLESS_CLOSE = re.compile(rb"^(-{3,}|;{3,})[ \t]*\r?$", re.M)
 _STR_TAG = "tag:yaml.org,2002:str"
 
@@ -212,7 +213,7 @@ def _toml(data: bytes, start: int, end: int, body_start: int, keys: frozenset[st
     try:
         parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return FrontMatter(body_start, [], _toml_problem(data, start, exc))
+        return FrontMatter(body_start, [], _toml_problem(data, start, end, exc))
     to_bytes = _ByteOffsets(text, start)
     hits = []
     for path, a, b in string_spans(text):
@@ -222,13 +223,15 @@ def _toml(data: bytes, start: int, end: int, body_start: int, keys: frozenset[st
     return FrontMatter(body_start, hits)
 
 
-def _toml_problem(data: bytes, start: int, exc: tomllib.TOMLDecodeError) -> str:
+def _toml_problem(data: bytes, start: int, end: int, exc: tomllib.TOMLDecodeError) -> str:
     # tomllib counts lines within the block; the user needs the file's line.
     reason = str(exc)
-    m = re.search(r"\(at line (\d+), column \d+\)$", reason)
+    m = re.search(r"\(at line (\d+), column \d+\)$|\(at end of document\)$", reason)
     if m is None:
         return f"front matter is not valid TOML: {reason}"
-    line = data.count(b"\n", 0, start) + int(m.group(1))
+    before = data.count(b"\n", 0, start)
+    # At the end of the block, the closing +++ line is where it went wrong.
+    line = before + (int(m.group(1)) if m.group(1) else data.count(b"\n", start, end) + 1)
     return f"front matter is not valid TOML (line {line}): {reason[: m.start()].rstrip()}"
 
 

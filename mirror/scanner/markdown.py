@@ -35,11 +35,11 @@ _DEST = (
     + rb"*)*))"
 )
 _TAIL = (
-    rb"(?:[ \t]*\n?[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?"  # title
+    rb"(?:[ \t]*(?:\r?\n)?[ \t]+(?:\"[^\"\r\n]*\"|'[^'\r\n]*'|\([^()\r\n]*\)))?"  # title
     rb"(?:[ \t]+=\d*x\d*)?"  # markdown-it-style size: ![](a.png =200x)
-    rb"[ \t]*\n?[ \t]*\)"
+    rb"[ \t]*(?:\r?\n)?[ \t]*\)"
 )
-_OPEN = rb"\([ \t]*\n?[ \t]*"
+_OPEN = rb"\([ \t]*(?:\r?\n)?[ \t]*"
 _IMAGE = re.compile(rb"!\[" + _ALT + rb"\]" + _OPEN + _DEST + _TAIL)
 _LINKED_IMAGE = re.compile(
     rb"\[[ \t]*!\[" + _ALT + rb"\](?:\((?:[^()\n]|\([^()\n]*\))*\)|\[[^\]\n]*\])"
@@ -61,7 +61,7 @@ _HTML_BLOCK = re.compile(
 _BLANK_LINE = re.compile(rb"\n[ \t]*\r?(?:\n|$)")
 _REF_USE = re.compile(rb"!\[(" + _ALT + rb")\](?:\[([^\[\]\n]*)\])?(?![(\[])")
 _REF_DEF = re.compile(
-    rb"^[ ]{0,3}\[([^\]\n^][^\]\n]*)\]:[ \t]*\n?[ \t]*(?:<([^<>\n]*)>|(\S+))", re.M
+    rb"^[ ]{0,3}\[([^\]\n^][^\]\n]*)\]:[ \t]*(?:\r?\n)?[ \t]*(?:<([^<>\r\n]*)>|(\S+))", re.M
 )
 
 

@@ -36,14 +36,17 @@ def scan_post(data: bytes, post: str, keys: frozenset[str]) -> PostScan:
         return PostScan(
             post, problems=(f"not valid UTF-8 (byte {exc.start}, line {line}): {exc.reason}",)
         )
-    start = len(_BOM) if data.startswith(_BOM) else 0
-    front = scan_front_matter(data, start, keys)
-    excluded = find_excluded(data, front.body_start)
-    tags = scan_tags(data, front.body_start, excluded)
+    has_bom = data.startswith(_BOM)
+    front = scan_front_matter(data, len(_BOM) if has_bom else 0, keys)
+    # The body scanners anchor on line starts ("^"), which a BOM would hide
+    # from line 1: they read a copy with spaces in its place, same offsets.
+    body = b"   " + data[3:] if has_bom else data
+    excluded = find_excluded(body, front.body_start)
+    tags = scan_tags(body, front.body_start, excluded)
     body_hits = [
         *tags.hits,
-        *scan_markdown(data, front.body_start, excluded),
-        *scan_html(data, front.body_start, excluded),
+        *scan_markdown(body, front.body_start, excluded),
+        *scan_html(body, front.body_start, excluded),
     ]
     hits = front.hits + _in_galleries(body_hits, tags.bodies)
     problems = () if front.problem is None else (front.problem,)

@@ -87,12 +87,15 @@ def find_excluded(data: bytes, start: int = 0) -> Excluded:
 def _fenced(data: bytes, pos: int) -> list[tuple[int, int]]:
     spans = []
     # memchr-speed finds of the fence characters, then a match at the line
-    # start: a MULTILINE "^" search would try every byte of the post.
-    while (tick := _find_either(data, b"```", b"~~~", pos)) >= 0:
-        line = _line_start(data, tick)
+    # start: a MULTILINE "^" search would try every byte of the post. Each
+    # kind's next position is kept, so a post with many ``` fences and no
+    # ~~~ is not searched to its end once per fence.
+    ticks, tildes = _NextFind(data, b"```"), _NextFind(data, b"~~~")
+    while (fence_at := _min_found(ticks.at_or_after(pos), tildes.at_or_after(pos))) >= 0:
+        line = max(_line_start(data, fence_at), pos)
         m = _FENCE_OPEN.match(data, line)
-        if m is None or m.start(1) != tick:
-            pos = tick + 3
+        if m is None or m.start(1) != fence_at:
+            pos = fence_at + 3
             continue
         fence, info = m.group(1), m.group(2)
         if fence[:1] == b"`" and b"`" in info:
@@ -105,9 +108,22 @@ def _fenced(data: bytes, pos: int) -> list[tuple[int, int]]:
     return spans
 
 
-def _find_either(data: bytes, a: bytes, b: bytes, pos: int) -> int:
-    i, j = data.find(a, pos), data.find(b, pos)
-    return j if i < 0 else i if j < 0 else min(i, j)
+class _NextFind:
+    """``data.find(needle, pos)`` for rising ``pos``, searching again only when passed."""
+
+    __slots__ = ("_data", "_found", "_needle")
+
+    def __init__(self, data: bytes, needle: bytes) -> None:
+        self._data, self._needle, self._found = data, needle, -2
+
+    def at_or_after(self, pos: int) -> int:
+        if self._found == -2 or -1 < self._found < pos:
+            self._found = self._data.find(self._needle, pos)
+        return self._found
+
+
+def _min_found(a: int, b: int) -> int:
+    return b if a < 0 else a if b < 0 else min(a, b)
 
 
 def _line_start(data: bytes, pos: int) -> int:
@@ -116,7 +132,7 @@ def _line_start(data: bytes, pos: int) -> int:
 
 def _indented(data: bytes, body: int, fences: Excluded) -> list[tuple[int, int]]:
     """Indented code blocks: after a blank line, outside a list item."""
-    if b"\n    " not in data and b"\t" not in data:
+    if b"    " not in data and b"\t" not in data:
         return []
     spans = []
     pos = body
@@ -172,30 +188,21 @@ def _indented_block_end(data: bytes, start: int) -> int:
 
 
 class _Openers:
-    """The next position of each opener's first bytes, found with ``bytes.find``.
+    """The next position of any opener's first bytes.
 
     A regex search for the alternation would try every byte of the post (and
-    did: it was most of the scan's time); each ``find`` runs at memchr speed
-    and is repeated only once the scan has passed its last result.
+    did: it was most of the scan's time); each ``find`` runs at memchr speed.
     """
 
-    __slots__ = ("_data", "_next")
-
-    _PREFIXES = (b"`", b"<!--", b"{%", b"{{")
+    __slots__ = ("_finds",)
 
     def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._next = [-2] * len(self._PREFIXES)
+        self._finds = [_NextFind(data, p) for p in (b"`", b"<!--", b"{%", b"{{")]
 
     def at_or_after(self, pos: int) -> int:
         best = -1
-        for i, prefix in enumerate(self._PREFIXES):
-            found = self._next[i]
-            if -1 < found < pos or found == -2:
-                found = self._data.find(prefix, pos)
-                self._next[i] = found
-            if found >= 0 and (best < 0 or found < best):
-                best = found
+        for find in self._finds:
+            best = _min_found(best, find.at_or_after(pos))
         return best
 
 
