@@ -45,7 +45,14 @@ _LINKED_IMAGE = re.compile(
     rb"\[[ \t]*!\[" + _ALT + rb"\](?:\((?:[^()\n]|\([^()\n]*\))*\)|\[[^\]\n]*\])"
     rb"[ \t]*\]" + _OPEN + _DEST + _TAIL
 )
-_LINK = re.compile(rb"(?<![!\]\\])\[[^\[\]\\\n]*(?:\\.[^\[\]\\\n]*)*\]" + _OPEN + _DEST + _TAIL)
+# The "[" comes first so that Python's engine can skip to each "[" at memchr
+# speed; the lookbehinds after it then refuse "![", "][" and "\[".
+_LINK = re.compile(
+    rb"\[(?<!!\[)(?<!\]\[)(?<!\\\[)[^\[\]\\\n]*(?:\\.[^\[\]\\\n]*)*\]"
+    + _OPEN
+    + _DEST
+    + _TAIL
+)
 # CommonMark HTML blocks of kinds 1 and 6: Markdown inside them is literal
 # text, so "![](x)" there is no image (HTML <img> inside still is, and
 # html.py finds it). Kind 1 runs to its closing tag, kind 6 to a blank line.
