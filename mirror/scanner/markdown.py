@@ -48,10 +48,7 @@ _LINKED_IMAGE = re.compile(
 # The "[" comes first so that Python's engine can skip to each "[" at memchr
 # speed; the lookbehinds after it then refuse "![", "][" and "\[".
 _LINK = re.compile(
-    rb"\[(?<!!\[)(?<!\]\[)(?<!\\\[)[^\[\]\\\n]*(?:\\.[^\[\]\\\n]*)*\]"
-    + _OPEN
-    + _DEST
-    + _TAIL
+    rb"\[(?<!!\[)(?<!\]\[)(?<!\\\[)[^\[\]\\\n]*(?:\\.[^\[\]\\\n]*)*\]" + _OPEN + _DEST + _TAIL
 )
 # CommonMark HTML blocks of kinds 1 and 6: Markdown inside them is literal
 # text, so "![](x)" there is no image (HTML <img> inside still is, and

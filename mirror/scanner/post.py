@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from functools import lru_cache
-from operator import attrgetter
 
 from mirror.models import ImageRef, PostScan, SkippedRef
 from mirror.scanner.frontmatter import scan_front_matter
@@ -13,12 +12,16 @@ from mirror.scanner.html import scan_html
 from mirror.scanner.markdown import scan_markdown
 from mirror.scanner.regions import find_excluded
 from mirror.scanner.tags import scan_tags
-from mirror.urls import normalize
+from mirror.urls import Normalized, normalize
 
 _BOM = b"\xef\xbb\xbf"
+
+
 # Blogs reuse images across posts (a cover is often also gallery image 1):
 # normalizing each distinct raw text once is a large part of a scan's speed.
-_normalize = lru_cache(maxsize=1 << 16)(normalize)
+@lru_cache(maxsize=1 << 16)
+def _normalize(raw: str, html: bool) -> Normalized:
+    return normalize(raw, html=html)
 
 
 def scan_post(data: bytes, post: str, keys: frozenset[str]) -> PostScan:
@@ -63,14 +66,14 @@ def _in_galleries(hits: list[Hit], bodies: list[tuple[int, int]]) -> list[Hit]:
     for hit in hits:
         i = bisect_right(starts, hit.start) - 1
         if i >= 0 and hit.start < bodies[i][1]:
-            hit = Hit(hit.start, hit.end, "gallery", hit.context, hit.html)
+            hit = hit._replace(kind="gallery")
         out.append(hit)
     return out
 
 
 def _refs(data: bytes, post: str, hits: list[Hit]) -> tuple[list[ImageRef], list[SkippedRef]]:
     refs, skipped = [], []
-    hits.sort(key=attrgetter("start", "end"))
+    hits.sort()
     # Lines are counted incrementally between sorted hits: two C-level calls
     # per reference instead of an index of every line of the post.
     line, counted_to, previous = 1, 0, (-1, -1)
@@ -79,7 +82,7 @@ def _refs(data: bytes, post: str, hits: list[Hit]) -> tuple[list[ImageRef], list
             continue  # one span found by two syntaxes (a tag in a gallery body)
         previous = (hit.start, hit.end)
         raw = data[hit.start : hit.end].decode("utf-8")
-        found = _normalize(raw, html=hit.html)
+        found = _normalize(raw, hit.html)
         line += data.count(b"\n", counted_to, hit.start)
         counted_to = hit.start
         if found.kind == "ignored":
@@ -88,19 +91,9 @@ def _refs(data: bytes, post: str, hits: list[Hit]) -> tuple[list[ImageRef], list
         line_start = data.rfind(b"\n", 0, hit.start) + 1 or (
             len(_BOM) if data.startswith(_BOM) else 0  # the BOM is no character the user sees
         )
-        refs.append(
-            ImageRef(
-                post=post,
-                start=hit.start,
-                end=hit.end,
-                line=line,
-                column=len(data[line_start : hit.start].decode("utf-8", "replace")) + 1,
-                kind=hit.kind,
-                raw=raw,
-                url=found.url,
-                local=found.kind == "local",
-                repairs=found.repairs,
-                context=hit.context,
-            )
-        )
+        before = data[line_start : hit.start]
+        column = (len(before) if before.isascii() else len(before.decode("utf-8", "replace"))) + 1
+        ref = ImageRef(post, hit.start, hit.end, line, column, hit.kind, raw, found.url,
+                       found.kind == "local", found.repairs, hit.context)  # fmt: skip
+        refs.append(ref)
     return refs, skipped
