@@ -71,10 +71,6 @@ class Excluded:
         i = bisect_right(self._starts, pos) - 1
         return self._ends[i] if i >= 0 and pos < self._ends[i] else pos
 
-    @property
-    def spans(self) -> list[tuple[int, int]]:
-        return list(zip(self._starts, self._ends, strict=True))
-
 
 def find_excluded(data: bytes, start: int = 0) -> Excluded:
     """All code and comment regions of ``data`` at or after ``start``."""
