@@ -1,0 +1,550 @@
+"""The SQLite state of one site: what was seen, mirrored and failed, per URL.
+
+The database lives at ``<site>/.gallery-mirror/state.sqlite`` (never inside
+the served mirror dir) and is opened with :meth:`State.open`. It is the only
+memory the tool has between runs, so it is written with three guarantees:
+
+* **A committed row is the truth.** The fetch stage renames a file into place
+  *first* and records it *then* (write ``.part``, ``os.replace``, commit), so
+  a row marked ``mirrored`` always has its file. Every write here happens in a
+  transaction; a crash or an exception half-way leaves the previous state,
+  never half a batch. :meth:`State.transaction` batches thousands of writes
+  into one commit, because one fsync per image would dominate a large fetch.
+* **The schema only moves forward, by named migrations.** ``MIGRATIONS`` is an
+  ordered list of ``(name, SQL or function)`` steps, as in sqlite-utils'
+  ``migrations.py``. The ``migrations`` table records the names applied.
+  Opening a database applies the missing steps, in order, all in one
+  transaction: a failure leaves the file exactly as it was. A database that
+  records a name this version does not know was written by a newer version
+  and is refused rather than misread. A rewrite journal or thumbnail settings
+  will therefore each be *one new named migration appended to the list*;
+  never edit or reorder a migration that has shipped, since databases in the
+  wild record its name as done.
+* **A broken file is named, not guessed at.** A file that is not an SQLite
+  database, or is another program's, or is corrupt, raises a
+  :class:`~mirror.errors.MirrorError` naming the file and saying to move it
+  away; nothing is deleted or rebuilt silently.
+
+Uniqueness of ``path`` is deliberately *not* a constraint: with the ``hash``
+layout two URLs serving the same bytes share one file. :meth:`State.path_owner`
+tells the caller who holds a path, and the caller, which knows the layout,
+decides whether that is a collision.
+
+Times are stored as ISO-8601 UTC text to the second (``2024-05-01T09:30:00Z``),
+which sorts chronologically as text and reads well in the ``sqlite3`` shell.
+A ``State`` wraps one connection and belongs to the thread that opened it.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Literal, cast, get_args
+
+from mirror import __version__
+from mirror.errors import MirrorError
+
+__all__ = [
+    "MIGRATIONS",
+    "STATE_FILE_NAME",
+    "Migration",
+    "Source",
+    "State",
+    "Status",
+    "UrlRecord",
+    "apply_migrations",
+]
+
+STATE_FILE_NAME: Final = "state.sqlite"
+
+Status = Literal["pending", "mirrored", "failed"]
+Source = Literal["origin", "alternative", "wayback"]
+_SOURCES: Final[frozenset[str]] = frozenset(get_args(Source))
+
+# Waiting this long for a lock held by another connection (a `report` reading
+# while a `fetch` commits) beats failing at once with "database is locked".
+_BUSY_TIMEOUT_S: Final = 10.0
+# Far below SQLITE_MAX_VARIABLE_NUMBER even on builds older than 3.32 (999).
+_CHUNK: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One named, forward-only schema step.
+
+    ``apply`` is an SQL script (statements separated by ``;``) or a function
+    given the connection. Either runs inside the upgrade's transaction, so a
+    function must not commit; SQLite DDL is transactional, so a failing step
+    undoes the steps before it too.
+    """
+
+    name: str
+    apply: str | Callable[[sqlite3.Connection], None]
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        "0001_create_urls",
+        """
+        CREATE TABLE urls (
+            url           TEXT PRIMARY KEY NOT NULL,  -- normalized, as the scanner gives it
+            final_url     TEXT,                       -- after redirects / alternative origin
+            status        TEXT NOT NULL DEFAULT 'pending'
+                          CHECK (status IN ('pending', 'mirrored', 'failed')),
+            path          TEXT,                       -- posix, relative to mirror.dir
+            size          INTEGER CHECK (size IS NULL OR size >= 0),
+            sha256        TEXT,
+            content_type  TEXT,
+            etag          TEXT,
+            last_modified TEXT,                       -- the server's header, verbatim
+            attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            last_error    TEXT,
+            source        TEXT CHECK (source IS NULL
+                                      OR source IN ('origin', 'alternative', 'wayback')),
+            first_seen    TEXT NOT NULL,
+            last_fetched  TEXT,
+            -- A mirrored row without its file's identity could never be verified.
+            CHECK (status <> 'mirrored'
+                   OR (path IS NOT NULL AND size IS NOT NULL AND sha256 IS NOT NULL))
+        );
+        """,
+    ),
+    Migration(
+        "0002_index_urls_path",
+        # path_owner() runs once per download; partial, since most rows of a
+        # site with dead hosts have no path.
+        "CREATE INDEX urls_path ON urls (path) WHERE path IS NOT NULL;",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UrlRecord:
+    """What the state knows about one URL; ``None`` where nothing is known yet.
+
+    ``attempts`` counts every request made for the URL over all runs.
+    ``last_fetched`` is when the stored copy was last obtained or revalidated;
+    for a URL never mirrored, when it last failed. A failed ``--refresh`` of a
+    mirrored URL does not move it, so it always tells how fresh the copy is.
+    """
+
+    url: str
+    final_url: str | None
+    status: Status
+    path: str | None
+    size: int | None
+    sha256: str | None
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    attempts: int
+    last_error: str | None
+    source: Source | None
+    first_seen: datetime
+    last_fetched: datetime | None
+
+
+_COLUMNS: Final = ", ".join(f.name for f in fields(UrlRecord))
+
+
+def _record(row: tuple[object, ...]) -> UrlRecord:
+    """Build a record from a row selected with ``_COLUMNS``."""
+    values = list(row)
+    values[-2] = datetime.fromisoformat(cast(str, values[-2]))
+    if values[-1] is not None:
+        values[-1] = datetime.fromisoformat(cast(str, values[-1]))
+    return UrlRecord(*values)  # type: ignore[arg-type]  # column order = field order
+
+
+def _timestamp(now: datetime | None) -> str:
+    """UTC ISO-8601 text to the second; refuse naive times, which have no zone to trust."""
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware one, e.g. datetime.now(UTC)")
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split an SQL script into single statements.
+
+    ``executescript`` would do it, but it COMMITs any open transaction first,
+    which would break the all-or-nothing upgrade. ``complete_statement`` knows
+    about ``;`` inside strings, comments and trigger bodies.
+    """
+    start = 0
+    for semicolon in re.finditer(";", script):
+        candidate = script[start : semicolon.end()]
+        if sqlite3.complete_statement(candidate):
+            yield candidate
+            start = semicolon.end()
+    rest = script[start:].strip()
+    if rest:
+        raise ValueError(f"migration SQL does not end with ';': {rest[:60]!r}")
+
+
+def _broken(path: Path, exc: sqlite3.Error) -> MirrorError:
+    """The message for a database SQLite cannot use, with what to do about it."""
+    if isinstance(exc, sqlite3.OperationalError):
+        # Locked, read-only, disk full, cannot open: the file may be fine.
+        return MirrorError(f"{path}: cannot use the state database: {exc}")
+    return MirrorError(
+        f"{path} is not a usable gallery-mirror state database ({exc}). "
+        f"Move it away (for example to {path.name}.broken) and run again "
+        "to start a new, empty state."
+    )
+
+
+@contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """Turn database failures into a MirrorError naming the file.
+
+    Integrity and programming errors are bugs in the caller, not in the
+    file, so they stay as they are.
+    """
+    try:
+        yield
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+        raise
+    except sqlite3.Error as exc:
+        raise _broken(path, exc) from exc
+
+
+def apply_migrations(
+    conn: sqlite3.Connection,
+    *,
+    path: Path,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    now: datetime | None = None,
+) -> list[str]:
+    """Bring the database up to ``migrations``; return the names applied.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``): this
+    function owns the transaction. ``BEGIN IMMEDIATE`` takes the write lock
+    before reading what is applied, so two processes opening one new file
+    cannot both apply the same step. ``path`` is only for messages.
+    """
+    if conn.in_transaction:
+        raise RuntimeError("apply_migrations() needs a connection outside a transaction")
+    known = [m.name for m in migrations]
+    if len(set(known)) != len(known):
+        raise ValueError("duplicate migration names")
+    with _sqlite_errors(path):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            applied = _applied(conn, path, known)
+            todo = [m for m in migrations if m.name not in applied]
+            stamp = _timestamp(now)
+            for migration in todo:
+                if isinstance(migration.apply, str):
+                    for statement in _statements(migration.apply):
+                        conn.execute(statement)
+                else:
+                    migration.apply(conn)
+                conn.execute(
+                    "INSERT INTO migrations (name, applied_at, version) VALUES (?, ?, ?)",
+                    (migration.name, stamp, __version__),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return [m.name for m in todo]
+
+
+def _applied(conn: sqlite3.Connection, path: Path, known: Sequence[str]) -> set[str]:
+    """The migration names recorded in the file, creating the table in a new file.
+
+    Refuses another program's database and one written by a newer version.
+    """
+    tables = {
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+    if "migrations" not in tables:
+        if tables:
+            raise MirrorError(
+                f"{path} is an SQLite database but not a gallery-mirror state "
+                f"(it has tables {', '.join(sorted(tables))} and no 'migrations' table). "
+                "Move it away and run again."
+            )
+        # The one table outside the migration list: it records the list itself.
+        conn.execute(
+            "CREATE TABLE migrations ("
+            " name TEXT PRIMARY KEY NOT NULL,"
+            " applied_at TEXT NOT NULL,"
+            " version TEXT)"
+        )
+        return set()
+    rows = conn.execute("SELECT name, version FROM migrations").fetchall()
+    known_set = set(known)
+    unknown = sorted((name, version) for name, version in rows if name not in known_set)
+    if unknown:
+        names = ", ".join(name for name, _ in unknown)
+        versions = sorted({str(v) for _, v in unknown if v})
+        by = f" ({', '.join(versions)})" if versions else ""
+        raise MirrorError(
+            f"{path} was written by a newer gallery-mirror{by} than this one "
+            f"({__version__}): it records schema migrations this version does not know "
+            f"({names}). Upgrade gallery-mirror, or move the file away to start a new state."
+        )
+    return {name for name, _ in rows}
+
+
+class State:
+    """The per-URL state of one site, on one SQLite connection.
+
+    Every method that writes is atomic on its own; wrap many calls in
+    :meth:`transaction` to commit them together.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        """Wrap an open, migrated connection; use :meth:`open` instead."""
+        self._conn = conn
+        self.path = path
+        self._depth = 0  # transaction() nesting: 0 = none open
+
+    @classmethod
+    def open(cls, path: Path) -> State:
+        """Open (creating the directory and file) and upgrade the state at ``path``.
+
+        WAL lets ``report`` and ``verify`` read while a run writes; FULL sync
+        makes a commit durable across power loss, which the rewrite journal
+        will need (losing a journal entry would make a rewrite unrevertable).
+        """
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MirrorError(f"{path.parent}: cannot create the state directory: {exc}") from exc
+        conn: sqlite3.Connection | None = None
+        try:
+            with _sqlite_errors(path):
+                conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+                conn.execute("PRAGMA journal_mode = WAL")  # reads the header: fails if not a db
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            apply_migrations(conn, path=path)
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        return cls(conn, path)
+
+    def close(self) -> None:
+        """Close the connection; an open transaction is rolled back. Idempotent."""
+        self._conn.close()
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- reading ----------------------------------------------------------------
+
+    def get(self, url: str) -> UrlRecord | None:
+        """The record of ``url``, or ``None`` if it was never seen."""
+        with _sqlite_errors(self.path):
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM urls WHERE url = ?", (url,)
+            ).fetchone()
+        return None if row is None else _record(row)
+
+    def records(self, urls: Iterable[str] | None = None) -> dict[str, UrlRecord]:
+        """Records by URL: of ``urls`` (those known; unknown ones are left out), or all.
+
+        Looked up in chunks, because one ``IN (?, ...)`` per URL of a large
+        site would exceed SQLite's limit on bound variables.
+        """
+        result: dict[str, UrlRecord] = {}
+        with _sqlite_errors(self.path):
+            if urls is None:
+                for row in self._conn.execute(f"SELECT {_COLUMNS} FROM urls ORDER BY url"):
+                    record = _record(row)
+                    result[record.url] = record
+                return result
+            wanted = list(dict.fromkeys(urls))
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i : i + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                query = f"SELECT {_COLUMNS} FROM urls WHERE url IN ({marks})"
+                for row in self._conn.execute(query, chunk):
+                    record = _record(row)
+                    result[record.url] = record
+        return result
+
+    def path_owner(self, path: str) -> str | None:
+        """A URL whose file is ``path`` (the smallest, to be deterministic), or ``None``.
+
+        Not a constraint, because only the caller knows the layout: under
+        ``url`` another owner is a collision to resolve; under ``hash`` it is
+        the same bytes, and sharing the file is the point.
+        """
+        with _sqlite_errors(self.path):
+            row = self._conn.execute(
+                "SELECT url FROM urls WHERE path = ? ORDER BY url LIMIT 1", (path,)
+            ).fetchone()
+        return None if row is None else cast(str, row[0])
+
+    # -- writing ----------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit every write inside the block together, or none of them.
+
+        An exception (or a crash) inside the block rolls it all back. Blocks
+        nest: an inner block is a savepoint, so its failure undoes only its
+        own writes if the outer block catches the exception.
+        """
+        conn = self._conn
+        depth = self._depth
+        savepoint = f"sp{depth}"
+        with _sqlite_errors(self.path):
+            conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth = depth
+            with _sqlite_errors(self.path):
+                if depth == 0:
+                    if conn.in_transaction:  # SQLite may have rolled back itself (I/O error)
+                        conn.execute("ROLLBACK")
+                elif conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO {savepoint}")
+                    conn.execute(f"RELEASE {savepoint}")
+            raise
+        self._depth = depth
+        with _sqlite_errors(self.path):
+            try:
+                conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+            except BaseException:
+                if depth == 0 and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """Join the caller's transaction, or make this one write its own."""
+        if self._depth:
+            with _sqlite_errors(self.path):
+                yield
+        else:
+            with self.transaction(), _sqlite_errors(self.path):
+                yield
+
+    def seen(self, urls: Iterable[str], *, now: datetime | None = None) -> None:
+        """Record URLs the scan found; new ones become ``pending``, known ones are untouched."""
+        stamp = _timestamp(now)
+        with self._write():
+            self._conn.executemany(
+                "INSERT INTO urls (url, status, first_seen) VALUES (?, 'pending', ?)"
+                " ON CONFLICT (url) DO NOTHING",
+                ((url, stamp) for url in urls),
+            )
+
+    def mark_mirrored(
+        self,
+        url: str,
+        *,
+        path: str,
+        size: int,
+        sha256: str,
+        content_type: str,
+        final_url: str,
+        etag: str | None,
+        last_modified: str | None,
+        source: str,
+        attempts: int,
+        now: datetime | None = None,
+    ) -> None:
+        """Record that ``url``'s file is complete at ``path`` (already renamed into place).
+
+        ``attempts`` is the number of requests this fetch made; it is added to
+        the stored total. A previous error is cleared. An unseen URL is added.
+        """
+        if source not in _SOURCES:
+            raise ValueError(f"source must be one of {sorted(_SOURCES)}, not {source!r}")
+        if size < 0 or attempts < 0:
+            raise ValueError("size and attempts cannot be negative")
+        stamp = _timestamp(now)
+        with self._write():
+            self._conn.execute(
+                """
+                INSERT INTO urls (url, final_url, status, path, size, sha256, content_type,
+                                  etag, last_modified, attempts, last_error, source,
+                                  first_seen, last_fetched)
+                VALUES (:url, :final_url, 'mirrored', :path, :size, :sha256, :content_type,
+                        :etag, :last_modified, :attempts, NULL, :source, :now, :now)
+                ON CONFLICT (url) DO UPDATE SET
+                    final_url = excluded.final_url,
+                    status = 'mirrored',
+                    path = excluded.path,
+                    size = excluded.size,
+                    sha256 = excluded.sha256,
+                    content_type = excluded.content_type,
+                    etag = excluded.etag,
+                    last_modified = excluded.last_modified,
+                    attempts = urls.attempts + excluded.attempts,
+                    last_error = NULL,
+                    source = excluded.source,
+                    last_fetched = excluded.last_fetched
+                """,
+                {
+                    "url": url,
+                    "final_url": final_url,
+                    "path": path,
+                    "size": size,
+                    "sha256": sha256,
+                    "content_type": content_type,
+                    "etag": etag,
+                    "last_modified": last_modified,
+                    "attempts": attempts,
+                    "source": source,
+                    "now": stamp,
+                },
+            )
+
+    def mark_failed(
+        self, url: str, *, error: str, attempts: int, now: datetime | None = None
+    ) -> None:
+        """Record that fetching ``url`` failed after ``attempts`` requests (added to the total).
+
+        A URL that is already ``mirrored`` stays ``mirrored`` with its path,
+        hash and ``last_fetched``: a failed ``--refresh`` (host down today)
+        must not throw away a good copy, nor make ``rewrite`` skip it. Only
+        ``last_error`` and ``attempts`` change, so the report can still say
+        the refresh failed. Any other URL becomes ``failed``.
+        """
+        if attempts < 0:
+            raise ValueError("attempts cannot be negative")
+        stamp = _timestamp(now)
+        with self._write():
+            self._conn.execute(
+                """
+                INSERT INTO urls (url, status, attempts, last_error, first_seen, last_fetched)
+                VALUES (:url, 'failed', :attempts, :error, :now, :now)
+                ON CONFLICT (url) DO UPDATE SET
+                    attempts = urls.attempts + excluded.attempts,
+                    last_error = excluded.last_error,
+                    status = CASE urls.status WHEN 'mirrored' THEN 'mirrored' ELSE 'failed' END,
+                    last_fetched = CASE urls.status
+                        WHEN 'mirrored' THEN urls.last_fetched ELSE excluded.last_fetched END
+                """,
+                {"url": url, "attempts": attempts, "error": error, "now": stamp},
+            )
