@@ -12,9 +12,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mirror import __version__, pipeline
+from mirror import __version__, mirroring, pipeline
 from mirror.config import Config, load_config
 from mirror.errors import MirrorError
+from mirror.fetch_output import write_summary
+from mirror.models import Outcome
 from mirror.scan_output import write_json, write_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -76,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", action="store_true", help="print the contract's JSON")
     _global_options(scan, suppress=True)
     scan.set_defaults(run=_scan)
+
+    fetch = commands.add_parser(
+        "fetch",
+        help="download every referenced image not yet mirrored (writes the mirror dir, state)",
+        description=(
+            "Download every referenced image that is not mirrored yet, validate it and"
+            " put it in the mirror dir; record it in the state. Exit 1 if any failed."
+        ),
+    )
+    _global_options(fetch, suppress=True)
+    fetch.set_defaults(run=_fetch)
     return parser
 
 
@@ -91,6 +104,23 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
     else:
         write_table(result, sys.stdout, quiet=args.quiet, verbose=args.verbose)
     return EXIT_FAILED if result.unreadable else EXIT_OK
+
+
+def _fetch(args: argparse.Namespace, config: Config) -> int:
+    scan = pipeline.scan(config)
+    for post in scan.unreadable:
+        _say(f"{post.post}: {'; '.join(post.problems)}")
+
+    def progress(outcome: Outcome) -> None:
+        if args.verbose:
+            _say(
+                f"{outcome.status}: {outcome.url}"
+                + (f" ({outcome.error})" if outcome.error else "")
+            )
+
+    result = mirroring.fetch(config, scan, on_outcome=progress)
+    write_summary(result, sys.stdout)
+    return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
 
 
 def _say(message: str) -> None:

@@ -23,10 +23,9 @@ import hashlib
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -34,6 +33,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_exponential_jitter
 
 from mirror.config import DownloadConfig
+from mirror.models import Outcome, Source
 from mirror.store import AtomicFile, inside, url_path
 from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, inspect, sniff
 
@@ -63,21 +63,6 @@ class _Fail(Exception):
 def is_transient(exc: BaseException) -> bool:
     """The one retry decision: transport errors and timeouts, 408/425/429/5xx."""
     return isinstance(exc, httpx.TransportError | _Retry)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    url: str
-    status: Literal["mirrored", "failed"]
-    path: str | None = None  # relative to the mirror dir, posix
-    size: int = 0
-    sha256: str | None = None
-    content_type: str | None = None
-    final_url: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    error: str | None = None
-    attempts: int = 0
 
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -116,8 +101,25 @@ class Downloader:
         return list(await asyncio.gather(*(self.fetch(url) for url in urls)))
 
     async def fetch(self, url: str) -> Outcome:
-        """Mirror one URL; never raises for a failure of that URL."""
-        host = urlsplit(url).hostname or ""
+        """Mirror one URL; never raises for a failure of that URL.
+
+        A host with ``[download.origins]`` is not contacted itself: each
+        alternative origin is tried in turn, and the first to give a valid
+        image wins. The file and the state still key on ``url``.
+        """
+        parts = urlsplit(url)
+        origins = self._config.origins.get(parts.hostname or "", ())
+        failed: Outcome | None = None
+        for origin in origins:
+            rest = parts.path + (f"?{parts.query}" if parts.query else "")
+            outcome = await self._fetch_from(url, origin.rstrip("/") + rest, "alternative")
+            if outcome.status == "mirrored":
+                return outcome
+            failed = replace(outcome, error=f"{outcome.error} (from {origin})")
+        return failed if failed is not None else await self._fetch_from(url, url, "origin")
+
+    async def _fetch_from(self, url: str, source_url: str, source: Source) -> Outcome:
+        host = urlsplit(source_url).hostname or ""
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self._config.per_host))
         attempts = 0
 
@@ -125,7 +127,7 @@ class Downloader:
             nonlocal attempts
             attempts += 1
             async with self._all, per_host:
-                return await self._attempt(url)
+                return await self._attempt(url, source_url)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(1 + self._config.retries),
@@ -145,11 +147,11 @@ class Downloader:
             reason = _transport_reason(exc)
             return Outcome(url, "failed", error=f"{reason} (after {attempts} attempts)",
                            attempts=attempts)  # fmt: skip
-        return replace(outcome, attempts=attempts)
+        return replace(outcome, attempts=attempts, source=source)
 
-    async def _attempt(self, url: str) -> Outcome:
-        current = url
-        seen = {url}
+    async def _attempt(self, url: str, source_url: str) -> Outcome:
+        current = source_url
+        seen = {source_url}
         for _ in range(_MAX_REDIRECTS + 1):
             await self._check_target(current)
             headers = dict(self._config.headers.get(urlsplit(current).hostname or "", {}))

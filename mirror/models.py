@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+Source = Literal["origin", "alternative", "wayback"]  # where a mirrored file came from
 RefKind = Literal["front_matter", "gallery", "markdown", "html", "tag", "shortcode", "reference"]
 
 
@@ -89,3 +90,21 @@ class ScanResult:
     @property
     def unreadable(self) -> tuple[PostScan, ...]:
         return tuple(p for p in self.posts if p.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What fetching one URL came to: mirrored with its file's facts, or failed with why."""
+
+    url: str
+    status: Literal["mirrored", "failed"]
+    path: str | None = None  # relative to the mirror dir, posix
+    size: int = 0
+    sha256: str | None = None
+    content_type: str | None = None
+    final_url: str | None = None  # after redirects, or the alternative origin's URL
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    source: Source = "origin"

@@ -16,7 +16,8 @@ from PIL import Image
 
 from faultserver import FaultServer
 from mirror.config import DownloadConfig, parse_config
-from mirror.fetch import Downloader, Outcome, _retry_after, is_transient
+from mirror.fetch import Downloader, _retry_after, is_transient
+from mirror.models import Outcome
 
 
 def image(

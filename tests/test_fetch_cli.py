@@ -1,0 +1,130 @@
+"""`gallery-mirror fetch` end to end: a real site, a real server, a real state file."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from faultserver import FaultServer
+from mirror.cli import main
+from mirror.lock import SiteLock
+
+SEED = Path(__file__).parent / "data" / "deepseek-post.md"
+SEED_PATH = "/upimage/stupnote/2025/02/02/"
+SEED_FILES = [
+    "1738462164_12009103_8994.jpg",
+    "1738462165_12009103_2247.jpg",
+    "1738462167_12009103_5455.jpg",
+    "1738462168_12009103_2152.jpg",
+    "1738462169_12009103_4088.jpg",
+]
+
+
+def jpeg(shade: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (shade, 40, 90)).save(out, "JPEG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer() as running:
+        for n, name in enumerate(SEED_FILES):
+            running.file(SEED_PATH + name, jpeg(40 * n))
+        yield running
+
+
+@pytest.fixture
+def site(tmp_path: Path, server: FaultServer) -> Path:
+    """The seed post's blog, its image host mapped to the local server."""
+    posts = tmp_path / "blog" / "source" / "_posts"
+    posts.mkdir(parents=True)
+    shutil.copy(SEED, posts / "deepseek-post.md")
+    (tmp_path / "blog" / "gallery-mirror.toml").write_text(
+        "[download]\nallow_private = true\nretries = 1\nfsync = false\n"
+        f'[download.origins]\n"imgcdn.yaerxing.com" = ["{server.base}"]\n'
+    )
+    return tmp_path / "blog"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def requests(server: FaultServer) -> int:
+    return sum(server.hits.values())
+
+
+def test_fetch_mirrors_the_seed_post(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "fetch", "--site", str(site))
+    assert code == 0, out
+    assert out.startswith("Mirrored 5 new images")
+    mirror = site / "source" / "images" / "mirror" / "imgcdn.yaerxing.com" / SEED_PATH.strip("/")
+    assert sorted(p.name for p in mirror.iterdir()) == SEED_FILES
+    assert requests(server) == 5  # the headimg and gallery image 1 are one URL
+    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
+        rows = db.execute("SELECT status, source FROM urls").fetchall()
+    assert rows == [("mirrored", "alternative")] * 5
+
+
+def test_a_second_run_makes_no_requests(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "fetch", "--site", str(site))[0] == 0
+    before = requests(server)
+    code, out, _ = run(capsys, "fetch", "--site", str(site))
+    assert code == 0 and requests(server) == before
+    assert "Mirrored 0 new images (0.0 MB), 5 already mirrored, 0 failed" in out
+
+
+def test_a_deleted_file_is_fetched_again(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "fetch", "--site", str(site))
+    mirror = site / "source" / "images" / "mirror" / "imgcdn.yaerxing.com" / SEED_PATH.strip("/")
+    (mirror / SEED_FILES[2]).unlink()
+    before = requests(server)
+    code, out, _ = run(capsys, "fetch", "--site", str(site))
+    assert code == 0 and requests(server) == before + 1
+    assert out.startswith("Mirrored 1 new images") and (mirror / SEED_FILES[2]).exists()
+
+
+def test_failures_exit_1_and_name_the_url_and_the_posts(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.status(SEED_PATH + SEED_FILES[1], 404)
+    code, out, _ = run(capsys, "fetch", "--site", str(site))
+    assert code == 1
+    assert "Mirrored 4 new images" in out and "1 failed" in out
+    assert "HTTP 404 (from " in out
+    assert f"https://imgcdn.yaerxing.com{SEED_PATH}{SEED_FILES[1]}" in out
+    assert "used by source/_posts/deepseek-post.md:15" in out
+    assert not list(site.rglob("*.part"))
+
+
+def test_another_run_holding_the_lock_exits_3(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SiteLock(site / ".gallery-mirror"):
+        code, out, err = run(capsys, "fetch", "--site", str(site))
+    assert code == 3 and out == ""
+    assert "lock" in err
+
+
+def test_hash_layout_is_refused_until_fetch_supports_it(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    toml = site / "gallery-mirror.toml"
+    toml.write_text(toml.read_text() + '[mirror]\nlayout = "hash"\n')
+    code, _, err = run(capsys, "fetch", "--site", str(site))
+    assert code == 2 and "mirror.layout" in err
