@@ -92,10 +92,28 @@ def _jobs(
         inputs[label] = work / f"thumb-inputs-{label}.txt"
         inputs[label].write_text("".join(f"{images_root / i.path}\n" for i in chosen))
     total = sum(sizes.values())
+    fetch_posts = work / "fetch-posts"
+    fetch_posts.mkdir(exist_ok=True)
+    (fetch_posts / "all.md").write_text(
+        "".join(f"![](https://{corpus.HOST}/{i.path})\n" for i in items)
+    )
+    configs = {}
+    for label, base in (("nginx", fast), ("delay", slow)):
+        configs[label] = work / f"fetch-{label}.toml"
+        configs[label].write_text(
+            "[download]\nallow_private = true\nconcurrency = 32\nper_host = 32\n"
+            f'[download.origins]\n"{corpus.HOST}" = ["{base}"]\n[thumbnails]\nenabled = false\n'
+        )
     todo = [
         jobs.scan_job(blog, len(posts), post_mb),
-        jobs.fetch_job("nginx", lists["nginx"], len(items), total),
-        jobs.fetch_job(f"+{args.delay * 1000:.0f} ms server", lists["delay"], len(items), total),
+        jobs.fetch_job(
+            "nginx", lists["nginx"], len(items), total,
+            jobs.ours_fetch(fetch_posts, configs["nginx"]),
+        ),
+        jobs.fetch_job(
+            f"+{args.delay * 1000:.0f} ms server", lists["delay"], len(items), total,
+            jobs.ours_fetch(fetch_posts, configs["delay"]),
+        ),
         jobs.thumbs_job(
             f"{len(jpegs)} JPEGs", inputs["jpeg"], len(jpegs),
             sum(sizes[i.path] for i in jpegs), args.box,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_IMAGE_SUFFIXES = frozenset({".jpg", ".png", ".gif", ".webp"})  # what the jobs write
 # The regex a user would hand to ripgrep to find image URLs in posts.
 URL_REGEX = r"""(?:https?|httpss|htps)://[^\s)"'<>]+"""
 
@@ -32,7 +33,11 @@ class Job:
         """Why a run did not do the whole job, or None: a fast failure is no result."""
         if not self.outputs:
             return None
-        made = sum(1 for p in out.rglob("*") if p.is_file() and p.stat().st_size > 0)
+        made = sum(
+            1
+            for p in out.rglob("*")
+            if p.suffix in _IMAGE_SUFFIXES and p.is_file() and p.stat().st_size > 0
+        )
         return None if made == self.outputs else f"made {made} of {self.outputs} files"
 
 
@@ -70,13 +75,29 @@ def scan_job(blog: Path, posts: int, megabytes: float) -> Job:
     )  # fmt: skip
 
 
-def fetch_job(label: str, urls: Path, files: int, megabytes: float) -> Job:
+def ours_fetch(posts: Path, config: Path) -> Tool:
+    """gallery-mirror fetch into a fresh site made in the output folder.
+
+    The site's posts folder is a link to ``posts`` (one post listing every
+    image, so that the job measures fetching, not scanning a blog), and the
+    config maps the corpus host to the server with [download.origins].
+    """
+    return Tool(
+        "gallery-mirror fetch",
+        lambda out: ["sh", "-c",
+                     f"mkdir -p {out}/source && ln -s {posts} {out}/source/_posts && "
+                     f"{' '.join(ours())} -q -c {config} fetch --site {out}"],
+        True,
+    )  # fmt: skip
+
+
+def fetch_job(label: str, urls: Path, files: int, megabytes: float, ours_tool: Tool) -> Job:
     return Job(
         f"fetch, {label}",
         files,
         megabytes,
         (
-            Tool("gallery-mirror", None, True, "fetch is not built yet (issue 4)"),
+            ours_tool,
             peer(
                 "wget2 --max-threads=32", find("wget2"),
                 lambda w, out: [w, "--max-threads=32", "-q", "--no-robots", "-x", "-nH",
