@@ -33,6 +33,9 @@ def test_bench_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
     by_tool = {(r[0].lstrip("| "), r[1]): r for r in rows}
     scan = by_tool[("scan posts", "gallery-mirror")]
     assert scan[2] != "—" and scan[7].endswith("x |")  # measured, with a ratio to rg
+    for job in ("fetch, nginx", "fetch, +50 ms server"):
+        fetch = by_tool[(job, "gallery-mirror fetch")]
+        assert fetch[2] != "—", f"{job}: {fetch[-1]}"  # ran, and made every file
     installed = {
         "rg -o": "rg",
         "wget2 --max-threads=32": "wget2",
