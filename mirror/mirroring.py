@@ -24,6 +24,8 @@ from mirror.models import Outcome, ScanResult
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.store import remove_partials
 
+_BATCH = 64  # state rows per commit
+
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
@@ -56,12 +58,28 @@ def fetch(
         records = state.records(urls)
         todo = [url for url in urls if not _still_mirrored(records.get(url), root)]
 
+        # Rows are written in batches: one durable commit per image cost more
+        # than its download. A kill loses at most a batch of rows, whose files
+        # are complete on disk and are simply fetched again by the next run.
+        pending: list[Outcome] = []
+
+        def flush() -> None:
+            with state.transaction():
+                for outcome in pending:
+                    _record(state, outcome)
+            pending.clear()
+
         def record(outcome: Outcome) -> None:
-            _record(state, outcome)
+            pending.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
+            if len(pending) >= _BATCH:
+                flush()
 
-        fetched = asyncio.run(_download(config, todo, record))
+        try:
+            fetched = asyncio.run(_download(config, todo, record))
+        finally:
+            flush()  # also after Ctrl-C: what finished is recorded
     return FetchResult(scan, tuple(fetched), len(urls) - len(todo), time.monotonic() - started)
 
 
