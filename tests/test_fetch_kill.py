@@ -1,0 +1,78 @@
+"""A fetch killed with SIGKILL mid-run, then run again, ends with the full mirror.
+
+A real process is killed while some downloads are done and others hang; the
+rerun must clean up, fetch what is missing, and leave nothing partial.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from faultserver import FaultServer
+
+
+def jpeg(shade: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (300, 200), (shade, 100, 50)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def fetch(site: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mirror", "-q", "fetch", "--site", str(site)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def test_sigkill_then_rerun_converges(tmp_path: Path) -> None:
+    images = {f"/img/{n}.jpg": jpeg(20 * n) for n in range(10)}
+    with FaultServer() as server:
+        for path, body in list(images.items())[:6]:
+            server.file(path, body)
+        for path, body in list(images.items())[6:]:  # these hang mid-body until the kill
+            server.stall(path, 60, body, before_headers=False)
+        site = tmp_path / "blog"
+        (site / "source" / "_posts").mkdir(parents=True)
+        (site / "source" / "_posts" / "p.md").write_text(
+            "".join(f"![]({server.url(path)})\n" for path in images)
+        )
+        (site / "gallery-mirror.toml").write_text(
+            "[download]\nallow_private = true\nretries = 0\ntimeout = 120\nper_host = 16\n"
+        )
+
+        first = fetch(site)
+        deadline = time.monotonic() + 30
+        while sum(server.hits.values()) < len(images) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # let the six complete ones land
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        assert first.returncode == -signal.SIGKILL
+
+        # A write cut short by a kill leaves a temporary file like this one.
+        leftover = site / "source" / "images" / "mirror" / "127.0.0.1_x" / ".7.jpg.0123abcd.part"
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(images["/img/7.jpg"][:100])
+        for path, body in list(images.items())[6:]:
+            server.file(path, body)  # the hanging host recovers
+        second = fetch(site)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 0, err.decode()
+
+    mirror = site / "source" / "images" / "mirror"
+    host = next(p for p in mirror.iterdir() if p.name != "127.0.0.1_x")
+    for path, body in images.items():
+        assert (host / path.lstrip("/")).read_bytes() == body
+    assert not [p for p in mirror.rglob("*") if p.name.endswith(".part")]
+    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
+        statuses = db.execute("SELECT status FROM urls").fetchall()
+    assert statuses == [("mirrored",)] * len(images)
