@@ -97,8 +97,18 @@ class Downloader:
         self._all = asyncio.Semaphore(config.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
-    async def fetch_all(self, urls: Sequence[str]) -> list[Outcome]:
-        return list(await asyncio.gather(*(self.fetch(url) for url in urls)))
+    async def fetch_all(
+        self, urls: Sequence[str], *, on_outcome: Callable[[Outcome], None] | None = None
+    ) -> list[Outcome]:
+        """Fetch every URL; ``on_outcome`` sees each as it finishes (the caller
+        records it at once, so a run killed half-way keeps its work). The
+        result is in the order of ``urls``."""
+        tasks = [asyncio.ensure_future(self.fetch(url)) for url in urls]
+        for finished in asyncio.as_completed(tasks):
+            outcome = await finished
+            if on_outcome is not None:
+                on_outcome(outcome)
+        return [task.result() for task in tasks]
 
     async def fetch(self, url: str) -> Outcome:
         """Mirror one URL; never raises for a failure of that URL.
@@ -140,13 +150,10 @@ class Downloader:
             outcome: Outcome = await retrying(attempt)
         except _Fail as exc:
             return Outcome(url, "failed", error=exc.reason, attempts=attempts)
-        except _Retry as exc:
-            return Outcome(url, "failed", error=f"{exc.reason} (after {attempts} attempts)",
-                           attempts=attempts)  # fmt: skip
-        except httpx.TransportError as exc:
-            reason = _transport_reason(exc)
-            return Outcome(url, "failed", error=f"{reason} (after {attempts} attempts)",
-                           attempts=attempts)  # fmt: skip
+        except (_Retry, httpx.TransportError) as exc:  # transient, but out of attempts
+            reason = exc.reason if isinstance(exc, _Retry) else _transport_reason(exc)
+            error = f"{reason} (after {attempts} attempts)"
+            return Outcome(url, "failed", error=error, attempts=attempts)
         return replace(outcome, attempts=attempts, source=source)
 
     async def _attempt(self, url: str, source_url: str) -> Outcome:

@@ -103,13 +103,7 @@ async def _download(
     timeout = httpx.Timeout(download.timeout)
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
         downloader = Downloader(client=client, config=download, mirror_root=config.mirror_dir)
-        outcomes = []
-        # Recorded as each finishes, so a run killed half-way keeps its work.
-        for finished in asyncio.as_completed([downloader.fetch(url) for url in urls]):
-            outcome = await finished
-            record(outcome)
-            outcomes.append(outcome)
-        return outcomes
+        return await downloader.fetch_all(urls, on_outcome=record)
 
 
 def _record(state: State, outcome: Outcome) -> None:
