@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mirror.config import Config
 from mirror.models import ScanResult
 from mirror.scanner import scan_site
+from mirror.state import STATE_FILE_NAME, State, UrlRecord
 
 
 def scan(config: Config) -> ScanResult:
@@ -15,3 +18,12 @@ def scan(config: Config) -> ScanResult:
         front_matter_keys=config.site.front_matter_keys,
         exclude=(config.mirror_dir, config.state_dir),
     )
+
+
+def url_records(config: Config, urls: Sequence[str]) -> dict[str, UrlRecord]:
+    """What the state knows of ``urls``, read-only; empty before the first fetch."""
+    state = State.read(config.state_dir / STATE_FILE_NAME)
+    if state is None:
+        return {}
+    with state:
+        return state.records(urls)

@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from mirror.models import ImageRef, ScanResult
+from mirror.state import UrlRecord
 from mirror.urls import host_of
 
 SCHEMA_VERSION = 1
 
 
-def summary_counts(result: ScanResult) -> dict[str, int]:
+def _status(url: str, records: Mapping[str, UrlRecord]) -> str:
+    record = records.get(url)
+    return "pending" if record is None else record.status
+
+
+def summary_counts(
+    result: ScanResult, records: Mapping[str, UrlRecord] | None = None
+) -> dict[str, int]:
     """The counts shared by the text summary and the JSON ``summary``."""
     refs = result.refs
     urls = result.urls
+    statuses = Counter(_status(url, records or {}) for url in urls)
     return {
         "posts": len(result.posts),
         "refs": len(refs),
         "urls": len(urls),
-        # No fetch has run in a scan: every URL is pending until the state says more.
-        "pending": len(urls),
-        "mirrored": 0,
-        "failed": 0,
+        "pending": statuses["pending"],
+        "mirrored": statuses["mirrored"],
+        "failed": statuses["failed"],
         "hosts": len({host_of(u) for u in urls}),
         "repaired_refs": sum(1 for r in refs if r.repairs),
         "local_refs": len(result.local_refs),
@@ -32,8 +41,9 @@ def summary_counts(result: ScanResult) -> dict[str, int]:
     }
 
 
-def scan_json(result: ScanResult) -> dict[str, Any]:
-    counts = summary_counts(result)
+def scan_json(result: ScanResult, records: Mapping[str, UrlRecord]) -> dict[str, Any]:
+    """The contract's JSON; ``records`` is what the state knows of the URLs."""
+    counts = summary_counts(result, records)
     uses = Counter(r.url for r in result.refs)
     return {
         "schema": SCHEMA_VERSION,
@@ -41,17 +51,7 @@ def scan_json(result: ScanResult) -> dict[str, Any]:
         "globs": list(result.globs),
         "refs": [_ref_json(r) for r in result.refs],
         "local_refs": [_ref_json(r) for r in result.local_refs],
-        "urls": [
-            {
-                "url": url,
-                "status": "pending",
-                "path": None,
-                "error": None,
-                "host": host_of(url),
-                "refs": uses[url],
-            }
-            for url in result.urls
-        ],
+        "urls": [_url_json(url, records.get(url), uses[url]) for url in result.urls],
         "skipped": [
             {"post": s.post, "line": s.line, "raw": s.raw, "reason": s.reason}
             for s in result.skipped
@@ -60,6 +60,18 @@ def scan_json(result: ScanResult) -> dict[str, Any]:
             {"post": p.post, "reason": reason} for p in result.unreadable for reason in p.problems
         ],
         "summary": counts,
+    }
+
+
+def _url_json(url: str, record: UrlRecord | None, uses: int) -> dict[str, Any]:
+    status = "pending" if record is None else record.status
+    return {
+        "url": url,
+        "status": status,
+        "path": record.path if record is not None and status == "mirrored" else None,
+        "error": record.last_error if record is not None and status == "failed" else None,
+        "host": host_of(url),
+        "refs": uses,
     }
 
 
@@ -78,8 +90,8 @@ def _ref_json(ref: ImageRef) -> dict[str, Any]:
     }
 
 
-def write_json(result: ScanResult, out: TextIO) -> None:
-    json.dump(scan_json(result), out, ensure_ascii=False, indent=2)
+def write_json(result: ScanResult, records: Mapping[str, UrlRecord], out: TextIO) -> None:
+    json.dump(scan_json(result, records), out, ensure_ascii=False, indent=2)
     out.write("\n")
 
 

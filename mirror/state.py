@@ -340,6 +340,38 @@ class State:
             raise
         return cls(conn, path)
 
+    @classmethod
+    def read(cls, path: Path) -> State | None:
+        """Open an existing state read-only, or None when there is none yet.
+
+        For the commands that write nothing (scan, report, verify): no file,
+        directory, table or migration is created, whatever the state holds.
+        """
+        path = Path(path)
+        if not path.is_file():
+            return None
+        conn: sqlite3.Connection | None = None
+        try:
+            with _sqlite_errors(path):
+                # A WAL reader creates -wal/-shm files unless the database is
+                # opened as immutable. Without a -wal file no run is writing
+                # (a writer's close removes it), so immutable is safe; while a
+                # run writes, its -wal and -shm exist already: no new file appears.
+                wal = path.with_name(path.name + "-wal").exists()
+                uri = f"{path.resolve().as_uri()}?mode=ro" + ("" if wal else "&immutable=1")
+                conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+                applied = _applied(conn, path, [m.name for m in MIGRATIONS])
+            if any(m.name not in applied for m in MIGRATIONS):
+                raise MirrorError(
+                    f"{path} was written by an older gallery-mirror: run"
+                    " 'gallery-mirror fetch' once to upgrade it"
+                )
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        return cls(conn, path)
+
     def close(self) -> None:
         """Close the connection; an open transaction is rolled back. Idempotent."""
         self._conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -128,3 +129,34 @@ def test_hash_layout_is_refused_until_fetch_supports_it(
     toml.write_text(toml.read_text() + '[mirror]\nlayout = "hash"\n')
     code, _, err = run(capsys, "fetch", "--site", str(site))
     assert code == 2 and "mirror.layout" in err
+
+
+def test_scan_json_reports_what_fetch_did_and_writes_nothing(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.status(SEED_PATH + SEED_FILES[1], 404)
+    run(capsys, "fetch", "--site", str(site))
+    state_dir = site / ".gallery-mirror"
+    before = {p: p.read_bytes() for p in state_dir.iterdir() if p.is_file()}
+
+    code, out, _ = run(capsys, "scan", "--json", "--site", str(site))
+    assert code == 0
+    doc = json.loads(out)
+    by_url = {u["url"]: u for u in doc["urls"]}
+    failed = by_url[f"https://imgcdn.yaerxing.com{SEED_PATH}{SEED_FILES[1]}"]
+    assert (failed["status"], failed["path"]) == ("failed", None)
+    assert "HTTP 404" in failed["error"]
+    mirrored = by_url[f"https://imgcdn.yaerxing.com{SEED_PATH}{SEED_FILES[0]}"]
+    assert mirrored["status"] == "mirrored" and mirrored["error"] is None
+    assert (site / "source" / "images" / "mirror" / mirrored["path"]).is_file()
+    summary = doc["summary"]
+    assert (summary["mirrored"], summary["failed"], summary["pending"]) == (4, 1, 0)
+    assert {p: p.read_bytes() for p in state_dir.iterdir() if p.is_file()} == before
+
+
+def test_scan_before_any_fetch_creates_no_state(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "scan", "--json", "--site", str(site))
+    assert code == 0 and json.loads(out)["summary"]["pending"] == 5
+    assert not (site / ".gallery-mirror").exists()
