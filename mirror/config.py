@@ -65,6 +65,8 @@ class DownloadConfig:
     wayback: bool
     wayback_base: str
     fsync: bool
+    retry_after_max: float  # seconds: a longer Retry-After fails the attempt now
+    max_pixels: int  # an image with more pixels is refused (decompression bombs)
     headers: Mapping[str, Mapping[str, str]]  # lower-cased host -> header name -> value
     origins: Mapping[str, tuple[str, ...]]  # lower-cased host -> alternative origins, in order
 
@@ -76,6 +78,14 @@ class ThumbnailsConfig:
     sizes: tuple[int, ...]  # ascending, no duplicates
     format: Literal["webp", "jpeg", "png", "avif", "same"]
     quality: int
+    background: tuple[int, int, int]  # what transparency is flattened on where it cannot stay
+    animated: bool  # keep GIF/WebP animation; False takes the first frame
+
+
+@dataclass(frozen=True, slots=True)
+class BackupConfig:
+    refresh_after: float  # days: --refresh re-checks an URL at most this often
+    prune_after: float  # days since last referenced before --prune moves a file to trash
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +103,7 @@ class Config:
     download: DownloadConfig
     thumbnails: ThumbnailsConfig
     rewrite: RewriteConfig
+    backup: BackupConfig
     source: Path | None  # the config file read, None when defaults only
 
     @property
@@ -151,6 +162,25 @@ def _seconds(value: object) -> float:
     if not (math.isfinite(value) and value > 0):  # TOML allows inf and nan
         raise _Invalid("a number of seconds > 0", value)
     return float(value)
+
+
+def _days(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid("a number of days >= 0", value)
+    if not (math.isfinite(value) and value >= 0):
+        raise _Invalid("a number of days >= 0", value)
+    return float(value)
+
+
+_HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})")
+
+
+def _colour(value: object) -> tuple[int, int, int]:
+    match = _HEX_COLOUR.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise _Invalid('a colour written "#rrggbb"', value)
+    red, green, blue = (int(part, 16) for part in match.groups())
+    return red, green, blue
 
 
 def _boolean(value: object) -> bool:
@@ -314,6 +344,8 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "wayback": _Key(False, _boolean),
         "wayback_base": _Key("https://web.archive.org/web/2id_/", _url()),
         "fsync": _Key(True, _boolean),
+        "retry_after_max": _Key(60.0, _seconds),
+        "max_pixels": _Key(178_956_970, _integer(1)),
         "headers": _Key(MappingProxyType({}), _headers),
         "origins": _Key(MappingProxyType({}), _origins),
     },
@@ -323,12 +355,18 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "sizes": _Key((480,), _sizes),
         "format": _Key("webp", _choice("webp", "jpeg", "png", "avif", "same")),
         "quality": _Key(82, _integer(1, 100)),
+        "background": _Key((255, 255, 255), _colour),
+        "animated": _Key(False, _boolean),
     },
     "rewrite": {
         "to": _Key("local", _choice("local", "cdn")),
         "local_prefix": _Key("/images/mirror", _string()),  # deeper checks: rewrite stage
         "cdn_base": _Key("", _url(allow_empty=True)),
         "hosts": _Key((), _string_list(lower=True)),
+    },
+    "backup": {
+        "refresh_after": _Key(7.0, _days),
+        "prune_after": _Key(30.0, _days),
     },
 }
 _SECTIONS: Final[dict[str, type[Any]]] = {
@@ -337,6 +375,7 @@ _SECTIONS: Final[dict[str, type[Any]]] = {
     "download": DownloadConfig,
     "thumbnails": ThumbnailsConfig,
     "rewrite": RewriteConfig,
+    "backup": BackupConfig,
 }
 
 

@@ -14,8 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from mirror.config import Config
 from mirror.errors import ConfigError
 from mirror.fetch import Downloader
@@ -23,6 +21,7 @@ from mirror.lock import SiteLock
 from mirror.models import Outcome, ScanResult
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.store import remove_partials
+from mirror.transport import make_client
 
 _BATCH = 64  # state rows per commit
 
@@ -96,13 +95,10 @@ def _still_mirrored(record: UrlRecord | None, root: Path) -> bool:
 async def _download(
     config: Config, urls: Sequence[str], record: Callable[[Outcome], None]
 ) -> list[Outcome]:
-    download = config.download
-    limits = httpx.Limits(
-        max_connections=download.concurrency, max_keepalive_connections=download.concurrency
-    )
-    timeout = httpx.Timeout(download.timeout)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        downloader = Downloader(client=client, config=download, mirror_root=config.mirror_dir)
+    async with make_client(config.download) as client:
+        downloader = Downloader(
+            client=client, config=config.download, mirror_root=config.mirror_dir
+        )
         return await downloader.fetch_all(urls, on_outcome=record)
 
 

@@ -16,6 +16,7 @@ from mirror import __version__
 from mirror.config import (
     CONFIG_FILE_NAME,
     DEFAULT_FRONT_MATTER_KEYS,
+    BackupConfig,
     Config,
     DownloadConfig,
     MirrorConfig,
@@ -49,12 +50,16 @@ DEFAULT_DOWNLOAD = DownloadConfig(
     wayback=False,
     wayback_base="https://web.archive.org/web/2id_/",
     fsync=True,
+    retry_after_max=60.0,
+    max_pixels=178_956_970,
     headers=MappingProxyType({}),
     origins=MappingProxyType({}),
 )
 DEFAULT_THUMBNAILS = ThumbnailsConfig(
-    enabled=True, dir="_thumbs", sizes=(480,), format="webp", quality=82
-)
+    enabled=True, dir="_thumbs", sizes=(480,), format="webp", quality=82,
+    background=(255, 255, 255), animated=False,
+)  # fmt: skip
+DEFAULT_BACKUP = BackupConfig(refresh_after=7.0, prune_after=30.0)
 DEFAULT_REWRITE = RewriteConfig(to="local", local_prefix="/images/mirror", cdn_base="", hosts=())
 
 
@@ -79,6 +84,7 @@ def assert_defaults(config: Config) -> None:
     assert config.download == DEFAULT_DOWNLOAD
     assert config.thumbnails == DEFAULT_THUMBNAILS
     assert config.rewrite == DEFAULT_REWRITE
+    assert config.backup == DEFAULT_BACKUP
 
 
 # --- defaults and discovery
@@ -310,6 +316,9 @@ def test_every_problem_is_reported(tmp_path: Path) -> None:
         ('[rewrite]\nto = "s3"', "rewrite.to", 'one of "local", "cdn"'),
         ('[rewrite]\nto = "cdn"', "rewrite.to", '"cdn" needs rewrite.cdn_base'),
         ('[rewrite]\ncdn_base = "cdn.example.com"', "rewrite.cdn_base", 'http(s) URL or ""'),
+        ('[thumbnails]\nbackground = "white"', "thumbnails.background", '"#rrggbb", got "white"'),
+        ("[download]\nretry_after_max = 0", "download.retry_after_max", "seconds > 0, got 0"),
+        ("[backup]\nprune_after = -1", "backup.prune_after", "days >= 0, got -1"),
         ("[rewrite]\nlocal_prefix = false", "rewrite.local_prefix", "a string, got false"),
         ('[rewrite]\nhosts = "a.com"', "rewrite.hosts", 'got "a.com"'),
         ("site = 1", "site", "expected a table, got 1"),
@@ -428,6 +437,7 @@ def test_example_documents_every_field() -> None:
         "download": DownloadConfig,
         "thumbnails": ThumbnailsConfig,
         "rewrite": RewriteConfig,
+        "backup": BackupConfig,
     }
     assert [f.name for f in dataclasses.fields(Config)] == [*sections, "source"]
     commented = {"posts", "user_agent"}  # auto-detected / version-dependent defaults
