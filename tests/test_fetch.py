@@ -18,6 +18,7 @@ from faultserver import FaultServer
 from mirror.config import DownloadConfig, parse_config
 from mirror.fetch import Downloader, _retry_after, is_transient
 from mirror.models import Outcome
+from mirror.transport import make_client
 
 
 def image(
@@ -75,7 +76,7 @@ class Run:
 
     def fetch(self, *urls: str) -> list[Outcome]:
         async def go() -> list[Outcome]:
-            async with httpx.AsyncClient(timeout=self.config.timeout) as client:
+            async with make_client(self.config) as client:
                 downloader = Downloader(
                     client=client, config=self.config, mirror_root=self.root, sleep=self._sleep
                 )
