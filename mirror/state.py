@@ -121,6 +121,39 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         # site with dead hosts have no path.
         "CREATE INDEX urls_path ON urls (path) WHERE path IS NOT NULL;",
     ),
+    Migration(
+        "0003_create_rewrite_journal",
+        # What `rewrite` changed, so that `revert` can put every byte back
+        # (mirror.journal reads and writes these tables). Offsets are bytes.
+        """
+        CREATE TABLE rewrite_runs (
+            -- AUTOINCREMENT: a run id is never reused, even after rows are deleted.
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at  TEXT NOT NULL,
+            target      TEXT NOT NULL CHECK (target IN ('local', 'cdn')),
+            base        TEXT NOT NULL,            -- the local_prefix or cdn_base used
+            reverted_at TEXT                      -- set once revert has undone the run
+        );
+        CREATE TABLE rewrite_posts (
+            id              INTEGER PRIMARY KEY,
+            run_id          INTEGER NOT NULL REFERENCES rewrite_runs (id) ON DELETE CASCADE,
+            post            TEXT NOT NULL,        -- posix, relative to the site root
+            original_sha256 TEXT NOT NULL,        -- of the file before this run's edits
+            result_sha256   TEXT NOT NULL,        -- of the file this run wrote
+            original        BLOB NOT NULL,        -- the file before: revert's anchor
+            reverted        TEXT,                 -- what revert did to this post
+            UNIQUE (run_id, post)
+        );
+        CREATE TABLE rewrite_edits (
+            post_id     INTEGER NOT NULL REFERENCES rewrite_posts (id) ON DELETE CASCADE,
+            seq         INTEGER NOT NULL,         -- 0-based, in file order
+            byte_offset INTEGER NOT NULL CHECK (byte_offset >= 0),  -- of old, in the original
+            old         TEXT NOT NULL,            -- the bytes replaced (UTF-8)
+            new         TEXT NOT NULL,            -- the bytes written in their place
+            PRIMARY KEY (post_id, seq)
+        );
+        """,
+    ),
 )
 
 
@@ -371,6 +404,14 @@ class State:
                 conn.close()
             raise
         return cls(conn, path)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for modules that own their tables (``mirror.journal``).
+
+        Write through it only inside :meth:`transaction`.
+        """
+        return self._conn
 
     def close(self) -> None:
         """Close the connection; an open transaction is rolled back. Idempotent."""

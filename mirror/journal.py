@@ -1,0 +1,138 @@
+"""The rewrite journal: what each `rewrite` run changed, so `revert` can undo it.
+
+Three tables (migration ``0003_create_rewrite_journal`` in ``mirror.state``):
+a run (id, time, target, base URL, when reverted), per post of a run the
+SHA-256 of the file before and after and the file before itself, and per post
+its edits (byte offset in the file before, old text, new text). A post
+unchanged since the run gets its old bytes back; in a post edited since, the
+kept copy tells where each rewritten URL now stands (see ``rewrite.relocate``).
+
+The stage writes a post's rows and commits them *before* it renames the new
+post into place: after a crash the journal may name a rewrite that never
+landed (revert then finds the original and does nothing) but never misses
+one that did. Rows of a post whose write failed are deleted again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+from mirror.rewrite import Edit
+from mirror.state import State
+
+
+@dataclass(frozen=True, slots=True)
+class JournalPost:
+    id: int
+    post: str
+    original_sha256: str
+    result_sha256: str
+    original: bytes
+    edits: tuple[Edit, ...]  # sorted by start; starts are offsets in the original
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRun:
+    id: int
+    started_at: str
+    target: str
+    base: str
+    posts: tuple[JournalPost, ...]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def begin_run(state: State, *, target: str, base: str) -> int:
+    """Record a new run; its id."""
+    with state.transaction():
+        cursor = state.connection.execute(
+            "INSERT INTO rewrite_runs (started_at, target, base) VALUES (?, ?, ?)",
+            (_now(), target, base),
+        )
+    return cast(int, cursor.lastrowid)
+
+
+def record_post(
+    state: State, run_id: int, post: str, *, original: bytes, result: bytes, edits: Iterable[Edit]
+) -> int:
+    """Record one post's edits (committed on return); the row id, for :func:`forget_post`."""
+    conn = state.connection
+    with state.transaction():
+        cursor = conn.execute(
+            "INSERT INTO rewrite_posts (run_id, post, original_sha256, result_sha256, original)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (run_id, post, sha256(original), sha256(result), original),
+        )
+        post_id = cast(int, cursor.lastrowid)
+        conn.executemany(
+            "INSERT INTO rewrite_edits (post_id, seq, byte_offset, old, new)"
+            " VALUES (?, ?, ?, ?, ?)",
+            ((post_id, seq, e.start, e.old, e.new) for seq, e in enumerate(edits)),
+        )
+    return post_id
+
+
+def forget_post(state: State, post_id: int) -> None:
+    """Drop a post's rows: its new bytes never reached the file."""
+    with state.transaction():
+        state.connection.execute("DELETE FROM rewrite_posts WHERE id = ?", (post_id,))
+
+
+def forget_run_if_empty(state: State, run_id: int) -> bool:
+    """Drop a run none of whose posts was written (nothing to revert); whether it was."""
+    with state.transaction():
+        cursor = state.connection.execute(
+            "DELETE FROM rewrite_runs WHERE id = ?"
+            " AND NOT EXISTS (SELECT 1 FROM rewrite_posts WHERE run_id = ?)",
+            (run_id, run_id),
+        )
+    return cursor.rowcount > 0
+
+
+def open_runs(state: State) -> list[JournalRun]:
+    """The runs not reverted yet, newest first, with their posts and edits."""
+    conn = state.connection
+    runs = []
+    for run_id, started, target, base in conn.execute(
+        "SELECT id, started_at, target, base FROM rewrite_runs"
+        " WHERE reverted_at IS NULL ORDER BY id DESC"
+    ).fetchall():
+        posts = []
+        for post_id, post, original_sha, result_sha, original in conn.execute(
+            "SELECT id, post, original_sha256, result_sha256, original FROM rewrite_posts"
+            " WHERE run_id = ? ORDER BY post",
+            (run_id,),
+        ).fetchall():
+            edits = tuple(
+                # The URL part of `new` is not needed to undo an edit.
+                Edit(offset, old, new, new)
+                for offset, old, new in conn.execute(
+                    "SELECT byte_offset, old, new FROM rewrite_edits"
+                    " WHERE post_id = ? ORDER BY seq",
+                    (post_id,),
+                )
+            )
+            posts.append(JournalPost(post_id, post, original_sha, result_sha, original, edits))
+        runs.append(JournalRun(run_id, started, target, base, tuple(posts)))
+    return runs
+
+
+def mark_reverted(state: State, run_id: int, outcomes: Iterable[tuple[int, str]]) -> None:
+    """Mark a run reverted, with what revert did to each of its posts (row id, note)."""
+    conn = state.connection
+    with state.transaction():
+        conn.executemany(
+            "UPDATE rewrite_posts SET reverted = ? WHERE id = ?",
+            ((note, post_id) for post_id, note in outcomes),
+        )
+        conn.execute("UPDATE rewrite_runs SET reverted_at = ? WHERE id = ?", (_now(), run_id))

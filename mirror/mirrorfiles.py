@@ -1,0 +1,47 @@
+"""Is a mirrored file still what the state recorded? Asked by rewrite and verify.
+
+A reference is only pointed at a file that is there with the recorded
+SHA-256, and verify re-asks the same question; each file is hashed once per
+run however many posts use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path, PurePosixPath
+
+from mirror.state import UrlRecord
+from mirror.store import inside
+
+
+class MirrorFiles:
+    """The files under one mirror dir, checked against state records, with a hash cache."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._hashes: dict[str, str | None] = {}
+
+    def problem(self, record: UrlRecord) -> str | None:
+        """Why ``record``'s file is not as recorded, or None; the record must be mirrored."""
+        path = record.path or ""
+        try:
+            target = inside(self.root, PurePosixPath(path))
+        except ValueError:
+            return f"file path outside mirror.dir: {path}"
+        if path not in self._hashes:
+            self._hashes[path] = sha256_file(target)
+        digest = self._hashes[path]
+        if digest is None:
+            return f"file missing: {path}"
+        if digest != record.sha256:
+            return f"file changed since it was fetched (sha256 differs): {path}"
+        return None
+
+
+def sha256_file(path: Path) -> str | None:
+    """The file's SHA-256 in hex, or None when it is not a readable regular file."""
+    try:
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None

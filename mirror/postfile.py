@@ -1,0 +1,55 @@
+"""Reading and replacing one post on disk, for rewrite and revert.
+
+A post is replaced the way the mirror's files are written: a temporary file
+in the same directory, fsynced, renamed over the post. The new file gets the
+old one's permission bits (and owner, where allowed), and the real file is
+replaced, not a symbolic link that points at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from mirror.store import AtomicFile
+
+__all__ = ["read_post", "write_post"]
+
+
+def read_post(path: Path) -> bytes | str:
+    """The post's bytes, or why it cannot be read."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return "cannot be read: not a regular file"
+        return path.read_bytes()
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+
+
+def write_post(path: Path, expected: bytes, data: bytes) -> str | None:
+    """Replace the post at ``path``, which must still hold ``expected``; why not, or None."""
+    real = Path(os.path.realpath(path))
+    try:
+        info = real.stat()
+        # Renaming over a read-only file would succeed (only the directory's
+        # permission counts), so its mode bits are asked explicitly.
+        if not info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+            return "the file is read-only: not written"
+        if not os.access(real, os.W_OK):
+            return "no permission to write the file: not written"
+        atomic = AtomicFile(real, fsync=True)
+        with atomic as out:
+            out.write(data)
+            os.chmod(atomic.temp, stat.S_IMODE(info.st_mode))
+            if (info.st_uid, info.st_gid) != (os.getuid(), os.getgid()):
+                with contextlib.suppress(OSError):  # only root may give files away
+                    os.chown(atomic.temp, info.st_uid, info.st_gid)
+            # Last look before the rename: an editor may have saved meanwhile.
+            if real.read_bytes() != expected:
+                atomic.discard()
+                return "the file changed while it was being rewritten: not written"
+    except OSError as exc:
+        return f"cannot write: {exc.strerror or exc}"
+    return None

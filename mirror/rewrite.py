@@ -1,0 +1,222 @@
+"""Pure span editing of one post's bytes: no file, state or network here.
+
+A rewrite replaces the byte span of each chosen reference (as the scanner
+found it) and nothing else, from the end of the file backwards so that the
+offsets of the spans before each edit stay valid. Two checks keep it honest:
+
+* before: the bytes at every span must still be the reference's raw text
+  (:func:`apply_edits` raises otherwise; the caller rescans, never guesses);
+* after: the new bytes are scanned again and must yield the same references
+  at the shifted places, the edited ones carrying their new URL
+  (:func:`check_rewritten`). That re-parses the front matter with the same
+  YAML/TOML/JSON parsers that found the spans, so a value that would no
+  longer read back as the URL is caught before anything is written.
+
+The one context where a URL may need more than itself is a plain (unquoted)
+YAML scalar: a new value that YAML would read differently gets double quotes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise
+from typing import NamedTuple
+from urllib.parse import quote
+
+import yaml
+
+from mirror.models import ImageRef, PostScan
+from mirror.scanner import scan_post
+
+# Characters of a configured base that would end or break the URL in some
+# syntax (Markdown, HTML attributes, tag arguments, YAML/TOML strings).
+_UNSAFE_IN_BASE = re.compile(r"[\s\"'<>\\`]")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+# YAML plain scalars may not start with an indicator; "-", "?" and ":" may,
+# when followed by a non-space, but quoting them too costs nothing.
+_YAML_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_YAML_FLOW = re.compile(r"[,\[\]{}]")  # ends a plain scalar inside a flow collection
+_STR_TAG = "tag:yaml.org,2002:str"
+_RESOLVER = yaml.resolver.Resolver()
+# Lines end at "\n" only (str.splitlines would also split at U+2028, \x0c, ...).
+_LINES = re.compile(r"[^\n]*\n|[^\n]+\Z")
+
+
+class Edit(NamedTuple):
+    """Replace ``old`` at byte ``start`` of a post with ``new``.
+
+    ``new`` may be the URL in added quotes; ``url`` is the URL alone.
+    """
+
+    start: int
+    old: str
+    new: str
+    url: str
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.old.encode("utf-8"))
+
+    @property
+    def delta(self) -> int:
+        return len(self.new.encode("utf-8")) - len(self.old.encode("utf-8"))
+
+    @property
+    def url_offset(self) -> int:
+        """Where the URL starts inside ``new``: after an added opening quote."""
+        return self.new.index(self.url) if self.new != self.url else 0
+
+
+def base_problem(base: str) -> str | None:
+    """Why a configured URL base cannot be written into posts, or None."""
+    if _UNSAFE_IN_BASE.search(base):
+        return "it contains whitespace, a quote, '<', '>', '`' or a backslash"
+    return None
+
+
+def is_root_relative(prefix: str) -> bool:
+    """Whether URLs under ``prefix`` stay right from any page: "/..." or a full URL."""
+    return prefix.startswith("/") or _SCHEME.match(prefix) is not None or prefix == ""
+
+
+def mirror_url(base: str, path: str) -> str:
+    """``base`` + "/" + the mirror-relative ``path``, percent-encoded.
+
+    Everything but unreserved characters and "/" is encoded (non-ASCII as
+    UTF-8): the result then needs no quoting or escaping in Markdown, HTML,
+    tag arguments or YAML, and a server decodes it back to the file name.
+    """
+    return base.rstrip("/") + "/" + quote(path, safe="/")
+
+
+def edit_for(data: bytes, ref: ImageRef, url: str) -> Edit:
+    """The edit that puts ``url`` where ``ref`` stands, quoted if YAML needs it."""
+    new = url
+    if ref.kind == "front_matter" and not _quoted(data, ref) and not _plain_ok(url):
+        new = f'"{url}"'  # safe: the URL holds no '"' or '\\' (see base_problem, quote)
+    return Edit(ref.start, ref.raw, new, url)
+
+
+def _quoted(data: bytes, ref: ImageRef) -> bool:
+    before, after = data[ref.start - 1 : ref.start], data[ref.end : ref.end + 1]
+    return ref.start > 0 and before in (b'"', b"'") and after == before
+
+
+def _plain_ok(text: str) -> bool:
+    """Would YAML read ``text`` as this very string, unquoted, in any context?"""
+    if not text or text != text.strip() or text[0] in _YAML_INDICATORS:
+        return False
+    if ": " in text or " #" in text or text.endswith(":") or _YAML_FLOW.search(text):
+        return False
+    resolved: str = _RESOLVER.resolve(  # type: ignore[no-untyped-call]
+        yaml.ScalarNode, text, (True, False)
+    )
+    return resolved == _STR_TAG
+
+
+def apply_edits(data: bytes, edits: Iterable[Edit]) -> bytes:
+    """``data`` with every edit applied, from the end backwards.
+
+    Raises ValueError if the bytes at an edit are not its ``old`` text, or if
+    two edits overlap: the caller's view of the file is out of date.
+    """
+    ordered = sorted(edits, key=lambda e: e.start)
+    for before, after in pairwise(ordered):
+        if after.start < before.end:
+            raise ValueError(f"overlapping edits at bytes {before.start} and {after.start}")
+    out = bytearray(data)
+    for edit in reversed(ordered):
+        if data[edit.start : edit.end] != edit.old.encode("utf-8"):
+            raise ValueError(f"the text at byte {edit.start} is no longer {edit.old!r}")
+        out[edit.start : edit.end] = edit.new.encode("utf-8")
+    return bytes(out)
+
+
+def shifted_starts(edits: Sequence[Edit]) -> list[int]:
+    """Where each edit (sorted by start) begins in the edited bytes."""
+    starts, delta = [], 0
+    for edit in edits:
+        starts.append(edit.start + delta)
+        delta += edit.delta
+    return starts
+
+
+def check_rewritten(
+    before: PostScan, data: bytes, edits: Sequence[Edit], keys: frozenset[str]
+) -> str | None:
+    """Rescan the edited ``data``; why it does not read back as intended, or None.
+
+    Every reference of ``before`` must stand at its shifted place, with its
+    old text or, where edited, the new URL; no reference may appear or vanish.
+    """
+    after = scan_post(data, before.post, keys)
+    if after.problems != before.problems:
+        return "after the edit it no longer reads: " + "; ".join(after.problems)
+    ordered = sorted(edits, key=lambda e: e.start)
+    by_start = {e.start: e for e in ordered}
+    expected = []
+    for ref in before.refs:
+        delta = sum(e.delta for e in ordered if e.start < ref.start)
+        edit = by_start.get(ref.start)
+        if edit is None:
+            expected.append((ref.start + delta, ref.raw))
+        else:
+            expected.append((ref.start + delta + edit.url_offset, edit.url))
+    found = [(r.start, r.raw) for r in after.refs]
+    if sorted(expected) == sorted(found):
+        return None
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    what = f"'{missing[0][1]}' is not read back at byte {missing[0][0]}" if missing else ""
+    what = what or f"a new reference '{extra[0][1]}' appears at byte {extra[0][0]}"
+    return f"after the edit the post does not read back as intended ({what}); not written"
+
+
+def relocate(before: bytes, after: bytes) -> Callable[[int, int], int | None]:
+    """Map a span of ``before`` to where it stands in ``after``, the same text around it.
+
+    A span maps when its whole line is unchanged between the two (a line
+    diff, as ``patch`` without fuzz): no text is searched for, so an edit
+    moved by lines added or removed elsewhere is found, and one on a line
+    the user changed is not guessed at.
+    """
+    old_lines, new_lines = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    old_starts, new_starts = _starts(old_lines), _starts(new_lines)
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    line_map = {
+        i: j
+        for i0, j0, size in matcher.get_matching_blocks()
+        for i, j in zip(range(i0, i0 + size), range(j0, j0 + size), strict=True)
+    }
+
+    def where(start: int, length: int) -> int | None:
+        line = bisect_right(old_starts, start) - 1
+        if line < 0 or line not in line_map or start + length > old_starts[line + 1]:
+            return None
+        return new_starts[line_map[line]] + start - old_starts[line]
+
+    return where
+
+
+def _starts(lines: list[bytes]) -> list[int]:
+    """The offset of each line, and the end of the text last."""
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def unified_diff(post: str, before: bytes, after: bytes) -> str:
+    """A unified diff of one post (both sides are UTF-8: the scanner read them)."""
+    lines = difflib.unified_diff(
+        _LINES.findall(before.decode("utf-8")),
+        _LINES.findall(after.decode("utf-8")),
+        fromfile=f"a/{post}",
+        tofile=f"b/{post}",
+    )
+    # A last line without newline would run into the next header.
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in lines)  # fmt: skip

@@ -1,0 +1,412 @@
+"""The rewrite and revert stages: point posts at the mirror, and back.
+
+``rewrite`` decides per reference whether it may change (its URL mirrored,
+the file there with the recorded hash, its host selected, ...), edits each
+post by span (:mod:`mirror.rewrite`), journals the edits and replaces the
+post atomically. ``revert`` undoes journaled runs, newest first. A dry run is
+the same traversal that writes nothing: no post, no state, no lock file.
+
+Each post is rescanned from its current bytes before it is edited: the
+edits then always match the file as it is, and a post changed since the
+site scan is planned afresh instead of guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from mirror import journal
+from mirror.config import Config, DownloadConfig
+from mirror.errors import ConfigError
+from mirror.journal import sha256
+from mirror.lock import SiteLock
+from mirror.mirrorfiles import MirrorFiles
+from mirror.models import ImageRef, PostScan, ScanResult
+from mirror.postfile import read_post, write_post
+from mirror.rewrite import (
+    Edit,
+    apply_edits,
+    base_problem,
+    check_rewritten,
+    edit_for,
+    is_root_relative,
+    mirror_url,
+    relocate,
+    shifted_starts,
+)
+from mirror.scanner import scan_post
+from mirror.state import STATE_FILE_NAME, State, UrlRecord
+from mirror.urls import host_of, normalize
+
+Target = Literal["local", "cdn"]
+
+ALREADY = "already rewritten"
+# The Hexo asset_img tag looks its argument up among the post's asset files;
+# a site path would never match one, so the reference is left to the user.
+ASSET_IMG = "{% asset_img %} takes a post asset name, not a URL: change it by hand"
+
+
+@dataclass(frozen=True, slots=True)
+class LeftAlone:
+    ref: ImageRef
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostFailure:
+    post: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostChange:
+    """One post's edit: written, or under a dry run what would be."""
+
+    post: str
+    before: bytes
+    after: bytes
+    edits: tuple[Edit, ...]
+    rescanned: bool  # the post had changed since the site scan
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteResult:
+    target: Target
+    base: str
+    dry_run: bool
+    changed: tuple[PostChange, ...]
+    left_alone: tuple[LeftAlone, ...]
+    failed: tuple[PostFailure, ...]
+    run_id: int | None  # the journal's run, None when nothing was written
+
+    @property
+    def rewritten(self) -> int:
+        return sum(len(c.edits) for c in self.changed)
+
+
+def target_base(config: Config, to: Target | None) -> tuple[Target, str]:
+    """The target and the URL base new URLs start with; ConfigError when unusable."""
+    target: Target = to or config.rewrite.to
+    key = "rewrite.local_prefix" if target == "local" else "rewrite.cdn_base"
+    base = config.rewrite.local_prefix if target == "local" else config.rewrite.cdn_base
+    if target == "cdn" and not base:
+        raise ConfigError(f"--to cdn needs {key}: set it to the URL the mirror dir is served at")
+    if problem := base_problem(base):
+        raise ConfigError(f"invalid value for '{key}' ({base!r}): {problem}")
+    return target, base.rstrip("/")
+
+
+@contextmanager
+def _state(config: Config, *, dry_run: bool) -> Iterator[State | None]:
+    """The state: under the site lock for a real run, read-only (maybe none) for a dry run."""
+    path = config.state_dir / STATE_FILE_NAME
+    if dry_run:
+        state = State.read(path)
+        if state is None:
+            yield None
+            return
+        with state:
+            yield state
+        return
+    with SiteLock(config.state_dir), State.open(path) as state:
+        yield state
+
+
+class _Decider:
+    """Per reference: the new URL, or why it stays as it is."""
+
+    def __init__(
+        self, config: Config, target: Target, base: str, state: State | None, scan: ScanResult
+    ) -> None:
+        self._config, self._target, self._base, self._state = config, target, base, state
+        self._records: dict[str, UrlRecord] = {} if state is None else state.records(scan.urls)
+        self._files = MirrorFiles(config.mirror_dir)
+        self._ours = tuple(
+            b.rstrip("/") + "/"
+            for b in (config.rewrite.local_prefix, config.rewrite.cdn_base, base)
+            if b
+        ) + tuple(
+            normalize(b).url.rstrip("/") + "/"
+            for b in (config.rewrite.cdn_base, base)
+            if b.startswith(("http://", "https://"))
+        )
+        self.unanswered: dict[str, str] = {}  # new URL -> why --check-target refused it
+
+    def _record(self, url: str) -> UrlRecord | None:
+        if url not in self._records and self._state is not None:
+            record = self._state.get(url)  # a URL added to the post since the scan
+            if record is not None:
+                self._records[url] = record
+        return self._records.get(url)
+
+    def decide(self, ref: ImageRef) -> str | LeftAlone:
+        if ref.url.startswith(self._ours) or ref.raw.startswith(self._ours):
+            return LeftAlone(ref, ALREADY)
+        if ref.local:
+            return LeftAlone(ref, "site path (never rewritten)")
+        hosts = self._config.rewrite.hosts
+        if hosts and host_of(ref.url) not in hosts:
+            return LeftAlone(ref, "host not selected (rewrite.hosts)")
+        if ref.context == "{% asset_img %}":
+            return LeftAlone(ref, ASSET_IMG)
+        record = self._record(ref.url)
+        if record is None or record.status == "pending":
+            return LeftAlone(ref, "not fetched yet")
+        if record.status == "failed":
+            return LeftAlone(ref, f"fetch failed: {record.last_error or 'unknown error'}")
+        if problem := self._files.problem(record):
+            return LeftAlone(ref, problem)
+        url = mirror_url(self._base, record.path or "")
+        if url in self.unanswered:
+            return LeftAlone(ref, f"new URL {url} {self.unanswered[url]} (--check-target)")
+        if self._target == "local" and ref.kind == "tag" and not is_root_relative(self._base):
+            raise ConfigError(
+                f"invalid value for 'rewrite.local_prefix' ({self._base!r}): {ref.post}:"
+                f"{ref.line} is a {ref.context} tag, whose image must be a root-relative path"
+                " (starting with '/') or a full URL; a relative path would be taken as a CSS"
+                " class or resolved against the post's own URL"
+            )
+        return url
+
+
+def rewrite(
+    config: Config,
+    scan: ScanResult,
+    *,
+    to: Target | None = None,
+    dry_run: bool = False,
+    check_target: bool = False,
+) -> RewriteResult:
+    """Point the references of ``scan`` at their mirrored copies."""
+    target, base = target_base(config, to)
+    if check_target and not base.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"--check-target probes the new URLs over HTTP, but they start with {base!r}:"
+            " use it with --to cdn (rewrite.cdn_base), or a full URL as rewrite.local_prefix"
+        )
+    keys = frozenset(k.lower() for k in config.site.front_matter_keys)
+    with _state(config, dry_run=dry_run) as state:
+        decider = _Decider(config, target, base, state, scan)
+        # Decided for every reference before any post is written: a config
+        # the tags cannot take stops the run here, with nothing changed.
+        planned = {ref: decider.decide(ref) for post in scan.posts for ref in post.refs}
+        if check_target:
+            new_urls = {u for u in planned.values() if isinstance(u, str)}
+            decider.unanswered.update(probe(new_urls, config.download))
+        writer = None if dry_run or state is None else _Writer(state, target, base)
+        changed: list[PostChange] = []
+        left: list[LeftAlone] = []
+        failed: list[PostFailure] = []
+        for post in scan.posts:
+            if not any(isinstance(planned[r], str) for r in post.refs):
+                left.extend(d for r in post.refs if isinstance(d := planned[r], LeftAlone))
+                continue
+            outcome, post_left = _rewrite_post(config, post, decider, keys, writer)
+            left.extend(post_left)
+            if isinstance(outcome, PostChange):
+                changed.append(outcome)
+            elif outcome is not None:
+                failed.append(outcome)
+        run_id = None if writer is None else writer.finish()
+    return RewriteResult(target, base, dry_run, tuple(changed), tuple(left), tuple(failed), run_id)
+
+
+def _rewrite_post(
+    config: Config,
+    scanned: PostScan,
+    decider: _Decider,
+    keys: frozenset[str],
+    writer: _Writer | None,
+) -> tuple[PostChange | PostFailure | None, list[LeftAlone]]:
+    path = config.site.root / scanned.post
+    before = read_post(path)
+    if isinstance(before, str):
+        return PostFailure(scanned.post, before), []
+    fresh = scan_post(before, scanned.post, keys)
+    rescanned = fresh.refs != scanned.refs
+    decisions = [(ref, decider.decide(ref)) for ref in fresh.refs]
+    left = [d for _, d in decisions if isinstance(d, LeftAlone)]
+    edits = tuple(edit_for(before, ref, d) for ref, d in decisions if isinstance(d, str))
+    if not edits:  # changed since the scan: what is left is listed with its reasons
+        return None, left
+    after = apply_edits(before, edits)  # spans come from this very scan of these bytes
+    if problem := check_rewritten(fresh, after, edits, keys):
+        return PostFailure(scanned.post, problem), left
+    change = PostChange(scanned.post, before, after, edits, rescanned)
+    if writer is not None and (problem := writer.write(path, change)):
+        return PostFailure(scanned.post, problem), left
+    return change, left
+
+
+class _Writer:
+    """Journal a post's edits, then replace it; the journal's run is made on first use."""
+
+    def __init__(self, state: State, target: Target, base: str) -> None:
+        self._state, self._target, self._base = state, target, base
+        self._run: int | None = None
+
+    def write(self, path: Path, change: PostChange) -> str | None:
+        if self._run is None:
+            self._run = journal.begin_run(self._state, target=self._target, base=self._base)
+        post_id = journal.record_post(
+            self._state, self._run, change.post, original=change.before, result=change.after,
+            edits=change.edits,
+        )  # fmt: skip
+        problem = write_post(path, change.before, change.after)
+        if problem is not None:
+            journal.forget_post(self._state, post_id)
+        return problem
+
+    def finish(self) -> int | None:
+        if self._run is not None and journal.forget_run_if_empty(self._state, self._run):
+            return None  # every write failed: nothing to revert
+        return self._run
+
+
+def probe(urls: set[str], download: DownloadConfig) -> Mapping[str, str]:
+    """Each URL that does not answer 200 (HEAD, else GET), with what it answered."""
+    headers = {"User-Agent": download.user_agent}
+    with httpx.Client(timeout=download.timeout, follow_redirects=True, headers=headers) as client:
+
+        def answer(url: str) -> str | None:
+            try:
+                status = client.head(url).status_code
+                if status != 200:  # some servers refuse HEAD: ask for the body's headers
+                    with client.stream("GET", url) as response:
+                        status = response.status_code
+            except httpx.HTTPError as exc:
+                return f"could not be reached ({exc.__class__.__name__})"
+            return None if status == 200 else f"answered HTTP {status}"
+
+        ordered = sorted(urls)
+        with ThreadPoolExecutor(max(1, min(download.concurrency, 16))) as pool:
+            answers = list(pool.map(answer, ordered))
+    return {url: why for url, why in zip(ordered, answers, strict=True) if why is not None}
+
+
+RevertOutcome = Literal["restored", "partial", "unchanged", "not reverted"]
+
+
+@dataclass(frozen=True, slots=True)
+class PostRevert:
+    """What revert did to one post of one run."""
+
+    run_id: int
+    post: str
+    outcome: RevertOutcome  # unchanged: it was already as before the run
+    undone: int  # edits undone
+    total: int
+    reason: str | None = None  # what was not reverted, and why
+
+
+@dataclass(frozen=True, slots=True)
+class PostBytes:
+    post: str
+    before: bytes
+    after: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RevertResult:
+    dry_run: bool
+    runs: tuple[journal.JournalRun, ...]  # undone (or, under a dry run, to undo), newest first
+    posts: tuple[PostRevert, ...]
+    changes: tuple[PostBytes, ...]  # each post's bytes on disk and after all its runs' undoing
+
+    @property
+    def incomplete(self) -> tuple[PostRevert, ...]:
+        return tuple(p for p in self.posts if p.outcome in ("partial", "not reverted"))
+
+
+def revert(config: Config, *, dry_run: bool = False) -> RevertResult:
+    """Undo every rewrite run not reverted yet, newest first."""
+    with _state(config, dry_run=dry_run) as state:
+        if state is None:
+            return RevertResult(dry_run, (), (), ())
+        runs = journal.open_runs(state)
+        on_disk: dict[str, bytes | str] = {}
+        current: dict[str, bytes] = {}  # each post as the runs undone so far leave it
+        reverts = []
+        for run in runs:
+            for entry in run.posts:
+                if entry.post not in on_disk:
+                    on_disk[entry.post] = read_post(config.site.root / entry.post)
+                data = current.get(entry.post, on_disk[entry.post])
+                if isinstance(data, str):
+                    total = len(entry.edits)
+                    reverts.append(PostRevert(run.id, entry.post, "not reverted", 0, total, data))
+                    continue
+                outcome, current[entry.post] = _undo(run.id, entry, data)
+                reverts.append(outcome)
+        changes = tuple(
+            PostBytes(post, before, current[post])
+            for post, before in on_disk.items()
+            if isinstance(before, bytes) and current.get(post, before) != before
+        )
+        if not dry_run:
+            unwritten = {
+                c.post: problem
+                for c in changes
+                if (problem := write_post(config.site.root / c.post, c.before, c.after))
+            }
+            reverts = [_unwritten(r, unwritten.get(r.post)) for r in reverts]
+            for run in runs:
+                # A run with a post that could not be written stays open: revert can retry.
+                mine = [r for r in reverts if r.run_id == run.id]
+                if not any(r.post in unwritten for r in mine):
+                    journal.mark_reverted(
+                        state,
+                        run.id,
+                        [(e.id, _note(r)) for e, r in zip(run.posts, mine, strict=True)],
+                    )
+    return RevertResult(dry_run, tuple(runs), tuple(reverts), changes)
+
+
+def _undo(run_id: int, entry: journal.JournalPost, data: bytes) -> tuple[PostRevert, bytes]:
+    """Undo one post's edits of one run in ``data``: all of them, or those still standing."""
+    total = len(entry.edits)
+    digest = sha256(data)
+    if digest == entry.original_sha256:
+        return PostRevert(run_id, entry.post, "unchanged", 0, total), data
+    if digest == entry.result_sha256:  # unchanged since the rewrite
+        return PostRevert(run_id, entry.post, "restored", total, total), entry.original
+    rewritten = apply_edits(entry.original, entry.edits)
+    where = relocate(rewritten, data)
+    undo, gone = [], []
+    for edit, start in zip(entry.edits, shifted_starts(entry.edits), strict=True):
+        at = where(start, len(edit.new.encode("utf-8")))
+        if at is None:
+            gone.append(f"line {_line(rewritten, start)} ({edit.new})")
+        else:
+            undo.append(Edit(at, edit.new, edit.old, edit.old))
+    restored = apply_edits(data, undo)
+    if not gone:  # edited elsewhere, but every rewritten URL still stood and is back
+        return PostRevert(run_id, entry.post, "restored", total, total), restored
+    more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
+    reason = (
+        f"the post was edited after the rewrite: {len(gone)} of {total} rewritten URLs"
+        f" no longer stand as the rewrite left them: {', '.join(gone[:5])}{more}"
+    )
+    outcome: RevertOutcome = "partial" if undo else "not reverted"
+    return PostRevert(run_id, entry.post, outcome, len(undo), total, reason), restored
+
+
+def _line(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _unwritten(outcome: PostRevert, problem: str | None) -> PostRevert:
+    if problem is None or outcome.outcome == "unchanged":
+        return outcome
+    return PostRevert(outcome.run_id, outcome.post, "not reverted", 0, outcome.total, problem)
+
+
+def _note(outcome: PostRevert) -> str:
+    return outcome.outcome + (f": {outcome.reason}" if outcome.reason else "")

@@ -1,0 +1,111 @@
+"""The verify stage: is the mirror still what the state says, and do rewritten posts resolve?
+
+Two checks, reading only (the state is opened read-only, no lock is taken):
+
+* every ``mirrored`` URL's file is re-hashed against the state: a missing or
+  changed file is a problem;
+* every reference that points at the mirror (under ``rewrite.local_prefix``
+  or ``rewrite.cdn_base``) must resolve: a site path to an existing file
+  under ``mirror.dir`` (the prefix stripped, percent-encoding decoded), a CDN
+  URL to a path the state records as mirrored.
+
+URLs whose fetch failed, or that are not fetched yet, are no problem here:
+verify checks what was mirrored and rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Literal
+from urllib.parse import unquote
+
+from mirror.config import Config
+from mirror.mirrorfiles import MirrorFiles
+from mirror.models import ImageRef, ScanResult
+from mirror.state import STATE_FILE_NAME, State, UrlRecord
+from mirror.store import inside
+from mirror.urls import normalize
+
+ProblemKind = Literal["file", "reference"]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyProblem:
+    kind: ProblemKind  # a mirrored file, or a rewritten reference in a post
+    where: str  # the file's path relative to mirror.dir, or post:line
+    detail: str
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    scan: ScanResult
+    records: dict[str, UrlRecord]  # every URL the state knows
+    files: int  # mirrored files checked
+    rewritten: tuple[ImageRef, ...]  # references pointing at the mirror, checked
+    problems: tuple[VerifyProblem, ...]
+
+
+def verify(config: Config, scan: ScanResult) -> VerifyResult:
+    state = State.read(config.state_dir / STATE_FILE_NAME)
+    records: dict[str, UrlRecord] = {}
+    if state is not None:
+        with state:
+            records = state.records()
+    files = MirrorFiles(config.mirror_dir)
+    problems = []
+    mirrored = [r for r in records.values() if r.status == "mirrored"]
+    for record in mirrored:
+        if problem := files.problem(record):
+            problems.append(VerifyProblem("file", record.path or "", problem, record.url))
+    mirrored_paths = {r.path for r in mirrored}
+    resolver = _Resolver(config, mirrored_paths)
+    rewritten = []
+    for post in scan.posts:
+        for ref in post.refs:
+            found = resolver.resolve(ref)
+            if found is None:
+                continue
+            rewritten.append(ref)
+            if found:
+                problems.append(
+                    VerifyProblem("reference", f"{ref.post}:{ref.line}", found, ref.raw)
+                )
+    return VerifyResult(scan, records, len(mirrored), tuple(rewritten), tuple(problems))
+
+
+class _Resolver:
+    """For a reference: None when it does not point at the mirror, else "" or what is wrong."""
+
+    def __init__(self, config: Config, mirrored_paths: set[str | None]) -> None:
+        self._root = config.mirror_dir
+        self._mirrored = mirrored_paths
+        prefix, cdn = config.rewrite.local_prefix.rstrip("/"), config.rewrite.cdn_base.rstrip("/")
+        # (base + "/", checked against files on disk) ; a URL base is compared normalized.
+        self._bases: list[tuple[str, bool]] = [(_canonical(prefix) + "/", True)]
+        if cdn:
+            self._bases.append((_canonical(cdn) + "/", False))
+
+    def resolve(self, ref: ImageRef) -> str | None:
+        for base, on_disk in self._bases:
+            if ref.url.startswith(base):
+                rest = ref.url[len(base) :].partition("?")[0].partition("#")[0]
+                return self._check(unquote(rest), on_disk)
+        return None
+
+    def _check(self, path: str, on_disk: bool) -> str:
+        if not on_disk:
+            return "" if path in self._mirrored else f"no mirrored file {path} in the state"
+        try:
+            target = inside(self._root, PurePosixPath(path))
+        except ValueError:
+            return f"{path} is not a file path inside mirror.dir"
+        return "" if target.is_file() else f"no file {path} under mirror.dir"
+
+
+def _canonical(base: str) -> str:
+    """A URL base as the scanner normalizes URLs (host lower-cased, ...); a path as is."""
+    if base.startswith(("http://", "https://")):
+        return normalize(base).url.rstrip("/")
+    return base

@@ -1,0 +1,394 @@
+"""The rewrite, revert and verify stages: real posts, a real fetch, a real state."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rewritehelp import (
+    HOSTS,
+    MIRROR,
+    POSTS,
+    config_of,
+    fetch,
+    local,
+    make_site,
+    revert,
+    rewrite,
+    serve,
+    tree,
+    verify,
+)
+
+from faultserver import FaultServer
+from mirror import pipeline, rewriting
+from mirror.errors import ConfigError
+from mirror.lock import LockHeld, SiteLock
+
+SEED = Path(__file__).parent / "data" / "deepseek-post.md"
+SEED_DIR = "/upimage/stupnote/2025/02/02/"
+SEED_FILES = [
+    "1738462164_12009103_8994.jpg",
+    "1738462165_12009103_2247.jpg",
+    "1738462167_12009103_5455.jpg",
+    "1738462168_12009103_2152.jpg",
+    "1738462169_12009103_4088.jpg",
+]
+A, B, C = (f"https://{HOSTS[0]}/{n}.jpg" for n in "abc")
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer() as running:
+        yield running
+
+
+@pytest.fixture
+def seed_site(tmp_path: Path, server: FaultServer) -> Path:
+    """The seed post's blog; its image host served by the local server."""
+    host = "imgcdn.yaerxing.com"
+    serve(server, *(SEED_DIR.strip("/") + "/" + name for name in SEED_FILES), host=host)
+    site = make_site(tmp_path / "blog", server, {"deepseek-post.md": SEED.read_bytes()})
+    toml = site / "gallery-mirror.toml"
+    toml.write_text(toml.read_text() + f'"{host}" = ["{server.base}/{host}"]\n')
+    return site
+
+
+def post(site: Path, name: str = "p.md") -> Path:
+    return site / POSTS / name
+
+
+def seed_expected() -> bytes:
+    new = f"/images/mirror/imgcdn.yaerxing.com{SEED_DIR}".encode()
+    old = SEED_DIR.encode()
+    return (
+        SEED.read_bytes()
+        .replace(b"headimg: https://imgcdn.yaerxing.com" + old, b"headimg: " + new)
+        .replace(b"](httpss://imgcdn.yaerxing.com" + old, b"](" + new)
+    )
+
+
+def test_seed_post_rewrite_then_revert_is_byte_exact(seed_site: Path) -> None:
+    fetch(seed_site)
+    result, out = rewrite(seed_site)
+    assert "Rewrote 6 references in 1 post" in out and result.run_id == 1
+    written = post(seed_site, "deepseek-post.md").read_bytes()
+    assert written == seed_expected()
+    lines = written.splitlines()
+    assert lines[8] == (
+        b"headimg: /images/mirror/imgcdn.yaerxing.com/upimage/stupnote/2025/02/02/"
+        b"1738462164_12009103_8994.jpg"
+    )
+    assert lines[14] == (
+        b"![](/images/mirror/imgcdn.yaerxing.com/upimage/stupnote/2025/02/02/"
+        b"1738462165_12009103_2247.jpg)"
+    )
+    assert not verify(seed_site)[0].problems
+
+    result, out = rewrite(seed_site)  # idempotent
+    assert not result.changed and "already rewritten (6)" in out and result.run_id is None
+    assert post(seed_site, "deepseek-post.md").read_bytes() == seed_expected()
+
+    reverted, out = revert(seed_site)
+    assert [p.outcome for p in reverted.posts] == ["restored"], out
+    assert post(seed_site, "deepseek-post.md").read_bytes() == SEED.read_bytes()
+    again, out = revert(seed_site)  # a reverted run is not undone twice
+    assert not again.runs and out.startswith("Nothing to revert")
+
+
+def test_dry_runs_write_nothing(seed_site: Path) -> None:
+    fetch(seed_site)
+    before = tree(seed_site)
+    result, out = rewrite(seed_site, dry_run=True)
+    assert "-headimg: https://imgcdn.yaerxing.com/upimage/" in out
+    assert "+headimg: /images/mirror/imgcdn.yaerxing.com/upimage/" in out
+    assert result.changed[0].after == seed_expected() and result.run_id is None
+    assert tree(seed_site) == before
+
+    rewrite(seed_site)
+    rewritten = tree(seed_site)
+    reverted, out = revert(seed_site, dry_run=True)
+    assert "+headimg: https://imgcdn.yaerxing.com/upimage/" in out
+    assert reverted.changes[0].after == SEED.read_bytes()
+    assert tree(seed_site) == rewritten
+
+
+def test_dry_run_without_any_state_creates_none(seed_site: Path) -> None:
+    result, _ = rewrite(seed_site, dry_run=True)
+    assert {x.reason for x in result.left_alone} == {"not fetched yet"}
+    assert not (seed_site / ".gallery-mirror").exists()
+
+
+CRLF_BOM = (
+    "\ufeff---\r\n"
+    "title: 'It''s: a test'  # a comment stays\r\n"
+    "cover: 'https://img.example.com/a.jpg'   # quoted, with a comment\r\n"
+    'photos: ["https://img.example.com/b.jpg", https://img.example.com/c.jpg]\r\n'
+    "images:\r\n"
+    "  - https://img.example.com/a.jpg\r\n"
+    "---\r\n"
+    '![a](https://img.example.com/a.jpg "title")  \r\n'
+    '<img src="https://img.example.com/b.jpg" alt="b">\t\r\n'
+    "```\r\n"
+    "![in code](https://img.example.com/c.jpg)\r\n"
+    "```\r\n"
+    "`![inline](https://img.example.com/a.jpg)` no final newline"
+)
+
+
+def test_crlf_bom_yaml_quotes_comments_flow_lists_and_code(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    serve(server, "a.jpg", "b.jpg", "c.jpg")
+    site = make_site(tmp_path, server, {"p.md": CRLF_BOM.encode()})
+    fetch(site)
+    result, _ = rewrite(site)
+    assert result.rewritten == 6
+    expected = CRLF_BOM
+    for name in "abc":
+        expected = expected.replace(
+            f"https://{HOSTS[0]}/{name}.jpg", local(HOSTS[0], f"{name}.jpg")
+        )
+    # Inside the fenced block and the inline code span nothing changes.
+    expected = expected.replace(f"code]({local(HOSTS[0], 'c.jpg')})", f"code]({C})")
+    expected = expected.replace(f"`![inline]({local(HOSTS[0], 'a.jpg')})`", f"`![inline]({A})`")
+    assert post(site).read_bytes() == expected.encode()
+    revert(site)
+    assert post(site).read_bytes() == CRLF_BOM.encode()
+
+
+def test_a_value_that_needs_yaml_quotes_gets_them(tmp_path: Path, server: FaultServer) -> None:
+    serve(server, "a.jpg", "b.jpg")
+    original = f"---\nheadimg: {A}\nphotos: [{B}]\ncover: '{B}'\n---\n![]({A})\n".encode()
+    toml = '[rewrite]\nlocal_prefix = "@m"\n'
+    site = make_site(tmp_path, server, {"p.md": original}, extra_toml=toml)
+    fetch(site)
+    rewrite(site)
+    assert post(site).read_bytes() == (
+        b'---\nheadimg: "@m/img.example.com/a.jpg"\nphotos: ["@m/img.example.com/b.jpg"]\n'
+        b"cover: '@m/img.example.com/b.jpg'\n---\n![](@m/img.example.com/a.jpg)\n"
+    )
+    revert(site)
+    assert post(site).read_bytes() == original
+
+
+def test_toml_and_json_front_matter(tmp_path: Path, server: FaultServer) -> None:
+    serve(server, "a.jpg", "b.jpg")
+    toml = f'+++\ntitle = "t"  # comment\ncover = "{A}"\nimages = [\'{B}\']\n+++\nbody\n'
+    json_fm = f'{{\n  "title": "t",\n  "cover": "{B}"\n}}\nbody\n'
+    site = make_site(tmp_path, server, {"t.md": toml.encode(), "j.md": json_fm.encode()})
+    fetch(site)
+    result, _ = rewrite(site)
+    assert result.rewritten == 3 and len(result.changed) == 2
+    a, b = local(HOSTS[0], "a.jpg"), local(HOSTS[0], "b.jpg")
+    assert post(site, "t.md").read_text() == toml.replace(A, a).replace(B, b)
+    assert post(site, "j.md").read_text() == json_fm.replace(B, b)
+
+
+def test_references_left_alone_are_listed_with_their_reason(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    serve(server, "a.jpg", "b.jpg", "c.jpg", "d.jpg")
+    server.status(f"/{HOSTS[0]}/gone.jpg", 404)
+    serve(server, "e.jpg", host=HOSTS[1])
+    urls = [f"https://{HOSTS[0]}/{n}.jpg" for n in ("a", "b", "c", "d", "gone")]
+    body = "".join(f"![]({u})\n" for u in urls) + f"![](https://{HOSTS[1]}/e.jpg)\n"
+    toml = f'[rewrite]\nhosts = ["{HOSTS[0]}"]\n'
+    site = make_site(tmp_path, server, {"p.md": body.encode()}, extra_toml=toml)
+    fetch(site)
+    mirror = site / MIRROR / HOSTS[0]
+    (mirror / "b.jpg").write_bytes(b"changed")
+    (mirror / "c.jpg").unlink()
+    with post(site).open("a") as f:  # after the fetch: never fetched
+        f.write(f"![](https://{HOSTS[0]}/new.jpg)\n![](/images/local.png)\n")
+    result, out = rewrite(site)
+    text = post(site).read_text()
+    assert f"![]({local(HOSTS[0], 'a.jpg')})" in text
+    assert f"![]({local(HOSTS[0], 'd.jpg')})" in text
+    reasons = {x.ref.raw: x.reason for x in result.left_alone}
+    assert reasons == {
+        urls[1]: "file changed since it was fetched (sha256 differs): img.example.com/b.jpg",
+        urls[2]: "file missing: img.example.com/c.jpg",
+        urls[4]: f"fetch failed: HTTP 404 (from {server.base}/img.example.com)",
+        f"https://{HOSTS[1]}/e.jpg": "host not selected (rewrite.hosts)",
+        f"https://{HOSTS[0]}/new.jpg": "not fetched yet",
+        "/images/local.png": "site path (never rewritten)",
+    }
+    for raw in reasons:
+        assert f"![]({raw})" in text
+    assert "p.md:7  https://img.example.com/new.jpg" in out
+
+
+def test_a_post_edited_between_scan_and_rewrite_is_rescanned(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    serve(server, "a.jpg", "b.jpg")
+    site = make_site(tmp_path, server, {"p.md": f"---\ncover: {A}\n---\n![]({B})\n".encode()})
+    fetch(site)
+    config = config_of(site)
+    scan = pipeline.scan(config)
+    edited = f"---\ntitle: added later\ncover: {A}\n---\n```\n![]({B})\n```\nnew ![]({B})\n"
+    post(site).write_text(edited)
+    result = rewriting.rewrite(config, scan)
+    assert [c.rescanned for c in result.changed] == [True]
+    assert post(site).read_text() == edited.replace(A, local(HOSTS[0], "a.jpg")).replace(
+        f"new ![]({B})", f"new ![]({local(HOSTS[0], 'b.jpg')})"
+    )
+
+
+def test_read_only_post_is_reported_and_others_keep_their_mode(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    serve(server, "a.jpg")
+    body = f"![]({A})\n".encode()
+    site = make_site(tmp_path, server, {"r.md": body, "w.md": body})
+    fetch(site)
+    post(site, "r.md").chmod(0o444)
+    post(site, "w.md").chmod(0o640)
+    result, out = rewrite(site)
+    assert "source/_posts/r.md: the file is read-only: not written" in out
+    assert [f.post for f in result.failed] == ["source/_posts/r.md"]
+    assert post(site, "r.md").read_bytes() == body
+    assert post(site, "w.md").read_text() == f"![]({local(HOSTS[0], 'a.jpg')})\n"
+    assert stat.S_IMODE(post(site, "w.md").stat().st_mode) == 0o640
+    assert not [p for p in (site / POSTS).iterdir() if p.name.endswith(".part")]
+    # Only the written post is in the journal.
+    reverted, _ = revert(site)
+    assert [(p.post, p.outcome) for p in reverted.posts] == [("source/_posts/w.md", "restored")]
+    assert post(site, "w.md").read_bytes() == body
+
+
+def test_revert_after_the_user_edited_the_post(tmp_path: Path, server: FaultServer) -> None:
+    serve(server, "a.jpg", "b.jpg", "c.jpg")
+    original = f"---\ncover: {A}\n---\n![]({B})\n![]({C})\n".encode()
+    site = make_site(tmp_path, server, {"p.md": original})
+    fetch(site)
+    rewrite(site)
+    text = post(site).read_text()
+    # The user adds a line at the top of the body, replaces the second image by hand
+    # (a shorter URL: what follows moves) and adds a line at the end.
+    text = text.replace("---\n![]", "---\nIntro.\n![]").replace(local(HOSTS[0], "b.jpg"), "/b.png")
+    post(site).write_text(text + "more text\n")
+    result, out = revert(site)
+    assert [(p.outcome, p.undone, p.total) for p in result.posts] == [("partial", 2, 3)]
+    assert "1 of 3 rewritten URLs no longer stand" in out and "line 4" in out
+    assert (
+        post(site).read_text()
+        == f"---\ncover: {A}\n---\nIntro.\n![](/b.png)\n![]({C})\nmore text\n"
+    )
+    again, _ = revert(site)
+    assert not again.runs
+
+
+def test_revert_undoes_runs_newest_first(tmp_path: Path, server: FaultServer) -> None:
+    serve(server, "a.jpg", "b.jpg")
+    original = f"---\ncover: {A}\n---\n![]({B})\n".encode()
+    site = make_site(tmp_path, server, {"p.md": original})
+    fetch(site)
+    # Run 1 rewrites a.jpg only (b.jpg is gone), run 2 the fetched-again b.jpg.
+    (site / MIRROR / HOSTS[0] / "b.jpg").unlink()
+    assert rewrite(site)[0].run_id == 1
+    fetch(site)
+    second, _ = rewrite(site)
+    assert (second.run_id, second.rewritten) == (2, 1)
+    result, out = revert(site)
+    assert [r.id for r in result.runs] == [2, 1] and "runs 2 (" in out
+    assert post(site).read_bytes() == original
+
+
+def test_verify_clean_missing_changed_and_unresolved(tmp_path: Path, server: FaultServer) -> None:
+    serve(server, "a.jpg", "b.jpg", "c.jpg")
+    server.status(f"/{HOSTS[0]}/gone.jpg", 404)
+    body = f"![]({A})\n![]({B})\n![]({C})\n![](https://{HOSTS[0]}/gone.jpg)\n"
+    site = make_site(tmp_path, server, {"p.md": body.encode()})
+    fetch(site)
+    rewrite(site)
+    result, out = verify(site)
+    assert not result.problems  # the failed fetch is no problem for verify
+    assert "Checked 3 mirrored files and 3 rewritten references: 0 problems." in out
+
+    mirror = site / MIRROR / HOSTS[0]
+    mirror.joinpath("a.jpg").unlink()
+    mirror.joinpath("b.jpg").write_bytes(b"tampered")
+    with post(site).open("a") as f:
+        f.write("![](/images/mirror/img.example.com/never%20there.jpg)\n")
+    result, out = verify(site)
+    assert out.splitlines()[:-1] == [
+        "img.example.com/a.jpg: file missing: img.example.com/a.jpg",
+        "img.example.com/b.jpg: file changed since it was fetched (sha256 differs):"
+        " img.example.com/b.jpg",
+        "source/_posts/p.md:1: no file img.example.com/a.jpg under mirror.dir",
+        "source/_posts/p.md:5: no file img.example.com/never there.jpg under mirror.dir",
+    ]
+
+
+def test_lock_held_stops_rewrite_and_revert(seed_site: Path) -> None:
+    fetch(seed_site)
+    with SiteLock(seed_site / ".gallery-mirror"):
+        with pytest.raises(LockHeld):
+            rewrite(seed_site)
+        with pytest.raises(LockHeld):
+            revert(seed_site)
+    assert post(seed_site, "deepseek-post.md").read_bytes() == SEED.read_bytes()
+
+
+def test_a_relative_prefix_is_refused_for_tags(tmp_path: Path, server: FaultServer) -> None:
+    serve(server, "a.jpg")
+    toml = '[rewrite]\nlocal_prefix = "images/mirror"\n'
+    body = f"![]({A})\n{{% img left {A} 200 %}}\n"
+    site = make_site(tmp_path, server, {"p.md": body.encode()}, extra_toml=toml)
+    fetch(site)
+    with pytest.raises(ConfigError, match=r"rewrite\.local_prefix.*p\.md:2.*root-relative"):
+        rewrite(site)
+    assert post(site).read_text() == body  # refused before any post is written
+    post(site).write_text(f"![]({A})\n")  # Markdown alone takes a relative prefix
+    rewrite(site)
+    assert post(site).read_text() == "![](images/mirror/img.example.com/a.jpg)\n"
+
+
+def test_cdn_with_check_target(tmp_path: Path, server: FaultServer) -> None:
+    serve(server, "a.jpg", "b.jpg", "ü b.jpg")
+    server.file("/cdn/img.example.com/a.jpg", b"x")
+    server.file("/cdn/img.example.com/%C3%BC%20b.jpg", b"x")
+    server.status("/cdn/img.example.com/b.jpg", 404)
+    body = f"![]({A})\n![]({B})\n<img src='https://img.example.com/ü b.jpg'>\n"
+    toml = f'[rewrite]\ncdn_base = "{server.base}/cdn/"\n'
+    site = make_site(tmp_path, server, {"p.md": body.encode()}, extra_toml=toml)
+    fetch(site)
+    result, _ = rewrite(site, to="cdn", check_target=True)
+    assert post(site).read_text() == (
+        f"![]({server.base}/cdn/img.example.com/a.jpg)\n![]({B})\n"
+        f"<img src='{server.base}/cdn/img.example.com/%C3%BC%20b.jpg'>\n"
+    )
+    assert [x.reason for x in result.left_alone] == [
+        f"new URL {server.base}/cdn/img.example.com/b.jpg answered HTTP 404 (--check-target)"
+    ]
+    assert not verify(site)[0].problems
+    assert rewrite(site, to="cdn")[0].rewritten == 1  # without the probe, b.jpg goes too
+    with pytest.raises(ConfigError, match="--check-target"):
+        rewrite(site, check_target=True)  # local paths: nothing to probe
+
+
+def test_cdn_needs_a_base(tmp_path: Path, server: FaultServer) -> None:
+    site = make_site(tmp_path, server, {"p.md": b"text\n"})
+    with pytest.raises(ConfigError, match=r"rewrite\.cdn_base"):
+        rewrite(site, to="cdn")
+
+
+def test_a_symlinked_post_is_rewritten_through_the_link(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    serve(server, "a.jpg")
+    site = make_site(tmp_path / "blog", server, {})
+    real = tmp_path / "elsewhere.md"
+    real.write_text(f"![]({A})\n")
+    os.symlink(real, post(site))
+    fetch(site)
+    rewrite(site)
+    assert post(site).is_symlink() and real.read_text() == f"![]({local(HOSTS[0], 'a.jpg')})\n"
+    shutil.rmtree(site / MIRROR)
+    assert len(verify(site)[0].problems) == 2  # the file, and the reference to it
