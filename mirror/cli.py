@@ -12,11 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mirror import __version__, mirroring, pipeline
+from mirror import __version__, mirroring, pipeline, rewriting, verifying
 from mirror.config import Config, load_config
 from mirror.errors import MirrorError
 from mirror.fetch_output import write_summary
-from mirror.models import Outcome
+from mirror.progress import Progress
+from mirror.rewrite_output import write_revert, write_rewrite, write_verify, write_verify_json
 from mirror.scan_output import write_json, write_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -87,8 +88,59 @@ def build_parser() -> argparse.ArgumentParser:
             " put it in the mirror dir; record it in the state. Exit 1 if any failed."
         ),
     )
+    fetch.add_argument(
+        "--refresh", action="store_true",
+        help="re-check mirrored images with conditional requests; replace those that changed",
+    )  # fmt: skip
     _global_options(fetch, suppress=True)
     fetch.set_defaults(run=_fetch)
+
+    rewrite = commands.add_parser(
+        "rewrite",
+        help="point posts at the mirrored copies (writes posts, journal)",
+        description=(
+            "Point every reference whose image is mirrored (file present, hash as recorded)"
+            " at its copy: rewrite.local_prefix or rewrite.cdn_base + its path in the mirror"
+            " dir. Only the URL bytes change; each post is replaced atomically and journaled"
+            " for revert. Exit 1 if a post could not be rewritten."
+        ),
+    )
+    rewrite.add_argument("--to", choices=("local", "cdn"), help="overrides rewrite.to")
+    rewrite.add_argument(
+        "--dry-run", action="store_true", help="print a unified diff per post; write nothing"
+    )
+    rewrite.add_argument(
+        "--check-target",
+        action="store_true",
+        help="probe each new URL first; leave references whose new URL does not answer 200",
+    )
+    _global_options(rewrite, suppress=True)
+    rewrite.set_defaults(run=_rewrite)
+
+    revert = commands.add_parser(
+        "revert",
+        help="undo rewrites from the journal, byte-exact (writes posts, journal)",
+        description=(
+            "Undo every rewrite run not reverted yet, newest first: a post unchanged since"
+            " is restored byte for byte, an edited one URL by URL where the rewritten URL"
+            " still stands. Exit 1 if some edit could not be reverted."
+        ),
+    )
+    revert.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
+    _global_options(revert, suppress=True)
+    revert.set_defaults(run=_revert)
+
+    verify = commands.add_parser(
+        "verify",
+        help="re-hash mirrored files; check rewritten references resolve (writes nothing)",
+        description=(
+            "Re-hash every mirrored file against the state and check that every reference"
+            " pointing at the mirror resolves to a file. Writes nothing. Exit 1 on any problem."
+        ),
+    )
+    verify.add_argument("--json", action="store_true", help="print the contract's JSON")
+    _global_options(verify, suppress=True)
+    verify.set_defaults(run=_verify)
     return parser
 
 
@@ -111,16 +163,42 @@ def _fetch(args: argparse.Namespace, config: Config) -> int:
     for post in scan.unreadable:
         _say(f"{post.post}: {'; '.join(post.problems)}")
 
-    def progress(outcome: Outcome) -> None:
-        if args.verbose:
-            _say(
-                f"{outcome.status}: {outcome.url}"
-                + (f" ({outcome.error})" if outcome.error else "")
-            )
-
-    result = mirroring.fetch(config, scan, on_outcome=progress)
+    shown = not (args.quiet or args.no_progress)
+    with Progress(
+        sys.stderr, bar=shown and sys.stderr.isatty(), lines=shown, each=args.verbose
+    ) as progress:
+        result = mirroring.fetch(
+            config, scan, refresh_after=0.0 if args.refresh else None,
+            on_plan=progress.planned, on_outcome=progress.finished,
+        )  # fmt: skip
     write_summary(result, sys.stdout)
+    if result.interrupted:
+        _say("gallery-mirror: interrupted")
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
+
+
+def _rewrite(args: argparse.Namespace, config: Config) -> int:
+    scan = pipeline.scan(config)
+    for post in scan.unreadable:
+        _say(f"{post.post}: {'; '.join(post.problems)}")
+    result = rewriting.rewrite(
+        config, scan, to=args.to, dry_run=args.dry_run, check_target=args.check_target
+    )
+    write_rewrite(result, sys.stdout, verbose=args.verbose)
+    return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
+
+
+def _revert(args: argparse.Namespace, config: Config) -> int:
+    result = rewriting.revert(config, dry_run=args.dry_run)
+    write_revert(result, sys.stdout)
+    return EXIT_FAILED if result.incomplete else EXIT_OK
+
+
+def _verify(args: argparse.Namespace, config: Config) -> int:
+    result = verifying.verify(config, pipeline.scan(config))
+    (write_verify_json if args.json else write_verify)(result, sys.stdout)
+    return EXIT_FAILED if result.problems or result.scan.unreadable else EXIT_OK
 
 
 def _say(message: str) -> None:

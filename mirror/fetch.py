@@ -12,6 +12,12 @@ Whether a failed attempt is tried again is decided in one place,
 the statuses 408, 425, 429 and 5xx. ``Retry-After`` is honoured up to
 ``_RETRY_AFTER_CAP``. ``retries`` counts attempts after the first.
 
+A URL already mirrored can be *refreshed*: the request carries its ETag and
+Last-Modified; a 304, or the same bytes again, leave the file as it is; a
+changed image replaces it atomically and the old file is kept under
+``versions`` first. A source that is gone (404/410, a host that no longer
+resolves) is retried at the Wayback Machine when ``download.wayback`` is set.
+
 A failed image is a value (``Outcome``), not an exception: the others go on.
 """
 
@@ -19,13 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import hashlib
 import ipaddress
+import os
+import shutil
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -33,31 +42,40 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_exponential_jitter
 
 from mirror.config import DownloadConfig
+from mirror.incoming import Incoming
 from mirror.models import Outcome, Source
-from mirror.store import AtomicFile, inside, url_path
-from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, inspect, sniff
+from mirror.state import UrlRecord
+from mirror.store import hash_path, inside, url_path
+from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, sniff
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_GONE = frozenset({404, 410})
 _MAX_REDIRECTS = 10
-_RETRY_AFTER_CAP = 60.0  # seconds: a server asking for longer is treated as failing now
+# The body is handed to a worker thread in blocks this large: one or two hops
+# for a typical image, and at most this much held per download in memory.
+_BLOCK = 512 * 1024
 
 
 class _Retry(Exception):
-    """A transient failure: worth another attempt."""
+    """A transient failure: worth another attempt. ``dead``: the host does not resolve."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, dead: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.dead = dead
 
 
 class _Fail(Exception):
     """A permanent failure: another attempt would get the same answer."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, dead: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.dead = dead
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -86,32 +104,48 @@ class Downloader:
         client: httpx.AsyncClient,
         config: DownloadConfig,
         mirror_root: Path,
+        layout: Literal["url", "hash"] = "url",
+        versions: Path | None = None,
         resolver: Resolver = _resolve,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
         self._config = config
         self._root = mirror_root
+        self._layout = layout
+        self._versions = versions  # where a refresh keeps the file it replaces; None: not kept
         self._resolve = resolver
         self._sleep = sleep
         self._all = asyncio.Semaphore(config.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
     async def fetch_all(
-        self, urls: Sequence[str], *, on_outcome: Callable[[Outcome], None] | None = None
+        self,
+        urls: Sequence[str],
+        *,
+        known: dict[str, UrlRecord] | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> list[Outcome]:
         """Fetch every URL; ``on_outcome`` sees each as it finishes (the caller
-        records it at once, so a run killed half-way keeps its work). The
-        result is in the order of ``urls``."""
-        tasks = [asyncio.ensure_future(self.fetch(url)) for url in urls]
-        for finished in asyncio.as_completed(tasks):
-            outcome = await finished
-            if on_outcome is not None:
-                on_outcome(outcome)
+        records it at once, so a run killed half-way keeps its work). URLs in
+        ``known`` are refreshed rather than fetched anew. The result is in the
+        order of ``urls``."""
+        known = known or {}
+        tasks = [asyncio.ensure_future(self.fetch(url, known.get(url))) for url in urls]
+        try:
+            for finished in asyncio.as_completed(tasks):
+                outcome = await finished
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        finally:
+            # Interrupted: stop every download now; each removes its own temporary file.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         return [task.result() for task in tasks]
 
-    async def fetch(self, url: str) -> Outcome:
-        """Mirror one URL; never raises for a failure of that URL.
+    async def fetch(self, url: str, known: UrlRecord | None = None) -> Outcome:
+        """Mirror one URL (refresh it when ``known``); never raises for a failure of that URL.
 
         A host with ``[download.origins]`` is not contacted itself: each
         alternative origin is tried in turn, and the first to give a valid
@@ -119,16 +153,27 @@ class Downloader:
         """
         parts = urlsplit(url)
         origins = self._config.origins.get(parts.hostname or "", ())
-        failed: Outcome | None = None
+        outcome: Outcome | None = None
         for origin in origins:
             rest = parts.path + (f"?{parts.query}" if parts.query else "")
-            outcome = await self._fetch_from(url, origin.rstrip("/") + rest, "alternative")
-            if outcome.status == "mirrored":
+            outcome = await self._fetch_from(url, origin.rstrip("/") + rest, "alternative", known)
+            if outcome.status != "failed":
                 return outcome
-            failed = replace(outcome, error=f"{outcome.error} (from {origin})")
-        return failed if failed is not None else await self._fetch_from(url, url, "origin")
+            outcome = replace(outcome, error=f"{outcome.error} (from {origin})")
+        if outcome is None:
+            outcome = await self._fetch_from(url, url, "origin", known)
+        if outcome.status == "failed" and outcome.dead and self._config.wayback and not known:
+            archive = self._config.wayback_base + url
+            archived = await self._fetch_from(url, archive, "wayback", None)
+            if archived.status == "failed":
+                error = f"{outcome.error}; Wayback Machine: {archived.error}"
+                return replace(outcome, error=error, attempts=outcome.attempts + archived.attempts)
+            return replace(archived, attempts=outcome.attempts + archived.attempts)
+        return outcome
 
-    async def _fetch_from(self, url: str, source_url: str, source: Source) -> Outcome:
+    async def _fetch_from(
+        self, url: str, source_url: str, source: Source, known: UrlRecord | None
+    ) -> Outcome:
         host = urlsplit(source_url).hostname or ""
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self._config.per_host))
         attempts = 0
@@ -137,11 +182,12 @@ class Downloader:
             nonlocal attempts
             attempts += 1
             async with self._all, per_host:
-                return await self._attempt(url, source_url)
+                return await self._attempt(url, source_url, known)
 
+        cap = self._config.retry_after_max
         retrying = AsyncRetrying(
             stop=stop_after_attempt(1 + self._config.retries),
-            wait=_wait,
+            wait=lambda state: _wait(state, cap),
             retry=retry_if_exception(is_transient),
             sleep=self._sleep,
             reraise=True,
@@ -149,20 +195,25 @@ class Downloader:
         try:
             outcome: Outcome = await retrying(attempt)
         except _Fail as exc:
-            return Outcome(url, "failed", error=exc.reason, attempts=attempts)
+            return Outcome(url, "failed", error=exc.reason, attempts=attempts, dead=exc.dead)
         except (_Retry, httpx.TransportError) as exc:  # transient, but out of attempts
-            reason = exc.reason if isinstance(exc, _Retry) else _transport_reason(exc)
+            if isinstance(exc, _Retry):
+                reason, dead = exc.reason, exc.dead
+            else:
+                reason, dead = _transport_reason(exc), _unresolvable(exc)
             error = f"{reason} (after {attempts} attempts)"
-            return Outcome(url, "failed", error=error, attempts=attempts)
+            return Outcome(url, "failed", error=error, attempts=attempts, dead=dead)
         return replace(outcome, attempts=attempts, source=source)
 
-    async def _attempt(self, url: str, source_url: str) -> Outcome:
+    async def _attempt(self, url: str, source_url: str, known: UrlRecord | None) -> Outcome:
         current = source_url
         seen = {source_url}
         for _ in range(_MAX_REDIRECTS + 1):
             await self._check_target(current)
             headers = dict(self._config.headers.get(urlsplit(current).hostname or "", {}))
             headers.setdefault("User-Agent", self._config.user_agent)
+            if known is not None:
+                headers.update(_conditional(known))
             async with self._client.stream("GET", current, headers=headers) as response:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     target = urljoin(current, response.headers["location"])
@@ -171,8 +222,10 @@ class Downloader:
                     seen.add(target)
                     current = target
                     continue
+                if response.status_code == 304 and known is not None:
+                    return _unchanged(known, current, response)
                 _check_status(response)
-                return await self._save(url, current, response)
+                return await self._save(url, current, response, known)
         raise _Fail(f"more than {_MAX_REDIRECTS} redirects")
 
     async def _check_target(self, url: str) -> None:
@@ -185,7 +238,8 @@ class Downloader:
         try:
             addresses = await self._resolve(parts.hostname, port)
         except OSError as exc:
-            raise _Retry(f"cannot resolve {parts.hostname}: {exc.strerror or exc}") from exc
+            reason = f"cannot resolve {parts.hostname}: {exc.strerror or exc}"
+            raise _Retry(reason, dead=isinstance(exc, socket.gaierror)) from exc
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
             if not ip.is_global or ip.is_multicast:
@@ -194,51 +248,90 @@ class Downloader:
                     " (set download.allow_private = true to fetch it)"
                 )
 
-    async def _save(self, url: str, final_url: str, response: httpx.Response) -> Outcome:
+    async def _save(
+        self, url: str, final_url: str, response: httpx.Response, known: UrlRecord | None
+    ) -> Outcome:
         declared = _content_length(response)
         limit = self._config.max_bytes
         if declared is not None and declared > limit:
             raise _Fail(f"{declared} bytes is more than download.max_bytes ({limit})")
         chunks = response.aiter_raw() if _identity(response) else response.aiter_bytes()
-        head = b""
+        head = bytearray()
         async for chunk in chunks:
             head += chunk
             if len(head) >= SNIFF_BYTES:
                 break
-        if len(head) > limit:
-            raise _Fail(f"more than download.max_bytes ({limit} bytes)")
-        fmt = sniff(head)
-        extension = EXTENSIONS[fmt] if fmt else ".bin"  # not an image: inspect() says why
-        relative = url_path(url, extension)
-        digest = hashlib.sha256(head)
-        size = len(head)
-        target = AtomicFile(inside(self._root, relative), fsync=self._config.fsync)
-        with target as out:
-            out.write(head)
+        fmt = sniff(bytes(head))
+        extension = EXTENSIONS[fmt] if fmt else ".bin"  # not an image: the check says why
+        # The hash layout names the file by its content: until the hash is
+        # known it is written in the mirror root.
+        relative = (
+            url_path(url, extension) if self._layout == "url"
+            else PurePosixPath(f"incoming{extension}")
+        )  # fmt: skip
+        incoming = Incoming(self._root, relative, fsync=self._config.fsync)
+        content_type = response.headers.get("content-type")
+        blocks, held, size = [bytes(head)], len(head), len(head)
+        try:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
-                    target.discard()
                     raise _Fail(f"more than download.max_bytes ({limit} bytes)")
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()  # inspect() reads the file from disk
-            content_type = response.headers.get("content-type")
+                blocks.append(chunk)
+                held += len(chunk)
+                if held >= _BLOCK:
+                    await asyncio.to_thread(incoming.write, blocks)
+                    blocks, held = [], 0
+            if size > limit:
+                raise _Fail(f"more than download.max_bytes ({limit} bytes)")
             try:
                 await asyncio.to_thread(
-                    inspect, target.temp, content_type=content_type,
+                    incoming.check, blocks, content_type=content_type,
                     expected_size=declared if _identity(response) else None,
+                    max_pixels=self._config.max_pixels,
                 )  # fmt: skip
             except Invalid as exc:
-                target.discard()
                 if exc.reason.startswith("declared "):
                     raise _Retry(exc.reason) from exc  # a short body: the transfer broke
                 raise _Fail(exc.reason) from exc
+            if known is not None and incoming.sha256 == known.sha256:
+                incoming.discard()  # the server ignored the conditional request
+                return _unchanged(known, final_url, response)
+            relative = await asyncio.to_thread(self._commit, incoming, extension, known)
+        except BaseException:
+            incoming.discard()
+            raise
         return Outcome(
-            url, "mirrored", path=relative.as_posix(), size=size, sha256=digest.hexdigest(),
+            url, "mirrored", path=relative.as_posix(), size=size, sha256=incoming.sha256,
             content_type=content_type, final_url=final_url,
             etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"),
+            replaced=known.path if known is not None else None,
         )  # fmt: skip
+
+    def _commit(self, incoming: Incoming, extension: str, known: UrlRecord | None) -> PurePosixPath:
+        """Rename into place (in a worker thread); keep the file a refresh replaces.
+
+        Returns the final path, relative to the mirror dir.
+        """
+        if self._layout == "hash":
+            relative = hash_path(incoming.sha256, extension)
+            if inside(self._root, relative).exists():
+                incoming.discard()  # the same bytes are already stored under their hash
+                return relative
+            incoming.commit(relative)
+            return relative  # an old version stays: other URLs may hold the same bytes
+        if known is None or known.path is None:
+            incoming.commit()
+            return incoming.relative
+        old = inside(self._root, PurePosixPath(known.path))
+        if self._versions is not None and old.exists():
+            _keep_version(old, self._versions / known.path)
+        final = incoming.commit()
+        # The old file is this URL's alone: with a new extension its name
+        # changed, and its content is kept under versions/.
+        if old != final and self._versions is not None:
+            old.unlink(missing_ok=True)
+        return incoming.relative
 
 
 def _check_status(response: httpx.Response) -> None:
@@ -249,7 +342,44 @@ def _check_status(response: httpx.Response) -> None:
         raise _Retry(f"HTTP {code}", _retry_after(response.headers.get("retry-after")))
     if code in _REDIRECTS:
         raise _Fail(f"HTTP {code} without a Location header")
-    raise _Fail(f"HTTP {code}")
+    raise _Fail(f"HTTP {code}", dead=code in _GONE)
+
+
+def _conditional(known: UrlRecord) -> dict[str, str]:
+    """The validators of the stored copy, for a conditional GET."""
+    headers: dict[str, str] = {}
+    if known.etag:
+        headers["If-None-Match"] = known.etag
+    if known.last_modified:
+        headers["If-Modified-Since"] = known.last_modified
+    return headers
+
+
+def _unchanged(known: UrlRecord, final_url: str, response: httpx.Response) -> Outcome:
+    return Outcome(
+        known.url, "unchanged", path=known.path, size=known.size or 0, sha256=known.sha256,
+        content_type=known.content_type, final_url=final_url,
+        etag=response.headers.get("etag", known.etag),
+        last_modified=response.headers.get("last-modified", known.last_modified),
+        source=known.source or "origin",
+    )  # fmt: skip
+
+
+def _keep_version(old: Path, kept: Path) -> None:
+    """Keep ``old``'s current content at ``kept``.<UTC time> before it is replaced.
+
+    A hard link costs nothing and survives the rename over ``old``; a copy is
+    the fallback where links are not allowed.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = kept.with_name(f"{kept.name}.{stamp}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(old, target)
+    except FileExistsError:
+        return  # replaced twice within a second: the first copy is kept
+    except OSError:
+        shutil.copy2(old, target)
 
 
 def _retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -269,11 +399,16 @@ def _retry_after(value: str | None, *, now: float | None = None) -> float | None
     return max(0.0, when.timestamp() - now)
 
 
-def _wait(state: RetryCallState) -> float:
-    """Retry-After when the server gave one (capped), else exponential backoff with jitter."""
+def _wait(state: RetryCallState, cap: float) -> float:
+    """Retry-After when the server gave one, else exponential backoff with jitter.
+
+    A server asking for more than ``cap`` seconds (download.retry_after_max)
+    is taken at its word that it is failing now: the attempt is waited for
+    ``cap`` and, if still refused, fails once out of attempts.
+    """
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, _Retry) and exc.retry_after is not None:
-        return min(exc.retry_after, _RETRY_AFTER_CAP)
+        return min(exc.retry_after, cap)
     return float(wait_exponential_jitter(multiplier=0.5, max=30.0)(state))
 
 
@@ -288,7 +423,22 @@ def _identity(response: httpx.Response) -> bool:
 
 
 def _transport_reason(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
+    # The transport maps its own errors to httpx's, not always to the closest
+    # one (a dropped connection becomes a "connect timeout"): the cause says.
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, TimeoutError | httpx.TimeoutException):
         return "timed out"
-    text = str(exc) or exc.__class__.__name__
+    if _unresolvable(exc):
+        return f"cannot resolve the host: {cause}"
+    text = str(cause) or cause.__class__.__name__
     return f"transfer failed: {text}"
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    """Whether a DNS lookup failed somewhere down ``exc``'s chain of causes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

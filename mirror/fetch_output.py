@@ -10,12 +10,25 @@ from mirror.models import Outcome
 
 
 def write_summary(result: FetchResult, out: TextIO) -> None:
-    new = result.mirrored
-    size = sum(o.size for o in new)
+    replaced = [o for o in result.mirrored if o.replaced is not None]
+    new = [o for o in result.mirrored if o.replaced is None]
+    size = sum(o.size for o in result.mirrored)
+    stopped = "Interrupted: " if result.interrupted else ""
     out.write(
-        f"Mirrored {len(new)} new images ({size / 1e6:.1f} MB), {result.already} already"
-        f" mirrored, {len(result.failed)} failed, in {result.elapsed:.1f} s.\n"
+        f"{stopped}Mirrored {len(new)} new images ({size / 1e6:.1f} MB),"
+        f" {result.already} already mirrored, {len(result.failed)} failed,"
+        f" in {result.elapsed:.1f} s.\n"
     )
+    if result.unchanged or replaced:
+        out.write(
+            f"Re-checked: {len(result.unchanged)} unchanged, {len(replaced)} changed and"
+            " replaced (the old files are kept in .gallery-mirror/versions/).\n"
+        )
+    archived = [o for o in result.mirrored if o.source == "wayback"]
+    if archived:
+        out.write(f"From the Wayback Machine ({len(archived)}; the source is gone):\n")
+        for outcome in sorted(archived, key=lambda o: o.url):
+            out.write(f"  {outcome.url}\n")
     if not result.failed:
         return
     uses: dict[str, list[str]] = defaultdict(list)

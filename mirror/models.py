@@ -97,7 +97,8 @@ class Outcome:
     """What fetching one URL came to: mirrored with its file's facts, or failed with why."""
 
     url: str
-    status: Literal["mirrored", "failed"]
+    # "unchanged": a refresh found the mirrored file still current (304, or the same bytes)
+    status: Literal["mirrored", "failed", "unchanged"]
     path: str | None = None  # relative to the mirror dir, posix
     size: int = 0
     sha256: str | None = None
@@ -108,3 +109,5 @@ class Outcome:
     error: str | None = None
     attempts: int = 0
     source: Source = "origin"
+    dead: bool = False  # failed because the source is gone: 404/410 or the host does not resolve
+    replaced: str | None = None  # a refresh replaced this older file (kept under versions/)

@@ -473,6 +473,18 @@ class AtomicFile:
                 self.temp = self.final.with_name(_partial_name(self.final.name))
         return os.open(self.temp, flags, 0o666)
 
+    def retarget(self, final: Path) -> None:
+        """Rename to ``final`` instead when committing (open files only).
+
+        For a name known only once the content is (the ``hash`` layout): the
+        temporary file stays where it is; ``final`` must be on the same file
+        system, which any path inside the mirror dir is.
+        """
+        if self._state != "open":
+            raise RuntimeError(f"cannot retarget {self.final}: it is {self._state}")
+        self._created += _make_dirs(final.parent)
+        self.final = Path(final)
+
     def discard(self) -> None:
         """Abandon the file: remove the temporary, leave ``final`` untouched.
 

@@ -63,6 +63,8 @@ class FaultServer:
         self.headers: dict[str, list[dict[str, str]]] = defaultdict(list)  # lower-case names
         self.log: list[tuple[str, str]] = []  # (method, raw request target), in order
         self.errors: list[BaseException] = []  # bugs in a handler (not client disconnects)
+        self.busiest = 0  # the most requests answered at the same time
+        self._busy = 0
         self._routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -334,10 +336,21 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # silence the per-request lines on stderr
 
     def do_GET(self) -> None:
-        self._answer()
+        self._counted()
 
     def do_HEAD(self) -> None:
-        self._answer()
+        self._counted()
+
+    def _counted(self) -> None:
+        fault = self.server.fault
+        with fault._lock:
+            fault._busy += 1
+            fault.busiest = max(fault.busiest, fault._busy)
+        try:
+            self._answer()
+        finally:
+            with fault._lock:
+                fault._busy -= 1
 
     # -- answers ----------------------------------------------------------------
 

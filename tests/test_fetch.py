@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import socket
 import struct
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
@@ -16,8 +19,9 @@ from PIL import Image
 
 from faultserver import FaultServer
 from mirror.config import DownloadConfig, parse_config
-from mirror.fetch import Downloader, _retry_after, is_transient
+from mirror.fetch import Downloader, Resolver, _retry_after, is_transient
 from mirror.models import Outcome
+from mirror.state import UrlRecord
 from mirror.transport import make_client
 
 
@@ -66,21 +70,34 @@ def download_config(tmp_path: Path, toml: str, *, private: bool) -> DownloadConf
 class Run:
     """One downloader over a fresh mirror dir; records the backoff it would sleep."""
 
-    def __init__(self, tmp_path: Path, toml: str = "", *, private: bool = True) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        toml: str = "",
+        *,
+        private: bool = True,
+        layout: Literal["url", "hash"] = "url",
+        resolver: Resolver | None = None,
+    ) -> None:
         self.config = download_config(tmp_path, toml, private=private)
         self.root = tmp_path / "mirror"
+        self.versions = tmp_path / "versions"
+        self.layout: Literal["url", "hash"] = layout
+        self.resolver = resolver
         self.waits: list[float] = []
 
     async def _sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
 
-    def fetch(self, *urls: str) -> list[Outcome]:
+    def fetch(self, *urls: str, known: dict[str, UrlRecord] | None = None) -> list[Outcome]:
         async def go() -> list[Outcome]:
             async with make_client(self.config) as client:
                 downloader = Downloader(
-                    client=client, config=self.config, mirror_root=self.root, sleep=self._sleep
-                )
-                return await downloader.fetch_all(urls)
+                    client=client, config=self.config, mirror_root=self.root,
+                    layout=self.layout, versions=self.versions, sleep=self._sleep,
+                    **({"resolver": self.resolver} if self.resolver else {}),
+                )  # fmt: skip
+                return await downloader.fetch_all(urls, known=known)
 
         return asyncio.run(go())
 
@@ -274,3 +291,151 @@ def test_many_urls_at_once(tmp_path: Path, server: FaultServer) -> None:
     outcomes = run.fetch(*urls)
     assert [o.status for o in outcomes] == ["mirrored"] * 40
     assert len(set(o.sha256 for o in outcomes)) == 40
+
+
+def test_per_host_limit_holds_under_a_larger_total(tmp_path: Path, server: FaultServer) -> None:
+    run = Run(tmp_path, "concurrency = 8\nper_host = 2\n")
+    urls = [server.stall(f"/slow/{n}.jpg", 0.2, JPEG) for n in range(6)]
+    assert [o.status for o in run.fetch(*urls)] == ["mirrored"] * 6
+    assert server.busiest == 2
+
+
+def test_total_limit_holds_across_hosts(tmp_path: Path, server: FaultServer) -> None:
+    # 127.0.0.1 and localhost are two hosts to the downloader, one server here.
+    run = Run(tmp_path, "concurrency = 3\nper_host = 3\n")
+    urls = [server.stall(f"/slow/{n}.jpg", 0.2, JPEG) for n in range(4)]
+    urls += [u.replace("127.0.0.1", "localhost") for u in urls]
+    assert [o.status for o in run.fetch(*urls)] == ["mirrored"] * 8
+    assert server.busiest == 3
+
+
+def test_long_retry_after_is_capped_by_the_config(tmp_path: Path, server: FaultServer) -> None:
+    run = Run(tmp_path, "retries = 1\nretry_after_max = 2\n")
+    url = server.flaky("/busy.jpg", JPEG, fails=1, code=429, retry_after="3600")
+    assert run.one(url).status == "mirrored"
+    assert run.waits == [2.0]
+
+
+def record_of(outcome: Outcome) -> UrlRecord:
+    """The state's row for a mirrored outcome, as mirroring would have written it."""
+    assert outcome.path and outcome.sha256
+    return UrlRecord(
+        url=outcome.url, final_url=outcome.final_url, status="mirrored", path=outcome.path,
+        size=outcome.size, sha256=outcome.sha256, content_type=outcome.content_type,
+        etag=outcome.etag, last_modified=outcome.last_modified, attempts=outcome.attempts,
+        last_error=None, source=outcome.source, first_seen=datetime.now(UTC),
+        last_fetched=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def test_refresh_sends_validators_and_keeps_the_file_on_304(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    stamp = "Wed, 01 May 2024 09:30:00 GMT"
+    url = server.etag("/e.jpg", JPEG, "v1", last_modified=stamp)
+    run = Run(tmp_path)
+    first = run.one(url)
+    path = run.root / str(first.path)
+    before = path.stat().st_mtime_ns
+    (again,) = run.fetch(url, known={url: record_of(first)})
+    assert again.status == "unchanged" and again.path == first.path
+    sent = server.headers["/e.jpg"][-1]
+    assert (sent["if-none-match"], sent["if-modified-since"]) == ('"v1"', stamp)
+    assert path.stat().st_mtime_ns == before and path.read_bytes() == JPEG
+    assert not run.versions.exists()
+
+
+def test_refresh_replaces_a_changed_image_and_keeps_the_old_one(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    url = server.etag("/c.jpg", JPEG, "v1")
+    run = Run(tmp_path)
+    first = run.one(url)
+    new = image(colour="green")
+    server.replace("/c.jpg", new, etag="v2")
+    (again,) = run.fetch(url, known={url: record_of(first)})
+    assert again.status == "mirrored" and again.replaced == first.path
+    assert (run.root / str(again.path)).read_bytes() == new
+    (kept,) = [p for p in run.versions.rglob("*") if p.is_file()]
+    assert kept.read_bytes() == JPEG and kept.name.startswith("c.jpg.")
+    assert not list(run.root.rglob("*.part"))
+
+
+def test_refresh_of_a_server_without_validators_compares_the_bytes(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    url = server.file("/plain.jpg", JPEG)
+    run = Run(tmp_path)
+    first = run.one(url)
+    (again,) = run.fetch(url, known={url: record_of(first)})
+    assert again.status == "unchanged" and run.files() == [first.path]
+
+
+def test_refresh_of_a_dead_source_reports_it_and_keeps_the_file(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    url = server.file("/gone.jpg", JPEG)
+    run = Run(tmp_path, "wayback = true\n")
+    first = run.one(url)
+    server.status("/gone.jpg", 410)
+    (again,) = run.fetch(url, known={url: record_of(first)})
+    assert again.status == "failed" and again.dead and again.error == "HTTP 410"
+    assert (run.root / str(first.path)).read_bytes() == JPEG
+    assert server.hits["/gone.jpg"] == 2  # no Wayback Machine for a copy we already hold
+
+
+def wayback_toml(server: FaultServer) -> str:
+    return f'wayback = true\nwayback_base = "{server.base}/web/2id_/"\n'
+
+
+def test_wayback_rescues_a_404(tmp_path: Path, server: FaultServer) -> None:
+    url = server.status("/dead.jpg", 404)
+    server.file(f"/web/2id_/{url}", JPEG)
+    outcome = Run(tmp_path, wayback_toml(server)).one(url)
+    assert outcome.status == "mirrored" and outcome.source == "wayback"
+    assert outcome.final_url == f"{server.base}/web/2id_/{url}"
+    assert outcome.path is not None and outcome.path.endswith("/dead.jpg")  # keyed on the URL
+
+
+def test_wayback_is_not_asked_without_the_setting_or_for_other_failures(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    dead = server.status("/dead.jpg", 404)
+    forbidden = server.status("/forbidden.jpg", 403)
+    assert Run(tmp_path / "a").one(dead).error == "HTTP 404"
+    assert Run(tmp_path / "b", wayback_toml(server)).one(forbidden).error == "HTTP 403"
+    assert not [target for _, target in server.log if target.startswith("/web/")]
+
+
+def test_wayback_failure_says_both_reasons(tmp_path: Path, server: FaultServer) -> None:
+    url = server.status("/dead.jpg", 404)
+    outcome = Run(tmp_path, wayback_toml(server)).one(url)
+    assert outcome.status == "failed" and outcome.error == "HTTP 404; Wayback Machine: HTTP 404"
+
+
+def test_a_host_that_no_longer_resolves_is_dead_and_goes_to_the_wayback(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        if host == "gone.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return ["93.184.216.34"]  # public: the private-address guard lets it through
+
+    url = "http://gone.example/pic.jpg"
+    server.file(f"/web/2id_/{url}", JPEG)
+    run = Run(tmp_path, "retries = 1\n" + wayback_toml(server), private=False, resolver=resolver)
+    outcome = run.one(url)
+    assert outcome.status == "mirrored" and outcome.source == "wayback"
+    assert outcome.attempts == 3  # twice the dead host, once the archive
+
+
+def test_hash_layout_stores_identical_images_once(tmp_path: Path, server: FaultServer) -> None:
+    a, b = server.file("/a.jpg", JPEG), server.file("/b/copy.jpg", JPEG)
+    c = server.file("/c.png", PNG, content_type="image/png")
+    run = Run(tmp_path, layout="hash")
+    first, second, third = run.fetch(a, b, c)
+    digest = hashlib.sha256(JPEG).hexdigest()
+    assert first.path == second.path == f"{digest[:2]}/{digest[2:4]}/{digest}.jpg"
+    assert third.path is not None and third.path.endswith(".png")
+    assert run.files() == sorted([first.path, third.path])
+    assert (run.root / first.path).read_bytes() == JPEG

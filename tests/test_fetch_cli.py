@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -122,13 +123,51 @@ def test_another_run_holding_the_lock_exits_3(
     assert "lock" in err
 
 
-def test_hash_layout_is_refused_until_fetch_supports_it(
-    site: Path, capsys: pytest.CaptureFixture[str]
+def test_hash_layout_names_files_by_content(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     toml = site / "gallery-mirror.toml"
     toml.write_text(toml.read_text() + '[mirror]\nlayout = "hash"\n')
-    code, _, err = run(capsys, "fetch", "--site", str(site))
-    assert code == 2 and "mirror.layout" in err
+    code, out, _ = run(capsys, "fetch", "--site", str(site))
+    assert code == 0, out
+    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
+        rows = db.execute("SELECT path, sha256 FROM urls").fetchall()
+    assert len(rows) == 5
+    for path, digest in rows:
+        assert path == f"{digest[:2]}/{digest[2:4]}/{digest}.jpg"
+        file = site / "source/images/mirror" / path
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == digest
+
+
+def test_refresh_rechecks_and_replaces_what_changed(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "fetch", "--site", str(site))
+    changed = jpeg(250)
+    server.replace(SEED_PATH + SEED_FILES[0], changed, etag="v2")
+    code, out, _ = run(capsys, "fetch", "--refresh", "--site", str(site))
+    assert code == 0, out
+    assert "Re-checked: 4 unchanged, 1 changed and replaced" in out
+    assert requests(server) == 10
+    mirror = site / "source/images/mirror/imgcdn.yaerxing.com" / SEED_PATH.strip("/")
+    assert (mirror / SEED_FILES[0]).read_bytes() == changed
+    (kept,) = (site / ".gallery-mirror" / "versions").rglob(SEED_FILES[0] + ".*")
+    assert kept.read_bytes() == jpeg(0)
+    code, out, _ = run(capsys, "fetch", "--site", str(site))
+    assert requests(server) == 10 and "5 already mirrored" in out
+
+
+def test_verbose_names_each_image_and_quiet_only_the_summary(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.status(SEED_PATH + SEED_FILES[1], 404)
+    _, out, err = run(capsys, "fetch", "-v", "--site", str(site))
+    assert err.count("mirrored: https://imgcdn.yaerxing.com/") == 4
+    assert f"failed: https://imgcdn.yaerxing.com{SEED_PATH}{SEED_FILES[1]} (HTTP 404" in err
+    (site / ".gallery-mirror" / "state.sqlite").unlink()
+    shutil.rmtree(site / "source" / "images")
+    _, out, err = run(capsys, "fetch", "-q", "--site", str(site))
+    assert err == "" and out.startswith("Mirrored 4 new images")
 
 
 def test_scan_json_reports_what_fetch_did_and_writes_nothing(

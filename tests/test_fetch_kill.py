@@ -76,3 +76,39 @@ def test_sigkill_then_rerun_converges(tmp_path: Path) -> None:
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
         statuses = db.execute("SELECT status FROM urls").fetchall()
     assert statuses == [("mirrored",)] * len(images)
+
+
+def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(tmp_path: Path) -> None:
+    images = {f"/img/{n}.jpg": jpeg(20 * n) for n in range(8)}
+    with FaultServer() as server:
+        for path, body in list(images.items())[:4]:
+            server.file(path, body)
+        for path, body in list(images.items())[4:]:  # half their body, then nothing
+            server.stall(path, 60, body, before_headers=False)
+        site = tmp_path / "blog"
+        (site / "source" / "_posts").mkdir(parents=True)
+        (site / "source" / "_posts" / "p.md").write_text(
+            "".join(f"![]({server.url(path)})\n" for path in images)
+        )
+        (site / "gallery-mirror.toml").write_text(
+            "[download]\nallow_private = true\nretries = 0\ntimeout = 120\nper_host = 16\n"
+        )
+        running = fetch(site)
+        deadline = time.monotonic() + 30
+        while sum(server.hits.values()) < len(images) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # let the four complete ones land
+        interrupted = time.monotonic()
+        running.send_signal(signal.SIGINT)
+        out, err = running.communicate(timeout=10)
+        took = time.monotonic() - interrupted
+
+    assert running.returncode == 130, err.decode()
+    assert took < 2.0
+    assert out.decode().startswith("Interrupted: Mirrored 4 new images")
+    mirror = site / "source" / "images" / "mirror"
+    assert not [p for p in mirror.rglob("*") if p.name.endswith(".part")]
+    assert len([p for p in mirror.rglob("*.jpg")]) == 4
+    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
+        statuses = db.execute("SELECT status, count(*) FROM urls GROUP BY status").fetchall()
+    assert sorted(statuses) == [("mirrored", 4), ("pending", 4)]

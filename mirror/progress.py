@@ -1,0 +1,75 @@
+"""Fetch progress for people and for logs.
+
+On a terminal: a tqdm bar counting images, with the bytes so far. Elsewhere
+(cron, CI, a pipe): a plain line at most every ``interval`` seconds, so a log
+shows the run moving without one line per image. ``-v`` adds a line per
+image either way; ``-q`` and ``--no-progress`` turn both off.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Never, TextIO
+
+from tqdm import tqdm
+
+from mirror.models import Outcome
+
+
+class Progress:
+    def __init__(
+        self, out: TextIO, *, bar: bool, lines: bool, each: bool, interval: float = 10.0
+    ) -> None:
+        self._out = out
+        self._use_bar = bar
+        self._lines = lines and not bar
+        self._each = each
+        self._interval = interval
+        self._bar: tqdm[Never] | None = None
+        self._total = self._done = self._failed = self._bytes = 0
+        self._last = time.monotonic()
+
+    def planned(self, total: int) -> None:
+        self._total = total
+        if self._use_bar and total:
+            self._bar = tqdm(total=total, unit="img", file=self._out, dynamic_ncols=True)
+
+    def finished(self, outcome: Outcome) -> None:
+        self._done += 1
+        self._failed += outcome.status == "failed"
+        self._bytes += outcome.size if outcome.status == "mirrored" else 0
+        if self._each:
+            detail = f" ({outcome.error})" if outcome.error else ""
+            self._write(f"{outcome.status}: {outcome.url}{detail}")
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self._bytes / 1e6:.1f} MB, {self._failed} failed")
+            self._bar.update()
+        elif self._lines and time.monotonic() - self._last >= self._interval:
+            self._last = time.monotonic()
+            self._out.write(f"{self._line()}\n")
+            self._out.flush()
+
+    def _line(self) -> str:
+        return (
+            f"fetched {self._done}/{self._total} images ({self._bytes / 1e6:.1f} MB),"
+            f" {self._failed} failed"
+        )
+
+    def _write(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=self._out)
+        else:
+            self._out.write(text + "\n")
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.close()
