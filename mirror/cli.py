@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mirror import __version__, mirroring, pipeline, rewriting, verifying
+from mirror import __version__, migrating, mirroring, pipeline, rewriting, verifying
 from mirror.config import Config, load_config
 from mirror.errors import MirrorError
-from mirror.fetch_output import write_summary
+from mirror.fetch_output import write_plan, write_summary
 from mirror.progress import Progress
 from mirror.rewrite_output import write_revert, write_rewrite, write_verify, write_verify_json
 from mirror.scan_output import write_json, write_table
@@ -130,6 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(revert, suppress=True)
     revert.set_defaults(run=_revert)
 
+    migrate = commands.add_parser(
+        "migrate",
+        help="fetch, then rewrite (writes the mirror dir, state, posts, journal)",
+        description=(
+            "Fetch every image not mirrored yet, then rewrite the posts to the mirrored"
+            " copies. --dry-run writes nothing at all: it lists what would be fetched and"
+            " prints the diff the rewrite would make. Exit 1 if an image or a post failed."
+        ),
+    )
+    migrate.add_argument("--to", choices=("local", "cdn"), help="overrides rewrite.to")
+    migrate.add_argument(
+        "--dry-run", action="store_true",
+        help="list what would be fetched and print the diff; write nothing",
+    )  # fmt: skip
+    _global_options(migrate, suppress=True)
+    migrate.set_defaults(run=_migrate)
+
     verify = commands.add_parser(
         "verify",
         help="re-hash mirrored files; check rewritten references resolve (writes nothing)",
@@ -163,10 +180,7 @@ def _fetch(args: argparse.Namespace, config: Config) -> int:
     for post in scan.unreadable:
         _say(f"{post.post}: {'; '.join(post.problems)}")
 
-    shown = not (args.quiet or args.no_progress)
-    with Progress(
-        sys.stderr, bar=shown and sys.stderr.isatty(), lines=shown, each=args.verbose
-    ) as progress:
+    with _progress(args) as progress:
         result = mirroring.fetch(
             config, scan, refresh_after=0.0 if args.refresh else None,
             on_plan=progress.planned, on_outcome=progress.finished,
@@ -176,6 +190,33 @@ def _fetch(args: argparse.Namespace, config: Config) -> int:
         _say("gallery-mirror: interrupted")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    shown = not (args.quiet or args.no_progress)
+    return Progress(sys.stderr, bar=shown and sys.stderr.isatty(), lines=shown, each=args.verbose)
+
+
+def _migrate(args: argparse.Namespace, config: Config) -> int:
+    scan = pipeline.scan(config)
+    for post in scan.unreadable:
+        _say(f"{post.post}: {'; '.join(post.problems)}")
+    if args.dry_run:
+        plan, diff = migrating.dry_run(config, scan, to=args.to)
+        write_plan(plan, sys.stdout, verbose=args.verbose)
+        write_rewrite(diff, sys.stdout, verbose=args.verbose)
+        return EXIT_FAILED if scan.unreadable else EXIT_OK
+    with _progress(args) as progress:
+        result = migrating.migrate(
+            config, scan, to=args.to, on_plan=progress.planned, on_outcome=progress.finished
+        )
+    write_summary(result.fetched, sys.stdout)
+    if result.rewritten is None:
+        _say("gallery-mirror: interrupted before the rewrite; the posts are unchanged")
+        return EXIT_INTERRUPTED
+    write_rewrite(result.rewritten, sys.stdout, verbose=args.verbose)
+    failed = result.fetched.failed or result.rewritten.failed or scan.unreadable
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _rewrite(args: argparse.Namespace, config: Config) -> int:

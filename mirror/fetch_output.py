@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TextIO
 
+from mirror.migrating import FetchPlan
 from mirror.mirroring import FetchResult
 from mirror.models import Outcome
 
@@ -46,3 +47,21 @@ def write_summary(result: FetchResult, out: TextIO) -> None:
                 f", and {len(places) - 5} more" if len(places) > 5 else ""
             )
             out.write(f"    {outcome.url}\n      used by {shown}\n")
+
+
+_SHOWN = 20  # URLs listed in a plan without -v
+
+
+def write_plan(plan: FetchPlan, out: TextIO, *, verbose: bool = False) -> None:
+    """What a fetch would download (a dry run's first part)."""
+    out.write(f"Would fetch {len(plan.todo)} images ({plan.already} already mirrored).\n")
+    shown = plan.todo if verbose else plan.todo[:_SHOWN]
+    for url in shown:
+        out.write(f"  {url}\n")
+    if len(shown) < len(plan.todo):
+        out.write(f"  and {len(plan.todo) - len(shown)} more (-v lists them all)\n")
+    if plan.predicted:
+        out.write(
+            "The diff below uses the paths these images would get; a fetch may still"
+            " correct an extension from the image's bytes.\n"
+        )

@@ -69,7 +69,7 @@ def fetch(
         urls = scan.urls
         state.seen(urls)
         records = state.records(urls)
-        mirrored = {url for url in urls if _still_mirrored(records.get(url), root)}
+        mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
         stale = _stale(records, mirrored, refresh_after)
         todo = [url for url in urls if url not in mirrored or url in stale]
         if on_plan is not None:
@@ -121,7 +121,7 @@ def _stale(
     }
 
 
-def _still_mirrored(record: UrlRecord | None, root: Path) -> bool:
+def still_mirrored(record: UrlRecord | None, root: Path) -> bool:
     """Mirrored, and the file is still there with the recorded size: no request needed."""
     if record is None or record.status != "mirrored" or record.path is None:
         return False

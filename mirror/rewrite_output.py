@@ -24,7 +24,7 @@ def write_rewrite(result: RewriteResult, out: TextIO, *, verbose: bool = False) 
     out.write(
         f"{verb} {result.rewritten} references in {posts} post{'s' * (posts != 1)}"
         f" (to {result.target}: {result.base or '/'}/...); {len(result.left_alone)} left alone,"
-        f" {len(result.failed)} posts failed."
+        f" {len(result.failed)} post{'s' * (len(result.failed) != 1)} failed."
         + (f" Journal run {result.run_id}." if result.run_id is not None else "")
         + "\n"
     )

@@ -123,9 +123,16 @@ class _Decider:
     """Per reference: the new URL, or why it stays as it is."""
 
     def __init__(
-        self, config: Config, target: Target, base: str, state: State | None, scan: ScanResult
+        self,
+        config: Config,
+        target: Target,
+        base: str,
+        state: State | None,
+        scan: ScanResult,
+        assume: Mapping[str, str],
     ) -> None:
         self._config, self._target, self._base, self._state = config, target, base, state
+        self._assume = assume
         self._records: dict[str, UrlRecord] = {} if state is None else state.records(scan.urls)
         self._files = MirrorFiles(config.mirror_dir)
         self._ours = tuple(
@@ -157,13 +164,16 @@ class _Decider:
         if ref.context == "{% asset_img %}":
             return LeftAlone(ref, ASSET_IMG)
         record = self._record(ref.url)
-        if record is None or record.status == "pending":
+        if ref.url in self._assume:  # a dry run's prediction for an image not fetched yet
+            url = mirror_url(self._base, self._assume[ref.url])
+        elif record is None or record.status == "pending":
             return LeftAlone(ref, "not fetched yet")
-        if record.status == "failed":
+        elif record.status == "failed":
             return LeftAlone(ref, f"fetch failed: {record.last_error or 'unknown error'}")
-        if problem := self._files.problem(record):
+        elif problem := self._files.problem(record):
             return LeftAlone(ref, problem)
-        url = mirror_url(self._base, record.path or "")
+        else:
+            url = mirror_url(self._base, record.path or "")
         if url in self.unanswered:
             return LeftAlone(ref, f"new URL {url} {self.unanswered[url]} (--check-target)")
         if self._target == "local" and ref.kind == "tag" and not is_root_relative(self._base):
@@ -183,8 +193,15 @@ def rewrite(
     to: Target | None = None,
     dry_run: bool = False,
     check_target: bool = False,
+    assume: Mapping[str, str] | None = None,
 ) -> RewriteResult:
-    """Point the references of ``scan`` at their mirrored copies."""
+    """Point the references of ``scan`` at their mirrored copies.
+
+    ``assume`` (dry runs only) maps URLs not mirrored yet to the path a fetch
+    would give them, so that ``migrate --dry-run`` can show the whole diff.
+    """
+    if assume and not dry_run:
+        raise ValueError("assumed paths are for dry runs only: nothing is written from them")
     target, base = target_base(config, to)
     if check_target and not base.startswith(("http://", "https://")):
         raise ConfigError(
@@ -193,7 +210,7 @@ def rewrite(
         )
     keys = frozenset(k.lower() for k in config.site.front_matter_keys)
     with _state(config, dry_run=dry_run) as state:
-        decider = _Decider(config, target, base, state, scan)
+        decider = _Decider(config, target, base, state, scan, assume or {})
         # Decided for every reference before any post is written: a config
         # the tags cannot take stops the run here, with nothing changed.
         planned = {ref: decider.decide(ref) for post in scan.posts for ref in post.refs}

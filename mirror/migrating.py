@@ -1,0 +1,87 @@
+"""``migrate``: fetch, then rewrite, as one command; and its dry run.
+
+The dry run writes nothing at all (no mirror dir, no state, no lock, no
+post): it lists what a fetch would download and shows the diff a rewrite
+would then make. For the images not fetched yet that diff uses the path a
+fetch would give them, predicted from the URL (its extension names the
+format); a fetch corrects a wrong extension from the bytes, so a prediction
+can differ from the final path by its extension, never by more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+from mirror import mirroring, pipeline, rewriting
+from mirror.config import Config
+from mirror.models import Outcome, ScanResult
+from mirror.store import url_path
+from mirror.validate import EXTENSION_ALIASES, EXTENSIONS
+
+_DEFAULT_EXTENSION = ".jpg"  # what most URLs without an extension turn out to hold
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPlan:
+    """What a fetch would do now."""
+
+    todo: tuple[str, ...]  # URLs it would download
+    already: int  # URLs mirrored, file in place
+    predicted: dict[str, str]  # URL -> the path (relative to mirror.dir) it would likely get
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateResult:
+    fetched: mirroring.FetchResult
+    rewritten: rewriting.RewriteResult | None  # None: interrupted before the rewrite
+
+
+def plan(config: Config, scan: ScanResult) -> FetchPlan:
+    """The URLs a fetch would download, from the state read-only."""
+    records = pipeline.url_records(config, scan.urls)
+    todo = tuple(
+        url
+        for url in scan.urls
+        if not mirroring.still_mirrored(records.get(url), config.mirror_dir)
+    )
+    # Content-addressed names cannot be known before the content is.
+    predicted = (
+        {url: url_path(url, _extension_of(url)).as_posix() for url in todo}
+        if config.mirror.layout == "url"
+        else {}
+    )
+    return FetchPlan(todo, len(scan.urls) - len(todo), predicted)
+
+
+def dry_run(
+    config: Config, scan: ScanResult, *, to: rewriting.Target | None
+) -> tuple[FetchPlan, rewriting.RewriteResult]:
+    fetch_plan = plan(config, scan)
+    diff = rewriting.rewrite(config, scan, to=to, dry_run=True, assume=fetch_plan.predicted)
+    return fetch_plan, diff
+
+
+def migrate(
+    config: Config,
+    scan: ScanResult,
+    *,
+    to: rewriting.Target | None,
+    on_plan: Callable[[int], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> MigrateResult:
+    """Fetch what is missing, then rewrite every reference whose image is now mirrored."""
+    fetched = mirroring.fetch(config, scan, on_plan=on_plan, on_outcome=on_outcome)
+    if fetched.interrupted:
+        return MigrateResult(fetched, None)
+    return MigrateResult(fetched, rewriting.rewrite(config, scan, to=to))
+
+
+def _extension_of(url: str) -> str:
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    for fmt, aliases in EXTENSION_ALIASES.items():
+        if suffix in aliases:
+            return EXTENSIONS[fmt]
+    return _DEFAULT_EXTENSION
