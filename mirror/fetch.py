@@ -18,6 +18,9 @@ changed image replaces it atomically and the old file is kept under
 ``versions`` first. A source that is gone (404/410, a host that no longer
 resolves) is retried at the Wayback Machine when ``download.wayback`` is set.
 
+``probe`` asks for a URL the same way (HEAD, or a one-byte ranged GET where
+HEAD is refused) without downloading it, for ``report --check``.
+
 A failed image is a value (``Outcome``), not an exception: the others go on.
 """
 
@@ -30,11 +33,12 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -43,7 +47,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from mirror.config import DownloadConfig
 from mirror.incoming import Incoming
-from mirror.models import Outcome, Source
+from mirror.models import Outcome, Probe, Source
 from mirror.state import UrlRecord
 from mirror.store import hash_path, inside, url_path
 from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, sniff
@@ -52,6 +56,9 @@ _RETRY_STATUSES = frozenset({408, 425, 429})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _GONE = frozenset({404, 410})
 _MAX_REDIRECTS = 10
+# Answers to HEAD from servers that only serve GET (or only GET from browsers):
+# the probe asks again with a one-byte ranged GET before calling the URL broken.
+_HEAD_REFUSED = frozenset({400, 403, 405, 501})
 # The body is handed to a worker thread in blocks this large: one or two hops
 # for a typical image, and at most this much held per download in memory.
 _BLOCK = 512 * 1024
@@ -76,6 +83,17 @@ class _Fail(Exception):
         super().__init__(reason)
         self.reason = reason
         self.dead = dead
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """What a URL's attempts came to when none succeeded."""
+
+    reason: str
+    dead: bool
+
+
+_T = TypeVar("_T")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -151,12 +169,9 @@ class Downloader:
         alternative origin is tried in turn, and the first to give a valid
         image wins. The file and the state still key on ``url``.
         """
-        parts = urlsplit(url)
-        origins = self._config.origins.get(parts.hostname or "", ())
         outcome: Outcome | None = None
-        for origin in origins:
-            rest = parts.path + (f"?{parts.query}" if parts.query else "")
-            outcome = await self._fetch_from(url, origin.rstrip("/") + rest, "alternative", known)
+        for origin, origin_url in self._origins(url):
+            outcome = await self._fetch_from(url, origin_url, "alternative", known)
             if outcome.status != "failed":
                 return outcome
             outcome = replace(outcome, error=f"{outcome.error} (from {origin})")
@@ -171,18 +186,64 @@ class Downloader:
             return replace(archived, attempts=outcome.attempts + archived.attempts)
         return outcome
 
+    async def probe(self, url: str) -> Probe:
+        """Whether ``url`` answers with an image a fetch could keep, without downloading it.
+
+        HEAD, or where HEAD is refused a GET of the first byte only; under the
+        same limits, retries, origins, headers and private-address guard as
+        :meth:`fetch`. Never raises for a failure of that URL.
+        """
+        probe: Probe | None = None
+        for origin, origin_url in self._origins(url):
+            probe = await self._probe_from(url, origin_url)
+            if probe.reachable:
+                return probe
+            probe = replace(probe, error=f"{probe.error} (from {origin})")
+        return probe or await self._probe_from(url, url)
+
+    def _origins(self, url: str) -> list[tuple[str, str]]:
+        """``(origin, url at that origin)`` for each of the host's alternative origins."""
+        parts = urlsplit(url)
+        rest = parts.path + (f"?{parts.query}" if parts.query else "")
+        return [
+            (origin, origin.rstrip("/") + rest)
+            for origin in self._config.origins.get(parts.hostname or "", ())
+        ]
+
     async def _fetch_from(
         self, url: str, source_url: str, source: Source, known: UrlRecord | None
     ) -> Outcome:
+        outcome, attempts = await self._retried(
+            source_url, lambda: self._attempt(url, source_url, known)
+        )
+        if isinstance(outcome, _Failure):
+            return Outcome(
+                url, "failed", error=outcome.reason, attempts=attempts, dead=outcome.dead
+            )
+        return replace(outcome, attempts=attempts, source=source)
+
+    async def _probe_from(self, url: str, source_url: str) -> Probe:
+        probe, attempts = await self._retried(source_url, lambda: self._probe_once(url, source_url))
+        if isinstance(probe, _Failure):
+            return Probe(url, False, error=probe.reason, attempts=attempts)
+        return replace(probe, attempts=attempts)
+
+    async def _retried(
+        self, source_url: str, once: Callable[[], Awaitable[_T]]
+    ) -> tuple[_T | _Failure, int]:
+        """``once()`` under the limits, tried again while ``is_transient`` says so.
+
+        Returns its result, or why it failed, and the number of attempts made.
+        """
         host = urlsplit(source_url).hostname or ""
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self._config.per_host))
         attempts = 0
 
-        async def attempt() -> Outcome:
+        async def attempt() -> _T:
             nonlocal attempts
             attempts += 1
             async with self._all, per_host:
-                return await self._attempt(url, source_url, known)
+                return await once()
 
         cap = self._config.retry_after_max
         retrying = AsyncRetrying(
@@ -193,28 +254,33 @@ class Downloader:
             reraise=True,
         )
         try:
-            outcome: Outcome = await retrying(attempt)
+            return await retrying(attempt), attempts
         except _Fail as exc:
-            return Outcome(url, "failed", error=exc.reason, attempts=attempts, dead=exc.dead)
+            return _Failure(exc.reason, exc.dead), attempts
         except (_Retry, httpx.TransportError) as exc:  # transient, but out of attempts
             if isinstance(exc, _Retry):
                 reason, dead = exc.reason, exc.dead
             else:
                 reason, dead = _transport_reason(exc), _unresolvable(exc)
-            error = f"{reason} (after {attempts} attempts)"
-            return Outcome(url, "failed", error=error, attempts=attempts, dead=dead)
-        return replace(outcome, attempts=attempts, source=source)
+            return _Failure(f"{reason} (after {attempts} attempts)", dead), attempts
 
-    async def _attempt(self, url: str, source_url: str, known: UrlRecord | None) -> Outcome:
-        current = source_url
-        seen = {source_url}
+    @asynccontextmanager
+    async def _request(
+        self, method: str, url: str, extra: Mapping[str, str]
+    ) -> AsyncIterator[tuple[str, httpx.Response]]:
+        """The streamed answer to ``method url`` and the URL it came from.
+
+        Redirects are followed here: every hop is checked against the guard
+        and sent with its own host's headers (plus ``extra``).
+        """
+        current = url
+        seen = {url}
         for _ in range(_MAX_REDIRECTS + 1):
             await self._check_target(current)
             headers = dict(self._config.headers.get(urlsplit(current).hostname or "", {}))
             headers.setdefault("User-Agent", self._config.user_agent)
-            if known is not None:
-                headers.update(_conditional(known))
-            async with self._client.stream("GET", current, headers=headers) as response:
+            headers.update(extra)
+            async with self._client.stream(method, current, headers=headers) as response:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     target = urljoin(current, response.headers["location"])
                     if target in seen:
@@ -222,11 +288,44 @@ class Downloader:
                     seen.add(target)
                     current = target
                     continue
-                if response.status_code == 304 and known is not None:
-                    return _unchanged(known, current, response)
-                _check_status(response)
-                return await self._save(url, current, response, known)
+                yield current, response
+                return
         raise _Fail(f"more than {_MAX_REDIRECTS} redirects")
+
+    async def _attempt(self, url: str, source_url: str, known: UrlRecord | None) -> Outcome:
+        extra = {} if known is None else _conditional(known)
+        async with self._request("GET", source_url, extra) as (current, response):
+            if response.status_code == 304 and known is not None:
+                return _unchanged(known, current, response)
+            _check_status(response)
+            return await self._save(url, current, response, known)
+
+    async def _probe_once(self, url: str, source_url: str) -> Probe:
+        async with self._request("HEAD", source_url, {}) as (final, response):
+            if response.status_code not in _HEAD_REFUSED:
+                return self._probed(url, final, response, "HEAD")
+        async with self._request("GET", source_url, {"Range": "bytes=0-0"}) as (final, response):
+            return self._probed(url, final, response, "GET")
+
+    def _probed(
+        self, url: str, final: str, response: httpx.Response, method: Literal["HEAD", "GET"]
+    ) -> Probe:
+        """The probe's verdict on an answer; raises ``_Retry`` for a transient one."""
+        code = response.status_code
+        content_type = response.headers.get("content-type")
+        found = Probe(url, False, code, content_type, _total_size(response), final, method)
+        if code not in (200, 206):
+            try:
+                _check_status(response)  # a transient answer raises _Retry: asked again
+            except _Fail as exc:
+                return replace(found, error=exc.reason)
+        # What the fetch would refuse after downloading it is refused here already.
+        if content_type and content_type.split(";")[0].strip().lower().startswith("text/"):
+            return replace(found, error=f"answers {content_type}, not an image")
+        limit = self._config.max_bytes
+        if found.size is not None and found.size > limit:
+            return replace(found, error=f"{found.size} bytes is more than download.max_bytes")
+        return replace(found, reachable=True)
 
     async def _check_target(self, url: str) -> None:
         parts = urlsplit(url)
@@ -410,6 +509,14 @@ def _wait(state: RetryCallState, cap: float) -> float:
     if isinstance(exc, _Retry) and exc.retry_after is not None:
         return min(exc.retry_after, cap)
     return float(wait_exponential_jitter(multiplier=0.5, max=30.0)(state))
+
+
+def _total_size(response: httpx.Response) -> int | None:
+    """The whole file's size: from ``Content-Range: bytes 0-0/<total>`` on a 206."""
+    if response.status_code == 206:
+        total = response.headers.get("content-range", "").rpartition("/")[2]
+        return int(total) if total.isdigit() else None
+    return _content_length(response)
 
 
 def _content_length(response: httpx.Response) -> int | None:

@@ -111,3 +111,18 @@ class Outcome:
     source: Source = "origin"
     dead: bool = False  # failed because the source is gone: 404/410 or the host does not resolve
     replaced: str | None = None  # a refresh replaced this older file (kept under versions/)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What asking for one URL's headers found, without downloading it (``report --check``)."""
+
+    url: str
+    reachable: bool  # it answers with something a fetch could keep
+    status: int | None = None  # the last HTTP status, None when no answer came
+    content_type: str | None = None
+    size: int | None = None  # bytes, when the answer says
+    final_url: str | None = None  # after redirects, or the alternative origin's URL
+    method: Literal["HEAD", "GET"] = "HEAD"  # GET: HEAD was refused, a one-byte range was asked
+    error: str | None = None  # why it is not reachable
+    attempts: int = 0

@@ -29,7 +29,9 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import quote, unquote, unquote_to_bytes
 
-Kind = Literal["file", "status", "flaky", "reset", "short", "stall", "no_length", "redirect"]
+Kind = Literal[
+    "file", "status", "flaky", "reset", "short", "stall", "no_length", "redirect", "no_head"
+]
 JOIN_TIMEOUT = 1.0  # how long close() waits for handler threads (they are daemons anyway)
 
 
@@ -212,6 +214,12 @@ class FaultServer:
     def redirect(self, path: str, to: str, *, code: int = 302) -> str:
         """``code`` with Location: ``to`` (a path, sent relative, or a full URL)."""
         return self._add(path, _Route("redirect", code=code, to=to))
+
+    def head_refused(
+        self, path: str, body: bytes, *, code: int = 405, content_type: str = "image/jpeg"
+    ) -> str:
+        """``code`` to HEAD; GET gets ``body`` (a 206 with its start for ``Range: bytes=0-N``)."""
+        return self._add(path, _Route("no_head", body, content_type, code=code))
 
     def needs_header(
         self,
@@ -415,11 +423,33 @@ class _Handler(BaseHTTPRequestHandler):
             case "no_length":
                 self._head(200, {**typed, "Connection": "close"})
                 self._body(route.body)
+            case "no_head" if self.command == "HEAD":
+                self._reply(route.code)
+            case "no_head":
+                self._ranged(route)
             case "redirect":
                 location = quote(route.to, safe=":/?#[]@!$&'()*+,;=%~")
                 self._reply(route.code, b"", {"Location": location})
             case _:  # flaky, reset and short once their faults are spent
                 self._reply(200, route.body, typed)
+
+    def _ranged(self, route: _Route) -> None:
+        """Only the ``bytes=0-N`` form of Range, the one a probe sends."""
+        wanted = self.headers.get("Range", "")
+        last = wanted.removeprefix("bytes=0-")
+        if wanted == last or not last.isdigit():
+            self._reply(200, route.body, {"Content-Type": route.content_type})
+            return
+        part = route.body[: int(last) + 1]
+        total = len(route.body)
+        self._reply(
+            206,
+            part,
+            {
+                "Content-Type": route.content_type,
+                "Content-Range": f"bytes 0-{len(part) - 1}/{total}",
+            },
+        )
 
     def _file(self, route: _Route) -> None:
         if route.needs is not None:

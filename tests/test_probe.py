@@ -1,0 +1,112 @@
+"""``Downloader.probe`` against the real fault server: what ``report --check`` asks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_fetch import JPEG, download_config
+
+from faultserver import FaultServer
+from mirror.fetch import Downloader
+from mirror.models import Probe
+from mirror.transport import make_client
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer() as running:
+        yield running
+
+
+def probe(tmp_path: Path, *urls: str, toml: str = "", private: bool = True) -> list[Probe]:
+    config = download_config(tmp_path, toml, private=private)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def go() -> list[Probe]:
+        async with make_client(config) as client:
+            downloader = Downloader(
+                client=client, config=config, mirror_root=tmp_path / "mirror", sleep=sleep
+            )
+            return await asyncio.gather(*(downloader.probe(u) for u in urls))
+
+    probes = asyncio.run(go())
+    assert not (tmp_path / "mirror").exists()  # a probe never writes
+    return probes
+
+
+def test_a_reachable_image_is_asked_for_with_head_only(tmp_path: Path, server: FaultServer) -> None:
+    (found,) = probe(tmp_path, server.file("/a.jpg", JPEG))
+    assert found.reachable and found.error is None
+    assert (found.status, found.method, found.content_type) == (200, "HEAD", "image/jpeg")
+    assert found.size == len(JPEG) and found.attempts == 1
+    assert server.log == [("HEAD", "/a.jpg")]
+
+
+def test_a_404_is_broken_after_one_request(tmp_path: Path, server: FaultServer) -> None:
+    (found,) = probe(tmp_path, server.status("/gone.jpg", 404))
+    assert not found.reachable and (found.status, found.error) == (404, "HTTP 404")
+    assert server.log == [("HEAD", "/gone.jpg")]
+
+
+@pytest.mark.parametrize("code", [405, 501, 403])
+def test_head_refused_falls_back_to_a_one_byte_get(
+    tmp_path: Path, server: FaultServer, code: int
+) -> None:
+    (found,) = probe(tmp_path, server.head_refused("/get-only.jpg", JPEG, code=code))
+    assert found.reachable, found.error
+    assert (found.status, found.method, found.size) == (206, "GET", len(JPEG))
+    assert server.log == [("HEAD", "/get-only.jpg"), ("GET", "/get-only.jpg")]
+    assert server.headers["/get-only.jpg"][1]["range"] == "bytes=0-0"
+
+
+def test_a_transient_answer_is_retried(tmp_path: Path, server: FaultServer) -> None:
+    (found,) = probe(tmp_path, server.flaky("/busy.jpg", JPEG, fails=2))
+    assert found.reachable and found.attempts == 3
+    assert server.hits["/busy.jpg"] == 3
+
+
+def test_always_503_is_asked_one_plus_retries_times(tmp_path: Path, server: FaultServer) -> None:
+    (found,) = probe(tmp_path, server.status("/down.jpg", 503), toml="retries = 3")
+    assert not found.reachable and found.error == "HTTP 503 (after 4 attempts)"
+    assert server.hits["/down.jpg"] == 4
+
+
+def test_redirects_are_followed(tmp_path: Path, server: FaultServer) -> None:
+    server.file("/new/a.jpg", JPEG)
+    (found,) = probe(tmp_path, server.redirect("/old/a.jpg", "/new/a.jpg", code=301))
+    assert found.reachable and found.final_url == server.url("/new/a.jpg")
+
+
+def test_an_html_page_or_too_large_a_file_is_not_reachable(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    page = server.file("/blocked.jpg", b"<html>no hotlinking</html>", content_type="text/html")
+    big = server.file("/big.jpg", JPEG)
+    blocked, large = probe(tmp_path, page, big, toml=f"max_bytes = {len(JPEG) - 1}")
+    assert not blocked.reachable and blocked.error == "answers text/html, not an image"
+    assert not large.reachable and "more than download.max_bytes" in (large.error or "")
+
+
+def test_a_private_address_is_refused_without_a_request(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    (found,) = probe(tmp_path, server.file("/a.jpg", JPEG), private=False)
+    assert not found.reachable and "private or local address" in (found.error or "")
+    assert found.status is None and server.log == []
+
+
+def test_origins_and_headers_are_used(tmp_path: Path, server: FaultServer) -> None:
+    server.needs_header("/p/a.jpg", "Referer", "https://blog.example/", JPEG)
+    toml = (
+        f'[download.origins]\n"img.example.com" = ["{server.base}/nope", "{server.base}"]\n'
+        '[download.headers]\n"127.0.0.1" = { Referer = "https://blog.example/" }\n'
+    )
+    (found,) = probe(tmp_path, "https://img.example.com/p/a.jpg", toml=toml)
+    assert found.reachable and found.final_url == server.url("/p/a.jpg")
+    assert server.log == [("HEAD", "/nope/p/a.jpg"), ("HEAD", "/p/a.jpg")]
