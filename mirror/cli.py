@@ -12,11 +12,20 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mirror import __version__, migrating, mirroring, pipeline, rewriting, verifying
+from mirror import (
+    __version__,
+    migrating,
+    mirroring,
+    pipeline,
+    rewriting,
+    thumbnailing,
+    verifying,
+)
 from mirror.config import Config, load_config
 from mirror.errors import MirrorError
 from mirror.fetch_output import write_plan, write_summary
 from mirror.progress import Progress
+from mirror.thumbs_output import write_thumbs_summary
 from mirror.rewrite_output import write_revert, write_rewrite, write_verify, write_verify_json
 from mirror.scan_output import write_json, write_table
 
@@ -147,6 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(migrate, suppress=True)
     migrate.set_defaults(run=_migrate)
 
+    thumbs = commands.add_parser(
+        "thumbs",
+        help="make the thumbnails of mirrored images, without fetching (writes the mirror dir)",
+        description=(
+            "Make or update the thumbnails of every mirrored image: only those whose image"
+            " or thumbnail settings changed since, or all with --force. Exit 1 if any failed."
+        ),
+    )
+    thumbs.add_argument("--force", action="store_true", help="rebuild every thumbnail")
+    _global_options(thumbs, suppress=True)
+    thumbs.set_defaults(run=_thumbs)
+
     verify = commands.add_parser(
         "verify",
         help="re-hash mirrored files; check rewritten references resolve (writes nothing)",
@@ -192,9 +213,11 @@ def _fetch(args: argparse.Namespace, config: Config) -> int:
     return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
 
 
-def _progress(args: argparse.Namespace) -> Progress:
+def _progress(args: argparse.Namespace, verb: str = "fetched") -> Progress:
     shown = not (args.quiet or args.no_progress)
-    return Progress(sys.stderr, bar=shown and sys.stderr.isatty(), lines=shown, each=args.verbose)
+    return Progress(
+        sys.stderr, bar=shown and sys.stderr.isatty(), lines=shown, each=args.verbose, verb=verb
+    )
 
 
 def _migrate(args: argparse.Namespace, config: Config) -> int:
@@ -217,6 +240,19 @@ def _migrate(args: argparse.Namespace, config: Config) -> int:
     write_rewrite(result.rewritten, sys.stdout, verbose=args.verbose)
     failed = result.fetched.failed or result.rewritten.failed or scan.unreadable
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _thumbs(args: argparse.Namespace, config: Config) -> int:
+    with _progress(args, "thumbnails for") as progress:
+        result = thumbnailing.rebuild(
+            config, force=args.force, on_plan=progress.planned,
+            on_made=lambda made: progress.step(made.path, made.result.status, made.result.reason),
+        )  # fmt: skip
+    write_thumbs_summary(result, sys.stdout)
+    if result.interrupted:
+        _say("gallery-mirror: interrupted")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if result.having("failed") else EXIT_OK
 
 
 def _rewrite(args: argparse.Namespace, config: Config) -> int:

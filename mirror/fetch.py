@@ -102,6 +102,10 @@ def is_transient(exc: BaseException) -> bool:
 
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+# The last check before a download is renamed into place, given the complete
+# temporary file and the path it will have in the mirror: why the file must not
+# be kept, or None. The thumbnail stage decodes the image here, once.
+Finish = Callable[[Path, str], Awaitable[str | None]]
 
 
 async def _resolve(host: str, port: int) -> list[str]:
@@ -123,6 +127,7 @@ class Downloader:
         config: DownloadConfig,
         mirror_root: Path,
         layout: Literal["url", "hash"] = "url",
+        finish: Finish | None = None,
         versions: Path | None = None,
         resolver: Resolver = _resolve,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -131,6 +136,7 @@ class Downloader:
         self._config = config
         self._root = mirror_root
         self._layout = layout
+        self._finish = finish
         self._versions = versions  # where a refresh keeps the file it replaces; None: not kept
         self._resolve = resolver
         self._sleep = sleep
@@ -396,7 +402,15 @@ class Downloader:
             if known is not None and incoming.sha256 == known.sha256:
                 incoming.discard()  # the server ignored the conditional request
                 return _unchanged(known, final_url, response)
-            relative = await asyncio.to_thread(self._commit, incoming, extension, known)
+            relative = (
+                hash_path(incoming.sha256, extension) if self._layout == "hash"
+                else incoming.relative
+            )  # fmt: skip
+            if self._finish is not None:
+                problem = await self._finish(incoming.temp, relative.as_posix())
+                if problem is not None:
+                    raise _Fail(problem)
+            await asyncio.to_thread(self._commit, incoming, relative, known)
         except BaseException:
             incoming.discard()
             raise
@@ -407,21 +421,18 @@ class Downloader:
             replaced=known.path if known is not None else None,
         )  # fmt: skip
 
-    def _commit(self, incoming: Incoming, extension: str, known: UrlRecord | None) -> PurePosixPath:
-        """Rename into place (in a worker thread); keep the file a refresh replaces.
-
-        Returns the final path, relative to the mirror dir.
-        """
+    def _commit(self, incoming: Incoming, relative: PurePosixPath, known: UrlRecord | None) -> None:
+        """Rename into place at ``relative`` (in a worker thread); keep the file a
+        refresh replaces."""
         if self._layout == "hash":
-            relative = hash_path(incoming.sha256, extension)
             if inside(self._root, relative).exists():
                 incoming.discard()  # the same bytes are already stored under their hash
-                return relative
-            incoming.commit(relative)
-            return relative  # an old version stays: other URLs may hold the same bytes
+            else:
+                incoming.commit(relative)  # an old version stays: other URLs may share it
+            return
         if known is None or known.path is None:
             incoming.commit()
-            return incoming.relative
+            return
         old = inside(self._root, PurePosixPath(known.path))
         if self._versions is not None and old.exists():
             _keep_version(old, self._versions / known.path)
@@ -430,7 +441,6 @@ class Downloader:
         # changed, and its content is kept under versions/.
         if old != final and self._versions is not None:
             old.unlink(missing_ok=True)
-        return incoming.relative
 
 
 def _check_status(response: httpx.Response) -> None:

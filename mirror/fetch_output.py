@@ -8,6 +8,7 @@ from typing import TextIO
 from mirror.migrating import FetchPlan
 from mirror.mirroring import FetchResult
 from mirror.models import Outcome
+from mirror.thumbs_output import write_thumbs_summary
 
 
 def write_summary(result: FetchResult, out: TextIO) -> None:
@@ -25,6 +26,8 @@ def write_summary(result: FetchResult, out: TextIO) -> None:
             f"Re-checked: {len(result.unchanged)} unchanged, {len(replaced)} changed and"
             " replaced (the old files are kept in .gallery-mirror/versions/).\n"
         )
+    if result.thumbs is not None and (result.thumbs.done or result.thumbs.up_to_date):
+        write_thumbs_summary(result.thumbs, out)
     archived = [o for o in result.mirrored if o.source == "wayback"]
     if archived:
         out.write(f"From the Wayback Machine ({len(archived)}; the source is gone):\n")
@@ -52,15 +55,15 @@ def write_summary(result: FetchResult, out: TextIO) -> None:
 _SHOWN = 20  # URLs listed in a plan without -v
 
 
-def write_plan(plan: FetchPlan, out: TextIO, *, verbose: bool = False) -> None:
-    """What a fetch would download (a dry run's first part)."""
+def write_plan(plan: FetchPlan, out: TextIO, *, verbose: bool = False, diff: bool = True) -> None:
+    """What a fetch would download (a dry run's first part); ``diff``: a diff follows."""
     out.write(f"Would fetch {len(plan.todo)} images ({plan.already} already mirrored).\n")
     shown = plan.todo if verbose else plan.todo[:_SHOWN]
     for url in shown:
         out.write(f"  {url}\n")
     if len(shown) < len(plan.todo):
         out.write(f"  and {len(plan.todo) - len(shown)} more (-v lists them all)\n")
-    if plan.predicted:
+    if plan.predicted and diff:
         out.write(
             "The diff below uses the paths these images would get; a fetch may still"
             " correct an extension from the image's bytes.\n"

@@ -9,18 +9,22 @@ next run finds every recorded file complete and fetches what is missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mirror import thumbnailing
 from mirror.config import Config
-from mirror.fetch import Downloader
+from mirror.fetch import Downloader, Finish
 from mirror.lock import SiteLock
 from mirror.models import Outcome, ScanResult
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.store import remove_partials
+from mirror.thumbnailing import ThumbsResult
+from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec
 from mirror.transport import make_client
 
 _BATCH = 64  # state rows per commit
@@ -34,6 +38,7 @@ class FetchResult:
     already: int  # URLs mirrored before, file still there with the recorded size
     elapsed: float
     interrupted: bool = False  # Ctrl-C: ``fetched`` is what finished before it
+    thumbs: ThumbsResult | None = None  # None when thumbnails are off
 
     @property
     def mirrored(self) -> tuple[Outcome, ...]:
@@ -64,7 +69,12 @@ def fetch(
     """
     started = time.monotonic()
     root = config.mirror_dir
-    with SiteLock(config.state_dir), State.open(config.state_dir / STATE_FILE_NAME) as state:
+    spec = thumbnailing.spec_of(config) if config.thumbnails.enabled else None
+    with (
+        SiteLock(config.state_dir),
+        State.open(config.state_dir / STATE_FILE_NAME) as state,
+        contextlib.ExitStack() as stack,
+    ):
         remove_partials(root)
         urls = scan.urls
         state.seen(urls)
@@ -80,11 +90,15 @@ def fetch(
         # are complete on disk and are simply fetched again by the next run.
         pending: list[Outcome] = []
         done: list[Outcome] = []
+        pool = _Lazy(lambda: stack.enter_context(ThumbPool()))
+        thumbs = _Thumbnails(config, spec, pool) if spec is not None and todo else None
 
         def flush() -> None:
             with state.transaction():
                 for outcome in pending:
-                    _record(state, outcome, refreshing=outcome.url in stale)
+                    _record(state, outcome)
+                    if thumbs is not None:
+                        thumbs.record(state, outcome)
             pending.clear()
 
         def record(outcome: Outcome) -> None:
@@ -96,15 +110,63 @@ def fetch(
                 flush()
 
         interrupted = False
+        finish = thumbs.finish if thumbs is not None else None
         try:
-            asyncio.run(_download(config, todo, stale, record))
+            asyncio.run(_download(config, todo, stale, record, finish))
         except KeyboardInterrupt:
             interrupted = True  # every download was cancelled and its temporary file removed
         finally:
             flush()  # also after Ctrl-C: what finished is recorded
+        made = None
+        if spec is not None and not interrupted:  # images mirrored before, settings changed
+            made = thumbnailing.catch_up(state, config, pool)
+            if thumbs is not None:
+                made = replace(made, done=thumbs.made + made.done)
+            interrupted = made.interrupted
     already = len(mirrored) - len(stale)
     elapsed = time.monotonic() - started
-    return FetchResult(scan, tuple(done), already, elapsed, interrupted)
+    return FetchResult(scan, tuple(done), already, elapsed, interrupted, made)
+
+
+class _Lazy:
+    """Make a value on first use (the thumbnail workers: not started when not needed)."""
+
+    def __init__(self, make: Callable[[], ThumbPool]) -> None:
+        self._make = make
+        self._value: ThumbPool | None = None
+
+    def __call__(self) -> ThumbPool:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+
+class _Thumbnails:
+    """Thumbnails made as the downloads' last check, and their rows once the files are."""
+
+    def __init__(self, config: Config, spec: ThumbSpec, pool: Callable[[], ThumbPool]) -> None:
+        self._config, self._spec, self._pool = config, spec, pool
+        self._results: dict[str, ThumbResult] = {}  # by the original's path in the mirror
+        self.made: tuple[thumbnailing.Made, ...] = ()
+
+    async def finish(self, temp: Path, relative: str) -> str | None:
+        try:
+            result = await self._pool().make(
+                temp, relative, thumbnailing.thumbs_root(self._config), self._spec,
+                fsync=self._config.download.fsync,
+            )  # fmt: skip
+        except OSError as exc:  # the thumbnails dir is not writable, the disk is full
+            return f"cannot write its thumbnails: {exc}"
+        if result.status == "failed":
+            return result.reason or "cannot decode the image"
+        self._results[relative] = result
+        return None
+
+    def record(self, state: State, outcome: Outcome) -> None:
+        result = self._results.pop(outcome.path or "", None)
+        if result is not None and outcome.sha256 is not None and outcome.path is not None:
+            thumbnailing.record(state, outcome.path, outcome.sha256, self._spec, result)
+            self.made += (thumbnailing.Made(outcome.path, result),)
 
 
 def _stale(
@@ -136,16 +198,18 @@ async def _download(
     urls: Sequence[str],
     known: dict[str, UrlRecord],
     record: Callable[[Outcome], None],
+    finish: Finish | None,
 ) -> None:
     async with make_client(config.download) as client:
         downloader = Downloader(
             client=client, config=config.download, mirror_root=config.mirror_dir,
             layout=config.mirror.layout, versions=config.state_dir / VERSIONS_DIR_NAME,
+            finish=finish,
         )  # fmt: skip
         await downloader.fetch_all(urls, known=known, on_outcome=record)
 
 
-def _record(state: State, outcome: Outcome, *, refreshing: bool) -> None:
+def _record(state: State, outcome: Outcome) -> None:
     if outcome.status != "failed" and outcome.path and outcome.sha256:
         state.mark_mirrored(
             outcome.url, path=outcome.path, size=outcome.size, sha256=outcome.sha256,
@@ -153,5 +217,5 @@ def _record(state: State, outcome: Outcome, *, refreshing: bool) -> None:
             etag=outcome.etag, last_modified=outcome.last_modified, source=outcome.source,
             attempts=outcome.attempts,
         )  # fmt: skip
-    elif not refreshing:  # a failed re-check leaves the mirrored copy as it was
+    else:  # a failed re-check leaves a mirrored copy as it was (see State.mark_failed)
         state.mark_failed(outcome.url, error=outcome.error or "failed", attempts=outcome.attempts)

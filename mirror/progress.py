@@ -18,13 +18,23 @@ from mirror.models import Outcome
 
 
 class Progress:
+    """Counts steps (images fetched, thumbnails made) and shows them as configured."""
+
     def __init__(
-        self, out: TextIO, *, bar: bool, lines: bool, each: bool, interval: float = 10.0
+        self,
+        out: TextIO,
+        *,
+        bar: bool,
+        lines: bool,
+        each: bool,
+        verb: str = "fetched",
+        interval: float = 10.0,
     ) -> None:
         self._out = out
         self._use_bar = bar
         self._lines = lines and not bar
         self._each = each
+        self._verb = verb
         self._interval = interval
         self._bar: tqdm[Never] | None = None
         self._total = self._done = self._failed = self._bytes = 0
@@ -36,12 +46,15 @@ class Progress:
             self._bar = tqdm(total=total, unit="img", file=self._out, dynamic_ncols=True)
 
     def finished(self, outcome: Outcome) -> None:
+        size = outcome.size if outcome.status == "mirrored" else 0
+        self.step(outcome.url, outcome.status, outcome.error, size)
+
+    def step(self, name: str, status: str, detail: str | None, size: int = 0) -> None:
         self._done += 1
-        self._failed += outcome.status == "failed"
-        self._bytes += outcome.size if outcome.status == "mirrored" else 0
+        self._failed += status == "failed"
+        self._bytes += size
         if self._each:
-            detail = f" ({outcome.error})" if outcome.error else ""
-            self._write(f"{outcome.status}: {outcome.url}{detail}")
+            self._write(f"{status}: {name}" + (f" ({detail})" if detail else ""))
         if self._bar is not None:
             self._bar.set_postfix_str(f"{self._bytes / 1e6:.1f} MB, {self._failed} failed")
             self._bar.update()
@@ -52,7 +65,7 @@ class Progress:
 
     def _line(self) -> str:
         return (
-            f"fetched {self._done}/{self._total} images ({self._bytes / 1e6:.1f} MB),"
+            f"{self._verb} {self._done}/{self._total} images ({self._bytes / 1e6:.1f} MB),"
             f" {self._failed} failed"
         )
 

@@ -154,6 +154,23 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    Migration(
+        "0004_create_thumbnails",
+        # What each mirrored file's thumbnails were made from and with, so that
+        # they are rebuilt only when the file or the settings change
+        # (mirror.thumbnailing reads and writes this table).
+        """
+        CREATE TABLE thumbnails (
+            path        TEXT PRIMARY KEY NOT NULL,  -- the original, relative to mirror.dir
+            sha256      TEXT NOT NULL,              -- of the original they were made from
+            fingerprint TEXT NOT NULL,              -- the settings used (ThumbSpec.fingerprint)
+            status      TEXT NOT NULL CHECK (status IN ('made', 'skipped', 'failed')),
+            reason      TEXT,                       -- why skipped or failed
+            files       TEXT NOT NULL DEFAULT '',   -- one per line, relative to thumbnails.dir
+            made_at     TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -69,9 +69,10 @@ def test_sigkill_then_rerun_converges(tmp_path: Path) -> None:
         assert second.returncode == 0, err.decode()
 
     mirror = site / "source" / "images" / "mirror"
-    host = next(p for p in mirror.iterdir() if p.name != "127.0.0.1_x")
+    host = next(p for p in mirror.iterdir() if p.name not in ("127.0.0.1_x", "_thumbs"))
     for path, body in images.items():
         assert (host / path.lstrip("/")).read_bytes() == body
+        assert (mirror / "_thumbs" / "480" / host.name / f"{path.lstrip('/')}.webp").is_file()
     assert not [p for p in mirror.rglob("*") if p.name.endswith(".part")]
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
         statuses = db.execute("SELECT status FROM urls").fetchall()
@@ -97,7 +98,10 @@ def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(tmp_path: Path) -> None
         deadline = time.monotonic() + 30
         while sum(server.hits.values()) < len(images) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # let the four complete ones land
+        mirror = site / "source" / "images" / "mirror"
+        while len(list(mirror.glob("*/img/*.jpg"))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the four complete ones land (thumbnails first)
+        time.sleep(0.2)  # and are reported
         interrupted = time.monotonic()
         running.send_signal(signal.SIGINT)
         out, err = running.communicate(timeout=10)
@@ -106,9 +110,8 @@ def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(tmp_path: Path) -> None
     assert running.returncode == 130, err.decode()
     assert took < 2.0
     assert out.decode().startswith("Interrupted: Mirrored 4 new images")
-    mirror = site / "source" / "images" / "mirror"
     assert not [p for p in mirror.rglob("*") if p.name.endswith(".part")]
-    assert len([p for p in mirror.rglob("*.jpg")]) == 4
+    assert len(list(mirror.glob("*/img/*.jpg"))) == 4
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
         statuses = db.execute("SELECT status, count(*) FROM urls GROUP BY status").fetchall()
     assert sorted(statuses) == [("mirrored", 4), ("pending", 4)]

@@ -1,0 +1,171 @@
+"""The thumbnail stage: which mirrored files need thumbnails, making them, recording them.
+
+A file's thumbnails are up to date when the ``thumbnails`` table (migration
+``0004_create_thumbnails``) holds the file's current sha256 and the current
+settings' fingerprint, and every file it lists still exists. Anything else is
+rebuilt: a new or replaced image, changed sizes/format/quality, a deleted
+thumbnail. A failed or skipped file is not retried until one of those
+changes (the same bytes with the same settings would fail again), or with
+``thumbs --force``.
+
+``fetch`` makes the thumbnails of what it downloads as part of the download
+(the decode is the last check before the rename, see ``mirror.fetch``) and
+calls :func:`catch_up` for files mirrored earlier; ``thumbs`` runs
+:func:`rebuild` on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from mirror.config import Config
+from mirror.errors import ConfigError
+from mirror.lock import SiteLock
+from mirror.state import STATE_FILE_NAME, State
+from mirror.store import inside, remove_partials
+from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    """The thumbnails of one mirrored file."""
+
+    path: str  # the original, relative to mirror.dir
+    result: ThumbResult
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbsResult:
+    done: tuple[Made, ...]
+    up_to_date: int
+    elapsed: float
+    interrupted: bool = False
+
+    def having(self, status: str) -> tuple[Made, ...]:
+        return tuple(m for m in self.done if m.result.status == status)
+
+
+def spec_of(config: Config) -> ThumbSpec:
+    try:
+        return ThumbSpec.from_config(config.thumbnails, config.download.max_pixels)
+    except ValueError as exc:  # e.g. "avif" with a Pillow built without AVIF
+        raise ConfigError(f"invalid value for 'thumbnails.format': {exc}") from exc
+
+
+def thumbs_root(config: Config) -> Path:
+    return config.mirror_dir / config.thumbnails.dir
+
+
+def record(state: State, path: str, sha256: str, spec: ThumbSpec, result: ThumbResult) -> None:
+    """Remember what ``path``'s thumbnails were made from (inside the caller's transaction)."""
+    state.connection.execute(
+        """
+        INSERT INTO thumbnails (path, sha256, fingerprint, status, reason, files, made_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (path) DO UPDATE SET
+            sha256 = excluded.sha256, fingerprint = excluded.fingerprint,
+            status = excluded.status, reason = excluded.reason,
+            files = excluded.files, made_at = excluded.made_at
+        """,
+        (
+            path, sha256, spec.fingerprint, result.status, result.reason,
+            "\n".join(result.files), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ),
+    )  # fmt: skip
+
+
+def due(
+    state: State, config: Config, spec: ThumbSpec, *, force: bool
+) -> tuple[list[tuple[str, str]], int]:
+    """``(path, sha256)`` of the mirrored files whose thumbnails must be (re)made,
+    and how many are up to date. Each file once, however many URLs share it."""
+    files = {
+        record.path: record.sha256
+        for record in state.records().values()
+        if record.status == "mirrored" and record.path and record.sha256
+    }
+    made = {
+        path: (sha256, fingerprint, status, listed)
+        for path, sha256, fingerprint, status, listed in state.connection.execute(
+            "SELECT path, sha256, fingerprint, status, files FROM thumbnails"
+        )
+    }
+    root = thumbs_root(config)
+    todo: list[tuple[str, str]] = []
+    for path, sha256 in sorted(files.items()):
+        known = made.get(path)
+        current = (
+            known is not None
+            and known[:2] == (sha256, spec.fingerprint)
+            and all((root / name).is_file() for name in known[3].splitlines())
+        )
+        if force or not current:
+            todo.append((path, sha256))
+    return todo, len(files) - len(todo)
+
+
+def catch_up(
+    state: State,
+    config: Config,
+    pool: Callable[[], ThumbPool],
+    *,
+    force: bool = False,
+    on_plan: Callable[[int], None] | None = None,
+    on_made: Callable[[Made], None] | None = None,
+) -> ThumbsResult:
+    """(Re)make every thumbnail that is due, recording each as it finishes.
+
+    ``pool`` is called only when something is due: starting the workers costs
+    a few tenths of a second that a run with nothing to do should not pay.
+    """
+    started = time.monotonic()
+    spec = spec_of(config)
+    todo, current = due(state, config, spec, force=force)
+    if on_plan is not None:
+        on_plan(len(todo))
+    if not todo:
+        return ThumbsResult((), current, time.monotonic() - started)
+    hashes = dict(todo)
+    jobs = ((inside(config.mirror_dir, PurePosixPath(path)), path) for path, _ in todo)
+    done: list[Made] = []
+    interrupted = False
+    results: Iterator[tuple[str, ThumbResult]] = pool().map(
+        jobs, thumbs_root(config), spec, fsync=config.download.fsync
+    )
+    try:
+        for path, result in results:
+            with state.transaction():
+                record(state, path, hashes[path], spec, result)
+            made = Made(path, result)
+            done.append(made)
+            if on_made is not None:
+                on_made(made)
+    except KeyboardInterrupt:
+        interrupted = True
+    return ThumbsResult(tuple(done), current, time.monotonic() - started, interrupted)
+
+
+def rebuild(
+    config: Config,
+    *,
+    force: bool = False,
+    on_plan: Callable[[int], None] | None = None,
+    on_made: Callable[[Made], None] | None = None,
+) -> ThumbsResult:
+    """``gallery-mirror thumbs``: thumbnails for everything mirrored, without fetching."""
+    if not config.thumbnails.enabled:
+        raise ConfigError(
+            "thumbnails are turned off (thumbnails.enabled = false): set it to true to make them"
+        )
+    with SiteLock(config.state_dir), State.open(config.state_dir / STATE_FILE_NAME) as state:
+        remove_partials(thumbs_root(config))
+        with contextlib.ExitStack() as stack:
+            return catch_up(
+                state, config, lambda: stack.enter_context(ThumbPool()),
+                force=force, on_plan=on_plan, on_made=on_made,
+            )  # fmt: skip

@@ -1,0 +1,169 @@
+"""Thumbnails as part of `fetch`, and `gallery-mirror thumbs`: made once, rebuilt when due."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from faultserver import FaultServer
+from mirror import mirroring
+from mirror.cli import main
+from mirror.thumbs import ThumbPool
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
+
+
+def jpeg(shade: int, size: tuple[int, int] = (900, 600)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (shade, 90, 40)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def png_with_garbage_pixels() -> bytes:
+    """A PNG whose header, chunk CRCs and IEND are fine but whose pixel data is not zlib."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(out, "PNG")
+    data = bytearray(out.getvalue())
+    at = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[at - 4 : at])
+    data[at + 4 : at + 4 + length] = bytes((n * 37 + 11) % 256 for n in range(length))
+    crc = zlib.crc32(bytes(data[at : at + 4 + length]))
+    data[at + 4 + length : at + 8 + length] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer() as running:
+        yield running
+
+
+def make_site(
+    tmp_path: Path, server: FaultServer, images: dict[str, bytes], toml: str = ""
+) -> Path:
+    site = tmp_path / "blog"
+    (site / "source" / "_posts").mkdir(parents=True)
+    lines = []
+    for path, body in images.items():
+        kind = "image/svg+xml" if path.endswith(".svg") else "image/jpeg"
+        kind = "image/png" if path.endswith(".png") else kind
+        lines.append(f"![]({server.file(path, body, content_type=kind)})\n")
+    (site / "source" / "_posts" / "p.md").write_text("".join(lines))
+    (site / "gallery-mirror.toml").write_text(
+        f"[download]\nallow_private = true\nretries = 0\nfsync = false\n{toml}"
+    )
+    return site
+
+
+def thumbs_of(site: Path) -> dict[str, int]:
+    root = site / "source" / "images" / "mirror" / "_thumbs"
+    if not root.exists():
+        return {}
+    return {
+        p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()
+    }
+
+
+def rows(site: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
+        return db.execute(
+            "SELECT path, status, fingerprint FROM thumbnails ORDER BY path"
+        ).fetchall()
+
+
+def test_fetch_makes_a_thumbnail_per_image_and_size(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, {f"/p/{n}.jpg": jpeg(50 * n) for n in range(3)},
+                     "[thumbnails]\nsizes = [120, 480]\n")  # fmt: skip
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    assert "Thumbnails: made for 3 images, 0 skipped, 0 failed" in capsys.readouterr().out
+    made = sorted(thumbs_of(site))
+    assert made == sorted(f"{size}/127.0.0.1_{server.port}/p/{n}.jpg.webp"
+                          for size in (120, 480) for n in range(3))  # fmt: skip
+    with Image.open(site / "source/images/mirror/_thumbs/120" / made[0].split("/", 1)[1]) as im:
+        assert (im.format, max(im.size)) == ("WEBP", 120)
+    assert [status for _, status, _ in rows(site)] == ["made"] * 3
+
+
+def test_an_image_that_does_not_decode_is_not_kept(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, {"/ok.jpg": jpeg(10), "/bad.png": png_with_garbage_pixels()})
+    assert main(["-q", "fetch", "--site", str(site)]) == 1
+    out = capsys.readouterr().out
+    assert "Mirrored 1 new images" in out and f"{server.base}/bad.png" in out
+    mirror = site / "source" / "images" / "mirror"
+    assert not list(mirror.rglob("bad*")) and not list(mirror.rglob("*.part"))
+
+
+def test_svg_is_mirrored_without_a_thumbnail(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, {"/logo.svg": SVG})
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    assert "1 skipped" in capsys.readouterr().out
+    assert thumbs_of(site) == {} and [s for _, s, _ in rows(site)] == ["skipped"]
+
+
+def test_thumbnails_are_rebuilt_only_when_settings_or_files_change(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, {f"/p/{n}.jpg": jpeg(50 * n) for n in range(3)})
+    main(["-q", "fetch", "--site", str(site)])
+    first = thumbs_of(site)
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    assert thumbs_of(site) == first  # nothing due: nothing rewritten
+    assert "0 up to date" not in capsys.readouterr().out
+
+    gone = next(iter(first))
+    (site / "source/images/mirror/_thumbs" / gone).unlink()
+    assert main(["-q", "thumbs", "--site", str(site)]) == 0
+    assert "made for 1 images, 0 skipped, 0 failed, 2 up to date" in capsys.readouterr().out
+    after = thumbs_of(site)
+    assert set(after) == set(first)
+    assert [k for k in first if after[k] != first[k]] == [gone]
+
+    toml = site / "gallery-mirror.toml"
+    toml.write_text(toml.read_text() + "[thumbnails]\nquality = 60\n")
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    assert "made for 3 images" in capsys.readouterr().out
+    assert len({fp for _, _, fp in rows(site)}) == 1 and ":q60" in rows(site)[0][2]
+
+    assert main(["-q", "thumbs", "--force", "--site", str(site)]) == 0
+    assert "made for 3 images, 0 skipped, 0 failed, 0 up to date" in capsys.readouterr().out
+
+
+def test_thumbs_with_thumbnails_turned_off_is_a_config_error(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, {"/a.jpg": jpeg(1)}, "[thumbnails]\nenabled = false\n")
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    assert thumbs_of(site) == {}
+    assert main(["thumbs", "--site", str(site)]) == 2
+    assert "thumbnails.enabled" in capsys.readouterr().err
+
+
+def test_no_worker_processes_start_when_nothing_is_due(
+    tmp_path: Path, server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[ThumbPool] = []
+
+    class Counted(ThumbPool):
+        def __init__(self, workers: int | None = None) -> None:
+            super().__init__(workers)
+            started.append(self)
+
+    monkeypatch.setattr(mirroring, "ThumbPool", Counted)
+    site = make_site(tmp_path, server, {"/a.jpg": jpeg(1)})
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    assert len(started) == 1
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    assert len(started) == 1  # the second run had nothing to do: no workers started
