@@ -17,17 +17,22 @@ from mirror import (
     migrating,
     mirroring,
     pipeline,
+    reporting,
     rewriting,
     thumbnailing,
     verifying,
 )
+from mirror.backup import backup as run_backup
+from mirror.backup_output import write_backup_json, write_event, write_summary_line
 from mirror.config import Config, load_config
 from mirror.errors import MirrorError
 from mirror.fetch_output import write_plan, write_summary
 from mirror.progress import Progress
-from mirror.thumbs_output import write_thumbs_summary
+from mirror.report_html import write_html
+from mirror.report_output import use_colour, write_json_file, write_markdown, write_text
 from mirror.rewrite_output import write_revert, write_rewrite, write_verify, write_verify_json
 from mirror.scan_output import write_json, write_table
+from mirror.thumbs_output import write_thumbs_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -88,6 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", action="store_true", help="print the contract's JSON")
     _global_options(scan, suppress=True)
     scan.set_defaults(run=_scan)
+
+    report = commands.add_parser(
+        "report",
+        help="what migrate would fetch and rewrite, and what is broken (writes only report files)",
+        description=(
+            "The dry-run report: totals, a table per host, repaired URLs, failed and broken"
+            " images with the posts using them, unreadable posts, and what migrate would fetch"
+            " and rewrite. Makes no request without --check. Writes nothing but the files"
+            " named by --json and --html. Exit 1 if an image failed or is broken or a post"
+            " could not be read."
+        ),
+    )
+    report.add_argument(
+        "--check", action="store_true",
+        help="probe every URL not mirrored yet (HEAD, else a one-byte GET): ok or broken",
+    )  # fmt: skip
+    report.add_argument("--json", type=Path, metavar="FILE", help="write the contract's JSON here")
+    report.add_argument(
+        "--html", type=Path, metavar="FILE", help="write a self-contained HTML page here"
+    )
+    report.add_argument(
+        "--format", choices=("text", "md"), default="text", help="what is printed (default: text)"
+    )
+    report.add_argument("--to", choices=("local", "cdn"), help="overrides rewrite.to")
+    _global_options(report, suppress=True)
+    report.set_defaults(run=_report)
 
     fetch = commands.add_parser(
         "fetch",
@@ -156,6 +187,28 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(migrate, suppress=True)
     migrate.set_defaults(run=_migrate)
 
+    backup = commands.add_parser(
+        "backup",
+        help="the scheduled job: scan, fetch what is new, thumbnails; never rewrites",
+        description=(
+            "Scan, fetch every image not mirrored yet and make thumbnails, for cron or a"
+            " systemd timer. One line per event (new, changed, failed, source gone, pruned)"
+            " and a summary line. Exit 0 all good, 1 some URL failed, 2 configuration"
+            " error, 3 another run holds the lock."
+        ),
+    )
+    backup.add_argument(
+        "--refresh", action="store_true",
+        help="re-check mirrored images not checked for backup.refresh_after days",
+    )  # fmt: skip
+    backup.add_argument(
+        "--prune", action="store_true",
+        help="move files no post has used for backup.prune_after days to .gallery-mirror/trash/",
+    )  # fmt: skip
+    backup.add_argument("--json", type=Path, metavar="FILE", help="write the run's summary here")
+    _global_options(backup, suppress=True)
+    backup.set_defaults(run=_backup)
+
     thumbs = commands.add_parser(
         "thumbs",
         help="make the thumbnails of mirrored images, without fetching (writes the mirror dir)",
@@ -194,6 +247,19 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
     else:
         write_table(result, sys.stdout, quiet=args.quiet, verbose=args.verbose)
     return EXIT_FAILED if result.unreadable else EXIT_OK
+
+
+def _report(args: argparse.Namespace, config: Config) -> int:
+    result = reporting.report(config, pipeline.scan(config), check=args.check, to=args.to)
+    if args.json is not None:
+        write_json_file(result, args.json)
+    if args.html is not None:
+        write_html(result, args.html)
+    if args.format == "md":
+        write_markdown(result, sys.stdout)
+    else:
+        write_text(result, sys.stdout, colour=use_colour(sys.stdout), quiet=args.quiet)
+    return EXIT_FAILED if result.failed else EXIT_OK
 
 
 def _fetch(args: argparse.Namespace, config: Config) -> int:
@@ -240,6 +306,27 @@ def _migrate(args: argparse.Namespace, config: Config) -> int:
     write_rewrite(result.rewritten, sys.stdout, verbose=args.verbose)
     failed = result.fetched.failed or result.rewritten.failed or scan.unreadable
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _backup(args: argparse.Namespace, config: Config) -> int:
+    scan = pipeline.scan(config)
+    for post in scan.unreadable:
+        _say(f"unreadable: {post.post}: {'; '.join(post.problems)}")
+    # Events are the log; a bar only where someone watches.
+    bar = not (args.quiet or args.no_progress) and sys.stderr.isatty()
+    with Progress(sys.stderr, bar=bar, lines=False, each=False) as progress:
+        result = run_backup(
+            config, scan, refresh=args.refresh, prune=args.prune, on_plan=progress.planned,
+            on_event=lambda event: write_event(event, sys.stdout, quiet=args.quiet),
+        )  # fmt: skip
+    write_summary_line(result, sys.stdout)
+    if result.fetched.interrupted:
+        code = EXIT_INTERRUPTED
+    else:
+        code = EXIT_FAILED if result.fetched.failed or scan.unreadable else EXIT_OK
+    if args.json is not None:
+        write_backup_json(result, args.json, exit_code=code)
+    return code
 
 
 def _thumbs(args: argparse.Namespace, config: Config) -> int:

@@ -14,9 +14,11 @@ from mirror.verifying import VerifyResult
 _SHOWN = 5  # places listed per reason before "and N more"
 
 
-def write_rewrite(result: RewriteResult, out: TextIO, *, verbose: bool = False) -> None:
-    """Under a dry run, a unified diff per post; then the summary."""
-    if result.dry_run:
+def write_rewrite(
+    result: RewriteResult, out: TextIO, *, verbose: bool = False, diff: bool = True
+) -> None:
+    """Under a dry run, a unified diff per post (unless not ``diff``); then the summary."""
+    if result.dry_run and diff:
         for change in result.changed:
             out.write(unified_diff(change.post, change.before, change.after))
     verb = "Would rewrite" if result.dry_run else "Rewrote"

@@ -1,0 +1,194 @@
+"""The report: what migrate would fetch and rewrite, and what is broken.
+
+It is ``migrate --dry-run``'s traversal (scan, the state read-only, the fetch
+plan, the rewrite's dry run with the paths a fetch would give) handed to
+other sinks, so the two cannot drift apart. ``check`` adds one network step:
+every URL the fetch would download is probed (:meth:`Downloader.probe`) and
+turns ``ok`` or ``broken``; without it no request is made.
+
+Nothing is written here: the state is opened read-only (or not at all before
+the first fetch), and the renderers write only the files they are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from mirror import migrating, pipeline, rewriting
+from mirror.config import Config
+from mirror.fetch import Downloader
+from mirror.migrating import FetchPlan
+from mirror.models import ImageRef, Probe, ScanResult
+from mirror.scan_output import summary_counts
+from mirror.state import UrlRecord
+from mirror.store import inside
+from mirror.thumbs import ThumbSpec, thumb_path
+from mirror.transport import make_client
+from mirror.urls import host_of
+
+UrlStatus = Literal["mirrored", "pending", "failed", "ok", "broken"]
+STATUSES: tuple[UrlStatus, ...] = ("mirrored", "pending", "failed", "ok", "broken")
+BAD: frozenset[UrlStatus] = frozenset({"failed", "broken"})
+
+
+@dataclass(frozen=True, slots=True)
+class UrlReport:
+    """One distinct URL: where it stands, and every reference that uses it."""
+
+    url: str
+    status: UrlStatus
+    record: UrlRecord | None
+    probe: Probe | None  # only with check, for a URL the fetch would download
+    uses: tuple[ImageRef, ...]
+
+    @property
+    def host(self) -> str:
+        return host_of(self.url)
+
+    @property
+    def error(self) -> str | None:
+        if self.status == "broken" and self.probe is not None:
+            return self.probe.error
+        if self.status == "failed" and self.record is not None:
+            return self.record.last_error or "failed"
+        return None
+
+    @property
+    def size(self) -> int | None:
+        """Bytes: of the mirrored file, else as the probe's answer said."""
+        if self.status == "mirrored" and self.record is not None:
+            return self.record.size
+        return self.probe.size if self.probe is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class HostRow:
+    host: str
+    refs: int
+    urls: int
+    statuses: Mapping[UrlStatus, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    scan: ScanResult
+    records: Mapping[str, UrlRecord]
+    urls: tuple[UrlReport, ...]  # in order of first appearance
+    fetch: FetchPlan
+    rewrite: rewriting.RewriteResult  # a dry run
+    checked: bool
+    mirror_dir: Path
+    previews: Mapping[
+        str, str
+    ]  # mirrored URL -> file to show (thumbnail or original), in mirror.dir
+
+    @property
+    def problems(self) -> tuple[UrlReport, ...]:
+        return tuple(u for u in self.urls if u.status in BAD)
+
+    @property
+    def repaired(self) -> tuple[ImageRef, ...]:
+        return tuple(r for r in self.scan.refs if r.repairs)
+
+    @property
+    def failed(self) -> bool:
+        """Anything a CI job should stop on: a failed or broken image, an unreadable post."""
+        return bool(self.problems or self.scan.unreadable or self.rewrite.failed)
+
+    def hosts(self) -> list[HostRow]:
+        """Per host, the most referenced first."""
+        refs = Counter(host_of(r.url) for r in self.scan.refs)
+        by_host: dict[str, Counter[UrlStatus]] = {}
+        for url in self.urls:
+            by_host.setdefault(url.host, Counter())[url.status] += 1
+        return [
+            HostRow(host, refs[host], sum(s.values()), {k: s[k] for k in STATUSES})
+            for host, s in sorted(by_host.items(), key=lambda kv: (-refs[kv[0]], kv[0]))
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """The totals shared by every format (the JSON ``summary``)."""
+        counts = summary_counts(self.scan, self.records)
+        statuses = Counter(u.status for u in self.urls)
+        counts.update({status: statuses[status] for status in STATUSES})
+        counts["bytes_mirrored"] = sum(u.size or 0 for u in self.urls if u.status == "mirrored")
+        counts["bytes_to_fetch"] = sum(u.size or 0 for u in self.urls if u.status == "ok")
+        counts["rewrite_posts"] = len(self.rewrite.changed)
+        counts["rewrite_refs"] = self.rewrite.rewritten
+        counts["rewrite_failed"] = len(self.rewrite.failed)
+        return counts
+
+
+def report(
+    config: Config, scan: ScanResult, *, check: bool = False, to: rewriting.Target | None = None
+) -> Report:
+    """Everything the report shows; with ``check``, the URLs to fetch are probed."""
+    fetch, rewrite = migrating.dry_run(config, scan, to=to)
+    records = pipeline.url_records(config, scan.urls)
+    probes = asyncio.run(_probe_all(config, fetch.todo)) if check and fetch.todo else {}
+    todo = set(fetch.todo)
+    uses: dict[str, list[ImageRef]] = {}  # in order of first appearance, as scan.urls
+    for ref in scan.refs:
+        uses.setdefault(ref.url, []).append(ref)
+    urls = tuple(
+        _url_report(url, tuple(refs), url in todo, records.get(url), probes.get(url))
+        for url, refs in uses.items()
+    )
+    previews = _previews(config, [u for u in urls if u.status == "mirrored"])
+    return Report(scan, records, urls, fetch, rewrite, check, config.mirror_dir, previews)
+
+
+def _url_report(
+    url: str, uses: tuple[ImageRef, ...], todo: bool, record: UrlRecord | None, probe: Probe | None
+) -> UrlReport:
+    status: UrlStatus
+    if not todo:
+        status = "mirrored"
+    elif probe is not None:  # fresh evidence beats an earlier fetch's failure
+        status = "ok" if probe.reachable else "broken"
+    elif record is not None and record.status == "failed":
+        status = "failed"
+    else:  # never fetched, or a mirrored row whose file is gone: fetched (again)
+        status = "pending"
+    return UrlReport(url, status, record, probe, uses)
+
+
+async def _probe_all(config: Config, urls: Sequence[str]) -> dict[str, Probe]:
+    async with make_client(config.download) as client:
+        downloader = Downloader(
+            client=client, config=config.download, mirror_root=config.mirror_dir
+        )
+        probes = await asyncio.gather(*(downloader.probe(url) for url in urls))
+    return dict(zip(urls, probes, strict=True))
+
+
+def _previews(config: Config, mirrored: Sequence[UrlReport]) -> dict[str, str]:
+    """The smallest thumbnail of each mirrored image where one exists, else the original."""
+    try:
+        spec: ThumbSpec | None = ThumbSpec.from_config(
+            config.thumbnails, config.download.max_pixels
+        )
+    except ValueError:  # settings no thumbnail can be made with: none exists
+        spec = None
+    root = config.mirror_dir
+    previews: dict[str, str] = {}
+    for url in mirrored:
+        path = url.record.path if url.record is not None else None
+        if not path:
+            continue
+        try:
+            inside(root, PurePosixPath(path))  # a path out of the mirror dir is never linked
+            if spec is not None and config.thumbnails.enabled:
+                size = spec.sizes[0]
+                thumb = PurePosixPath(config.thumbnails.dir) / thumb_path(path, size, spec)
+                if inside(root, thumb).is_file():
+                    path = thumb.as_posix()
+        except ValueError:
+            continue
+        previews[url.url] = path
+    return previews
