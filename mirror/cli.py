@@ -8,9 +8,13 @@ sub-command is not overwritten by the sub-parser's default.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 from mirror import (
     __version__,
@@ -35,6 +39,7 @@ from mirror.scan_output import write_json, write_table
 from mirror.thumbs_output import write_thumbs_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -372,12 +377,37 @@ def _say(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace, Config], int] = args.run
+    with _terminate_like_ctrl_c() as terminated:
+        try:
+            config = load_config(args.config, site=args.site)
+            code = run(args, config)
+        except MirrorError as exc:
+            _say(f"gallery-mirror: error: {exc}")
+            return exc.exit_code
+        except KeyboardInterrupt:
+            _say("gallery-mirror: interrupted")
+            code = EXIT_INTERRUPTED
+    # 128 + the signal, as a shell reports it: a scheduler can tell a stop from a failure.
+    return EXIT_TERMINATED if code == EXIT_INTERRUPTED and terminated else code
+
+
+@contextlib.contextmanager
+def _terminate_like_ctrl_c() -> Iterator[list[bool]]:
+    """SIGTERM (systemd stopping a unit, ``kill``) stops a run as Ctrl-C does:
+    what finished is recorded, nothing partial is left. The yielded list holds
+    True once SIGTERM came. Only the main thread may set signal handlers
+    (tests call ``main`` from others too); there the default is kept."""
+    came: list[bool] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        came.append(True)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield came
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        config = load_config(args.config, site=args.site)
-        return run(args, config)
-    except MirrorError as exc:
-        _say(f"gallery-mirror: error: {exc}")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        _say("gallery-mirror: interrupted")
-        return EXIT_INTERRUPTED
+        yield came
+    finally:
+        signal.signal(signal.SIGTERM, previous)

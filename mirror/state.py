@@ -171,6 +171,15 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    Migration(
+        "0005_urls_last_referenced",
+        # When a scan last found the URL in a post: `backup --prune` moves a
+        # file to the trash only after backup.prune_after days without one.
+        """
+        ALTER TABLE urls ADD COLUMN last_referenced TEXT;
+        UPDATE urls SET last_referenced = first_seen;
+        """,
+    ),
 )
 
 
@@ -198,17 +207,19 @@ class UrlRecord:
     source: Source | None
     first_seen: datetime
     last_fetched: datetime | None
+    last_referenced: datetime | None  # when a scan last found it in a post
 
 
 _COLUMNS: Final = ", ".join(f.name for f in fields(UrlRecord))
+_TIMES: Final = [i for i, f in enumerate(fields(UrlRecord)) if f.type.startswith("datetime")]
 
 
 def _record(row: tuple[object, ...]) -> UrlRecord:
     """Build a record from a row selected with ``_COLUMNS``."""
     values = list(row)
-    values[-2] = datetime.fromisoformat(cast(str, values[-2]))
-    if values[-1] is not None:
-        values[-1] = datetime.fromisoformat(cast(str, values[-1]))
+    for i in _TIMES:
+        if values[i] is not None:
+            values[i] = datetime.fromisoformat(cast(str, values[i]))
     return UrlRecord(*values)  # type: ignore[arg-type]  # column order = field order
 
 
@@ -539,14 +550,21 @@ class State:
                 yield
 
     def seen(self, urls: Iterable[str], *, now: datetime | None = None) -> None:
-        """Record URLs the scan found; new ones become ``pending``, known ones are untouched."""
+        """Record URLs the scan found: new ones become ``pending``; all are marked as
+        referenced now (``last_referenced``); nothing else of known ones changes."""
         stamp = _timestamp(now)
         with self._write():
             self._conn.executemany(
-                "INSERT INTO urls (url, status, first_seen) VALUES (?, 'pending', ?)"
-                " ON CONFLICT (url) DO NOTHING",
-                ((url, stamp) for url in urls),
+                "INSERT INTO urls (url, status, first_seen, last_referenced)"
+                " VALUES (?, 'pending', ?, ?)"
+                " ON CONFLICT (url) DO UPDATE SET last_referenced = excluded.last_referenced",
+                ((url, stamp, stamp) for url in urls),
             )
+
+    def forget(self, urls: Iterable[str]) -> None:
+        """Delete the rows of ``urls`` (pruned: their files are in the trash)."""
+        with self._write():
+            self._conn.executemany("DELETE FROM urls WHERE url = ?", ((url,) for url in urls))
 
     def mark_mirrored(
         self,

@@ -324,7 +324,7 @@ def record_of(outcome: Outcome) -> UrlRecord:
         size=outcome.size, sha256=outcome.sha256, content_type=outcome.content_type,
         etag=outcome.etag, last_modified=outcome.last_modified, attempts=outcome.attempts,
         last_error=None, source=outcome.source, first_seen=datetime.now(UTC),
-        last_fetched=datetime.now(UTC),
+        last_fetched=datetime.now(UTC), last_referenced=datetime.now(UTC),
     )  # fmt: skip
 
 

@@ -251,8 +251,9 @@ def test_seen_inserts_pending_once(db: Path) -> None:
     with State.open(db) as state:
         assert state.get("https://h/a.jpg") is None
         state.seen(["https://h/a.jpg", "https://h/a.jpg", "https://h/b.jpg"], now=T0)
-        state.seen(["https://h/a.jpg"], now=T2)  # known: untouched
+        state.seen(["https://h/a.jpg"], now=T2)  # known: only marked as referenced again
         a = state.get("https://h/a.jpg")
+        b = state.get("https://h/b.jpg")
     assert a == UrlRecord(
         url="https://h/a.jpg",
         final_url=None,
@@ -268,7 +269,16 @@ def test_seen_inserts_pending_once(db: Path) -> None:
         source=None,
         first_seen=T0,
         last_fetched=None,
+        last_referenced=T2,
     )
+    assert b is not None and b.last_referenced == T0
+
+
+def test_forget_deletes_rows(db: Path) -> None:
+    with State.open(db) as state:
+        state.seen(["https://h/a.jpg", "https://h/b.jpg"], now=T0)
+        state.forget(["https://h/a.jpg"])
+        assert sorted(state.records()) == ["https://h/b.jpg"]
 
 
 def test_mark_mirrored_round_trip_and_update(db: Path) -> None:

@@ -1,0 +1,165 @@
+"""``backup``: the unattended job. Scan, fetch what is new (with thumbnails), re-check
+what is due, notice sources that died, prune what no post uses any more.
+
+It never rewrites a post. What it reports is made for a log read the next
+morning: one event per notable thing (a new image, a changed one, a failure,
+a source that was fine before and is gone now, a pruned file) and a summary.
+
+Pruning moves files, never deletes them: to ``.gallery-mirror/trash/``,
+keeping their path in the mirror, and only for URLs no post has referenced
+for ``backup.prune_after`` days. It is skipped on a run whose scan could not
+read every post (a post that failed to parse would otherwise look like
+images nobody uses), and on a run that found no posts at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from mirror import mirroring, pipeline
+from mirror.config import Config
+from mirror.lock import SiteLock
+from mirror.models import Outcome, ScanResult
+from mirror.state import STATE_FILE_NAME, State, UrlRecord
+from mirror.store import inside
+from mirror.thumbnailing import thumbs_root
+
+TRASH_DIR_NAME = "trash"  # under the state dir
+
+EventKind = Literal["new", "changed", "failed", "gone", "pruned"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    url: str
+    detail: str  # the path, the reason, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    path: str  # relative to mirror.dir; now under trash/
+    urls: tuple[str, ...]  # the URLs that had it
+
+
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    fetched: mirroring.FetchResult
+    gone: tuple[Outcome, ...]  # mirrored before, now 404/410 or no longer resolving
+    pruned: tuple[Pruned, ...]
+    prune_skipped: str | None  # why --prune did nothing this run
+
+
+def backup(
+    config: Config,
+    scan: ScanResult,
+    *,
+    refresh: bool = False,
+    prune: bool = False,
+    on_plan: Callable[[int], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> BackupResult:
+    before = pipeline.url_records(config, scan.urls)  # who was mirrored, and fine, until now
+    gone: list[Outcome] = []
+
+    def tell(kind: EventKind, url: str, detail: str) -> None:
+        if on_event is not None:
+            on_event(Event(kind, url, detail))
+
+    def outcome(done: Outcome) -> None:
+        if done.status == "mirrored" and done.replaced is not None:
+            tell("changed", done.url, f"{done.path} (the old file is kept in versions/)")
+        elif done.status == "mirrored":
+            tell("new", done.url, f"{done.path} ({done.size / 1e3:.0f} kB)")
+        elif done.status == "failed" and _newly_gone(done, before.get(done.url)):
+            gone.append(done)
+            tell("gone", done.url, f"{done.error}; the mirrored copy is kept")
+        elif done.status == "failed":
+            tell("failed", done.url, done.error or "failed")
+
+    refresh_after = config.backup.refresh_after if refresh else None
+    fetched = mirroring.fetch(
+        config, scan, refresh_after=refresh_after, on_plan=on_plan, on_outcome=outcome
+    )
+    pruned: tuple[Pruned, ...] = ()
+    skipped = None
+    if prune and not fetched.interrupted:
+        skipped = _why_not_prune(scan)
+        if skipped is None:
+            pruned = _prune(config, scan)
+            for item in pruned:
+                for url in item.urls:
+                    tell("pruned", url, f"{item.path} moved to .gallery-mirror/{TRASH_DIR_NAME}/")
+    return BackupResult(fetched, tuple(gone), pruned, skipped)
+
+
+def _newly_gone(done: Outcome, before: UrlRecord | None) -> bool:
+    """Fetched before without trouble, and now the source says it is gone."""
+    return (
+        done.dead and before is not None and before.status == "mirrored" and not before.last_error
+    )
+
+
+def _why_not_prune(scan: ScanResult) -> str | None:
+    if scan.unreadable:
+        count = len(scan.unreadable)
+        return f"not pruned: {count} post{'s' * (count != 1)} could not be read"
+    if not scan.posts:
+        return "not pruned: no posts were found"
+    return None
+
+
+def _prune(config: Config, scan: ScanResult) -> tuple[Pruned, ...]:
+    """Move the files of URLs unreferenced for ``prune_after`` days to the trash."""
+    cutoff = datetime.now(UTC) - timedelta(days=config.backup.prune_after)
+    referenced = set(scan.urls)
+    trash = config.state_dir / TRASH_DIR_NAME
+    with SiteLock(config.state_dir), State.open(config.state_dir / STATE_FILE_NAME) as state:
+        records = state.records()
+        expired = [
+            r for r in records.values()
+            if r.url not in referenced and (r.last_referenced or r.first_seen) <= cutoff
+        ]  # fmt: skip
+        # With the hash layout one file can serve a URL still in use.
+        in_use = {r.path for r in records.values() if r.url in referenced and r.path}
+        by_path: dict[str, list[str]] = {}
+        for record in expired:
+            if record.path and record.status == "mirrored" and record.path not in in_use:
+                by_path.setdefault(record.path, []).append(record.url)
+        pruned: list[Pruned] = []
+        for path, urls in sorted(by_path.items()):
+            # The file moves first: a crash before the rows go leaves rows whose
+            # file is missing, which the next run handles as any missing file.
+            _to_trash(inside(config.mirror_dir, PurePosixPath(path)), trash / path)
+            for thumb in _thumbnails_of(state, path):
+                root = thumbs_root(config)
+                _to_trash(root / thumb, trash / config.thumbnails.dir / thumb)
+            pruned.append(Pruned(path, tuple(sorted(urls))))
+        with state.transaction():
+            state.forget(r.url for r in expired)
+            state.connection.executemany(
+                "DELETE FROM thumbnails WHERE path = ?", ((p.path,) for p in pruned)
+            )
+    return tuple(pruned)
+
+
+def _thumbnails_of(state: State, path: str) -> list[str]:
+    row = state.connection.execute("SELECT files FROM thumbnails WHERE path = ?", (path,))
+    found = row.fetchone()
+    return str(found[0]).splitlines() if found else []
+
+
+def _to_trash(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target`` (a name already taken gets the time appended)."""
+    if not source.is_file():
+        return
+    if target.exists():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = target.with_name(f"{target.name}.{stamp}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, target)

@@ -1,0 +1,80 @@
+"""What ``backup`` prints and writes: made for logs and for schedulers.
+
+One line per event as it happens (``-q``: only failures and sources gone),
+then one summary line. ``--json FILE`` writes the same run as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import TextIO
+
+from mirror.backup import BackupResult, Event
+from mirror.store import AtomicFile
+
+PROBLEMS = frozenset({"failed", "gone"})
+
+
+def write_event(event: Event, out: TextIO, *, quiet: bool) -> None:
+    if quiet and event.kind not in PROBLEMS:
+        return
+    out.write(f"{event.kind}: {event.url}: {event.detail}\n")
+    out.flush()  # a log tailed while the job runs shows it now
+
+
+def summary(result: BackupResult) -> dict[str, int | float]:
+    fetched = result.fetched
+    new = [o for o in fetched.mirrored if o.replaced is None]
+    thumbs = fetched.thumbs.done if fetched.thumbs is not None else ()
+    return {
+        "new": len(new),
+        "changed": len(fetched.mirrored) - len(new),
+        "unchanged": len(fetched.unchanged),
+        "already": fetched.already,
+        "failed": len(fetched.failed),
+        "gone": len(result.gone),
+        "pruned": len(result.pruned),
+        "thumbnails": sum(1 for m in thumbs if m.result.status == "made"),
+        "thumbnails_failed": sum(1 for m in thumbs if m.result.status == "failed"),
+        "bytes": sum(o.size for o in fetched.mirrored),
+        "seconds": round(fetched.elapsed, 1),
+    }
+
+
+def write_summary_line(result: BackupResult, out: TextIO) -> None:
+    counts = summary(result)
+    interrupted = "interrupted; " if result.fetched.interrupted else ""
+    out.write(
+        f"backup: {interrupted}{counts['new']} new ({counts['bytes'] / 1e6:.1f} MB),"
+        f" {counts['changed']} changed, {counts['unchanged'] + counts['already']} unchanged,"
+        f" {counts['failed']} failed ({counts['gone']} sources gone), {counts['pruned']} pruned,"
+        f" {counts['thumbnails']} thumbnails, in {counts['seconds']:.1f} s\n"
+    )
+    if result.prune_skipped:
+        out.write(f"backup: {result.prune_skipped}\n")
+
+
+def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> None:
+    """The run as JSON, replaced atomically (a monitor never reads half a file)."""
+    uses: dict[str, list[str]] = defaultdict(list)
+    for ref in result.fetched.scan.refs:
+        uses[ref.url].append(f"{ref.post}:{ref.line}")
+    gone = {o.url for o in result.gone}
+    document = {
+        "schema": 1,
+        "command": "backup",
+        "exit_code": exit_code,
+        "interrupted": result.fetched.interrupted,
+        "summary": summary(result),
+        "failed": [
+            {"url": o.url, "error": o.error, "gone": o.url in gone, "posts": uses[o.url]}
+            for o in result.fetched.failed
+        ],
+        "new": [{"url": o.url, "path": o.path, "size": o.size} for o in result.fetched.mirrored],
+        "pruned": [{"path": p.path, "urls": list(p.urls)} for p in result.pruned],
+        "prune_skipped": result.prune_skipped,
+    }
+    with AtomicFile(path) as out:
+        out.write(json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
