@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-side", type=int, default=1600)
     parser.add_argument("--max-side", type=int, default=4000)
     parser.add_argument("--delay", type=float, default=0.05, help="delay server, seconds")
+    parser.add_argument(
+        "--memory-sizes",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=[2_000, 10_000],
+        help="URL counts of the peak-memory jobs, comma-separated",
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated job name prefixes")
     parser.add_argument("--work", type=Path, default=HERE / ".cache")
@@ -97,35 +103,107 @@ def _jobs(
     (fetch_posts / "all.md").write_text(
         "".join(f"![](https://{corpus.HOST}/{i.path})\n" for i in items)
     )
-    configs = {}
-    for label, base in (("nginx", fast), ("delay", slow)):
-        configs[label] = work / f"fetch-{label}.toml"
-        configs[label].write_text(
-            "[download]\nallow_private = true\nconcurrency = 32\nper_host = 32\n"
-            f'[download.origins]\n"{corpus.HOST}" = ["{base}"]\n[thumbnails]\nenabled = false\n'
+    # The peers' thumbnails are JPEG q85 in a box: ours are made the same way.
+    same_thumbs = f'[thumbnails]\nsizes = [{args.box}]\nformat = "jpeg"\nquality = 85\n'
+    no_thumbs = "[thumbnails]\nenabled = false\n"
+
+    def config(name: str, base: str, extra: str, download: str = "") -> Path:
+        path = work / f"{name}.toml"
+        path.write_text(
+            f"[download]\nallow_private = true\nconcurrency = 32\nper_host = 32\n{download}"
+            f'[download.origins]\n"{corpus.HOST}" = ["{base}"]\n{extra}'
         )
+        return path
+
+    fetch_nginx = config("fetch-nginx", fast, no_thumbs)
+    unsynced = config("fetch-nginx-unsynced", fast, no_thumbs, "fsync = false\n")
+    fetch_delay = config("fetch-delay", slow, no_thumbs)
+    whole = config("whole-nginx", fast, same_thumbs)
+    memory = _memory_corpus(work, images_root, fast, args.memory_sizes)
+    thumb_sites = {
+        label: _mirrored_site(work / f"thumb-site-{label}", chosen, fast, same_thumbs)
+        for label, chosen in (("jpeg", jpegs), ("mix", mix))
+    }
     todo = [
         jobs.scan_job(blog, len(posts), post_mb),
         jobs.fetch_job(
             "nginx", lists["nginx"], len(items), total,
-            jobs.ours_fetch(fetch_posts, configs["nginx"]),
+            jobs.ours_fetch(fetch_posts, fetch_nginx),
+            jobs.ours_fetch(fetch_posts, unsynced, "gallery-mirror fetch, fsync off"),
         ),
         jobs.fetch_job(
             f"+{args.delay * 1000:.0f} ms server", lists["delay"], len(items), total,
-            jobs.ours_fetch(fetch_posts, configs["delay"]),
+            jobs.ours_fetch(fetch_posts, fetch_delay),
         ),
         jobs.thumbs_job(
             f"{len(jpegs)} JPEGs", inputs["jpeg"], len(jpegs),
-            sum(sizes[i.path] for i in jpegs), args.box,
+            sum(sizes[i.path] for i in jpegs), args.box, jobs.ours_thumbs(thumb_sites["jpeg"]),
         ),
         jobs.thumbs_job(
             f"{len(mix)} PNG/GIF/WebP", inputs["mix"], len(mix),
-            sum(sizes[i.path] for i in mix), args.box,
+            sum(sizes[i.path] for i in mix), args.box, jobs.ours_thumbs(thumb_sites["mix"]),
         ),
-        jobs.whole_job(lists["nginx"], len(items), total, args.box),
+        jobs.whole_job(
+            lists["nginx"], len(items), total, args.box,
+            jobs.ours_fetch(fetch_posts, whole, "gallery-mirror fetch (thumbnails on)"),
+        ),
+        *(
+            jobs.memory_job(
+                f"{count} small images", urls, count, megabytes,
+                jobs.ours_fetch(posts_dir, config(f"memory-{count}", fast, no_thumbs)),
+            )
+            for count, (urls, posts_dir, megabytes) in memory.items()
+        ),
     ]  # fmt: skip
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     return [j for j in todo if not wanted or any(j.name.startswith(w) for w in wanted)]
+
+
+def _mirrored_site(site: Path, chosen: list[corpus.ImageItem], base: str, thumbs: str) -> Path:
+    """A site whose images are mirrored already (fetched once, before any timing)."""
+    posts = site / "source" / "_posts"
+    posts.mkdir(parents=True, exist_ok=True)
+    (posts / "all.md").write_text("".join(f"![](https://{corpus.HOST}/{i.path})\n" for i in chosen))
+    toml = site / "gallery-mirror.toml"
+    settings = (
+        "[download]\nallow_private = true\nfsync = false\n"
+        f'[download.origins]\n"{corpus.HOST}" = ["{base}"]\n'
+    )
+    toml.write_text(settings + "[thumbnails]\nenabled = false\n")
+    subprocess.run(
+        [*jobs.ours(), "-q", "fetch", "--site", str(site)], check=True, stdout=subprocess.DEVNULL
+    )
+    toml.write_text(settings + thumbs)
+    return site
+
+
+def _memory_corpus(
+    work: Path, images_root: Path, base: str, counts: list[int]
+) -> dict[int, tuple[Path, Path, float]]:
+    """For each count, that many distinct URLs of small images (links to a few files).
+
+    Small, so that the job measures what grows with the number of URLs (the
+    plan, the tasks, the state) rather than the bytes in flight.
+    """
+    small = images_root / "small"
+    sources = corpus.small_images(small / "src", 16)
+    result = {}
+    for count in counts:
+        links = small / str(count)
+        if not (links / f"{count - 1}.jpg").exists():
+            shutil.rmtree(links, ignore_errors=True)
+            links.mkdir(parents=True)
+            for n in range(count):
+                (links / f"{n}.jpg").symlink_to(sources[n % len(sources)])
+        paths = [f"small/{count}/{n}.jpg" for n in range(count)]
+        urls = work / f"urls-memory-{count}.txt"
+        urls.write_text("".join(f"{base}/{p}\n" for p in paths))
+        posts = work / f"memory-posts-{count}"
+        posts.mkdir(exist_ok=True)
+        (posts / "all.md").write_text("".join(f"![](https://{corpus.HOST}/{p})\n" for p in paths))
+        megabytes = sum(sources[n % len(sources)].stat().st_size for n in range(count)) / 1e6
+        result[count] = (urls, posts, megabytes)
+    return result
 
 
 Results = list[tuple[jobs.Job, list[tuple[jobs.Tool, Summary | None, str]]]]

@@ -204,3 +204,16 @@ def _post(rng: random.Random, n: int, images: Sequence[ImageItem]) -> tuple[str,
         elif roll < 0.65:
             lines += ["", "```markdown", f"![in code]({_pick(rng, images)})", "```"]
     return "\n".join(lines) + "\n", refs
+
+
+def small_images(root: Path, count: int) -> list[Path]:
+    """``count`` small JPEG photos (~10 kB) for the memory jobs; made once."""
+    root.mkdir(parents=True, exist_ok=True)
+    paths = [root / f"s{n}.jpg" for n in range(count)]
+    for n, path in enumerate(paths):
+        if not path.exists():
+            rng = random.Random(n)
+            buffer = io.BytesIO()
+            _photo(rng, 160, 120).save(buffer, "JPEG", quality=85)
+            path.write_bytes(buffer.getvalue())
+    return paths

@@ -75,7 +75,7 @@ def scan_job(blog: Path, posts: int, megabytes: float) -> Job:
     )  # fmt: skip
 
 
-def ours_fetch(posts: Path, config: Path) -> Tool:
+def ours_fetch(posts: Path, config: Path, name: str = "gallery-mirror fetch") -> Tool:
     """gallery-mirror fetch into a fresh site made in the output folder.
 
     The site's posts folder is a link to ``posts`` (one post listing every
@@ -83,7 +83,7 @@ def ours_fetch(posts: Path, config: Path) -> Tool:
     config maps the corpus host to the server with [download.origins].
     """
     return Tool(
-        "gallery-mirror fetch",
+        name,
         lambda out: ["sh", "-c",
                      f"mkdir -p {out}/source && ln -s {posts} {out}/source/_posts && "
                      f"{' '.join(ours())} -q -c {config} fetch --site {out}"],
@@ -91,13 +91,29 @@ def ours_fetch(posts: Path, config: Path) -> Tool:
     )  # fmt: skip
 
 
-def fetch_job(label: str, urls: Path, files: int, megabytes: float, ours_tool: Tool) -> Job:
+def ours_thumbs(site: Path) -> Tool:
+    """gallery-mirror thumbs --force on a site whose images are already mirrored.
+
+    The site's thumbnails folder is pointed at the fresh output folder, so
+    that each run starts from nothing and its files are counted like the peers'.
+    """
+    thumbs = site / "source" / "images" / "mirror" / "_thumbs"
+    return Tool(
+        "gallery-mirror thumbs, 2 workers",
+        lambda out: ["sh", "-c",
+                     f"rm -rf {thumbs} && ln -s {out} {thumbs} && "
+                     f"{' '.join(ours())} -q thumbs --force --site {site}"],
+        True,
+    )  # fmt: skip
+
+
+def fetch_job(label: str, urls: Path, files: int, megabytes: float, *ours_tools: Tool) -> Job:
     return Job(
         f"fetch, {label}",
         files,
         megabytes,
         (
-            ours_tool,
+            *ours_tools,
             peer(
                 "wget2 --max-threads=32", find("wget2"),
                 lambda w, out: [w, "--max-threads=32", "-q", "--no-robots", "-x", "-nH",
@@ -114,7 +130,9 @@ def fetch_job(label: str, urls: Path, files: int, megabytes: float, ours_tool: T
     )  # fmt: skip
 
 
-def thumbs_job(label: str, inputs: Path, files: int, megabytes: float, box: int) -> Job:
+def thumbs_job(
+    label: str, inputs: Path, files: int, megabytes: float, box: int, ours_tool: Tool
+) -> Job:
     vips = find("vipsthumbnail")
     magick = find("convert", "/usr/bin/convert-im6.q16")  # /usr/local/bin/convert may be a stub
     return Job(
@@ -122,7 +140,7 @@ def thumbs_job(label: str, inputs: Path, files: int, megabytes: float, box: int)
         files,
         megabytes,
         (
-            Tool("gallery-mirror", None, True, "thumbnails are not built yet (issue 5)"),
+            ours_tool,
             peer(
                 "vipsthumbnail, 2 workers", vips,
                 lambda v, out: ["xargs", "-r", "-a", str(inputs), "-P2", "-n", "32", v,
@@ -139,7 +157,7 @@ def thumbs_job(label: str, inputs: Path, files: int, megabytes: float, box: int)
     )  # fmt: skip
 
 
-def whole_job(urls: Path, files: int, megabytes: float, box: int) -> Job:
+def whole_job(urls: Path, files: int, megabytes: float, box: int, ours_tool: Tool) -> Job:
     wget2, vips = find("wget2"), find("vipsthumbnail")
     pipeline: Tool
     if wget2 is None or vips is None:
@@ -156,6 +174,24 @@ def whole_job(urls: Path, files: int, megabytes: float, box: int) -> Job:
         "whole job (scan + fetch + thumbnails), nginx",
         files,
         megabytes,
-        (Tool("gallery-mirror", None, True, "fetch is not built yet (issue 4)"), pipeline),
+        (ours_tool, pipeline),
         outputs=2 * files,  # the images and one thumbnail each
     )
+
+
+def memory_job(label: str, urls: Path, files: int, megabytes: float, ours_tool: Tool) -> Job:
+    """Peak memory as the number of URLs grows (small images: the plan, not the bytes)."""
+    return Job(
+        f"memory, {label}",
+        files,
+        megabytes,
+        (
+            ours_tool,
+            peer(
+                "wget2 --max-threads=32", find("wget2"),
+                lambda w, out: [w, "--max-threads=32", "-q", "--no-robots", "-x", "-nH",
+                                "-P", str(out), "-i", str(urls)],
+            ),
+        ),
+        outputs=files,
+    )  # fmt: skip
