@@ -3,56 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from seedsite import SEED_FILES, SEED_PATH, jpeg
 
 from faultserver import FaultServer
 from mirror.cli import main
 from mirror.lock import SiteLock
-
-SEED = Path(__file__).parent / "data" / "deepseek-post.md"
-SEED_PATH = "/upimage/stupnote/2025/02/02/"
-SEED_FILES = [
-    "1738462164_12009103_8994.jpg",
-    "1738462165_12009103_2247.jpg",
-    "1738462167_12009103_5455.jpg",
-    "1738462168_12009103_2152.jpg",
-    "1738462169_12009103_4088.jpg",
-]
-
-
-def jpeg(shade: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (32, 24), (shade, 40, 90)).save(out, "JPEG")
-    return out.getvalue()
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as running:
-        for n, name in enumerate(SEED_FILES):
-            running.file(SEED_PATH + name, jpeg(40 * n))
-        yield running
-
-
-@pytest.fixture
-def site(tmp_path: Path, server: FaultServer) -> Path:
-    """The seed post's blog, its image host mapped to the local server."""
-    posts = tmp_path / "blog" / "source" / "_posts"
-    posts.mkdir(parents=True)
-    shutil.copy(SEED, posts / "deepseek-post.md")
-    (tmp_path / "blog" / "gallery-mirror.toml").write_text(
-        "[download]\nallow_private = true\nretries = 1\nfsync = false\n"
-        f'[download.origins]\n"imgcdn.yaerxing.com" = ["{server.base}"]\n'
-    )
-    return tmp_path / "blog"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

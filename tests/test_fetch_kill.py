@@ -33,21 +33,31 @@ def fetch(site: Path) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
+def half_stalled_site(
+    tmp_path: Path, server: FaultServer, images: dict[str, bytes], ok: int
+) -> Path:
+    """A blog with one post using ``images``: the first ``ok`` are served whole, the
+    others stop half-way through their body until the test ends."""
+    for n, (path, body) in enumerate(images.items()):
+        if n < ok:
+            server.file(path, body)
+        else:
+            server.stall(path, 60, body, before_headers=False)
+    site = tmp_path / "blog"
+    (site / "source" / "_posts").mkdir(parents=True)
+    (site / "source" / "_posts" / "p.md").write_text(
+        "".join(f"![]({server.url(path)})\n" for path in images)
+    )
+    (site / "gallery-mirror.toml").write_text(
+        "[download]\nallow_private = true\nretries = 0\ntimeout = 120\nper_host = 16\n"
+    )
+    return site
+
+
 def test_sigkill_then_rerun_converges(tmp_path: Path) -> None:
     images = {f"/img/{n}.jpg": jpeg(20 * n) for n in range(10)}
     with FaultServer() as server:
-        for path, body in list(images.items())[:6]:
-            server.file(path, body)
-        for path, body in list(images.items())[6:]:  # these hang mid-body until the kill
-            server.stall(path, 60, body, before_headers=False)
-        site = tmp_path / "blog"
-        (site / "source" / "_posts").mkdir(parents=True)
-        (site / "source" / "_posts" / "p.md").write_text(
-            "".join(f"![]({server.url(path)})\n" for path in images)
-        )
-        (site / "gallery-mirror.toml").write_text(
-            "[download]\nallow_private = true\nretries = 0\ntimeout = 120\nper_host = 16\n"
-        )
+        site = half_stalled_site(tmp_path, server, images, ok=6)  # 4 hang until the kill
 
         first = fetch(site)
         deadline = time.monotonic() + 30
@@ -82,18 +92,7 @@ def test_sigkill_then_rerun_converges(tmp_path: Path) -> None:
 def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(tmp_path: Path) -> None:
     images = {f"/img/{n}.jpg": jpeg(20 * n) for n in range(8)}
     with FaultServer() as server:
-        for path, body in list(images.items())[:4]:
-            server.file(path, body)
-        for path, body in list(images.items())[4:]:  # half their body, then nothing
-            server.stall(path, 60, body, before_headers=False)
-        site = tmp_path / "blog"
-        (site / "source" / "_posts").mkdir(parents=True)
-        (site / "source" / "_posts" / "p.md").write_text(
-            "".join(f"![]({server.url(path)})\n" for path in images)
-        )
-        (site / "gallery-mirror.toml").write_text(
-            "[download]\nallow_private = true\nretries = 0\ntimeout = 120\nper_host = 16\n"
-        )
+        site = half_stalled_site(tmp_path, server, images, ok=4)
         running = fetch(site)
         deadline = time.monotonic() + 30
         while sum(server.hits.values()) < len(images) and time.monotonic() < deadline:

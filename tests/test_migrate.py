@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_fetch_cli import SEED, SEED_FILES, SEED_PATH, jpeg
+from seedsite import SEED_FILES, SEED_PATH
 
 from faultserver import FaultServer
 from mirror.cli import main
 
 ROOT = Path(__file__).parents[1]
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as running:
-        for n, name in enumerate(SEED_FILES):
-            running.file(SEED_PATH + name, jpeg(40 * n))
-        yield running
-
-
-@pytest.fixture
-def site(tmp_path: Path, server: FaultServer) -> Path:
-    posts = tmp_path / "blog" / "source" / "_posts"
-    posts.mkdir(parents=True)
-    shutil.copy(SEED, posts / "deepseek-post.md")
-    (posts / "deepseek-post.md").chmod(0o644)
-    (tmp_path / "blog" / "gallery-mirror.toml").write_text(
-        "[download]\nallow_private = true\nretries = 0\nfsync = false\n"
-        f'[download.origins]\n"imgcdn.yaerxing.com" = ["{server.base}"]\n'
-    )
-    return tmp_path / "blog"
 
 
 def tree(root: Path) -> dict[str, str]:

@@ -23,21 +23,13 @@ from rewritehelp import (
     tree,
     verify,
 )
+from seedsite import SEED, SEED_FILES, SEED_PATH
 
 from faultserver import FaultServer
 from mirror import pipeline, rewriting
 from mirror.errors import ConfigError
 from mirror.lock import LockHeld, SiteLock
 
-SEED = Path(__file__).parent / "data" / "deepseek-post.md"
-SEED_DIR = "/upimage/stupnote/2025/02/02/"
-SEED_FILES = [
-    "1738462164_12009103_8994.jpg",
-    "1738462165_12009103_2247.jpg",
-    "1738462167_12009103_5455.jpg",
-    "1738462168_12009103_2152.jpg",
-    "1738462169_12009103_4088.jpg",
-]
 A, B, C = (f"https://{HOSTS[0]}/{n}.jpg" for n in "abc")
 
 
@@ -51,7 +43,7 @@ def server() -> Iterator[FaultServer]:
 def seed_site(tmp_path: Path, server: FaultServer) -> Path:
     """The seed post's blog; its image host served by the local server."""
     host = "imgcdn.yaerxing.com"
-    serve(server, *(SEED_DIR.strip("/") + "/" + name for name in SEED_FILES), host=host)
+    serve(server, *(SEED_PATH.strip("/") + "/" + name for name in SEED_FILES), host=host)
     site = make_site(tmp_path / "blog", server, {"deepseek-post.md": SEED.read_bytes()})
     toml = site / "gallery-mirror.toml"
     toml.write_text(toml.read_text() + f'"{host}" = ["{server.base}/{host}"]\n')
@@ -63,8 +55,8 @@ def post(site: Path, name: str = "p.md") -> Path:
 
 
 def seed_expected() -> bytes:
-    new = f"/images/mirror/imgcdn.yaerxing.com{SEED_DIR}".encode()
-    old = SEED_DIR.encode()
+    new = f"/images/mirror/imgcdn.yaerxing.com{SEED_PATH}".encode()
+    old = SEED_PATH.encode()
     return (
         SEED.read_bytes()
         .replace(b"headimg: https://imgcdn.yaerxing.com" + old, b"headimg: " + new)
