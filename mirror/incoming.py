@@ -18,20 +18,20 @@ from collections.abc import Sequence
 from io import BufferedWriter
 from pathlib import Path, PurePosixPath
 
-from mirror.store import AtomicFile, inside
+from mirror.store import AtomicFile, CheckedRoot
 from mirror.validate import ImageInfo, inspect
 
 
 class Incoming:
     """The temporary file of one download (see :class:`~mirror.store.AtomicFile`).
 
-    ``relative`` is checked against ``root`` (``store.inside``, which resolves
-    symbolic links and so costs a system call per path component) on the
+    ``relative`` is checked to stay inside the mirror (a shared
+    :class:`~mirror.store.CheckedRoot` resolves each directory once) on the
     first write, in the worker thread rather than on the event loop.
     """
 
-    def __init__(self, root: Path, relative: PurePosixPath, *, fsync: bool) -> None:
-        self._root = root
+    def __init__(self, root: CheckedRoot, relative: PurePosixPath, *, fsync: bool) -> None:
+        self._inside = root
         self.relative = relative
         self._fsync = fsync
         self._atomic: AtomicFile | None = None
@@ -53,7 +53,7 @@ class Incoming:
     def write(self, blocks: Sequence[bytes]) -> None:
         with self._lock:
             if self._file is None:
-                self._atomic = AtomicFile(inside(self._root, self.relative), fsync=self._fsync)
+                self._atomic = AtomicFile(self._inside(self.relative), fsync=self._fsync)
                 self._file = self._atomic.__enter__()  # left by commit() or discard()
             for block in blocks:
                 self._digest.update(block)
@@ -87,7 +87,7 @@ class Incoming:
         with self._lock:
             assert self._atomic is not None, "nothing written yet"
             if relative is not None and relative != self.relative:
-                self._atomic.retarget(inside(self._root, relative))
+                self._atomic.retarget(self._inside(relative))
                 self.relative = relative
             self._atomic.__exit__(None, None, None)
             return self._atomic.final

@@ -76,6 +76,7 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 import string
 from io import BufferedWriter
 from pathlib import Path, PurePosixPath
@@ -337,6 +338,40 @@ def inside(root: Path, relative: PurePosixPath) -> Path:
     if real_target == real_base or not real_target.is_relative_to(real_base):
         raise ValueError(f"{str(relative)!r} leads outside {base}")
     return target
+
+
+class CheckedRoot:
+    """:func:`inside` for many files under one root, each directory resolved once.
+
+    :func:`inside` resolves every path component (an ``lstat`` each, in
+    Python) for every file. Here a directory it accepted, once it exists, is
+    remembered: a later file in it costs one ``lstat`` of its own name, and a
+    symbolic link there is still resolved in full. Safe to share between
+    threads.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._base = Path(os.path.abspath(root))
+        self._dirs: set[PurePosixPath] = set()
+
+    def __call__(self, relative: PurePosixPath) -> Path:
+        rel = PurePosixPath(relative)
+        if rel.parent in self._dirs and not rel.is_absolute():
+            parts = rel.parts
+            if parts and all(p != ".." and "\\" not in p and "\x00" not in p for p in parts):
+                target = self._base.joinpath(*parts)
+                try:
+                    if not stat.S_ISLNK(os.lstat(target).st_mode):
+                        return target
+                except FileNotFoundError:
+                    return target
+                except OSError:
+                    pass  # inside() says what is wrong
+        target = inside(self.root, rel)
+        if target.parent.is_dir():
+            self._dirs.add(rel.parent)
+        return target
 
 
 def is_partial(name: str) -> bool:

@@ -17,6 +17,7 @@ from mirror.store import (
     MAX_COMPONENT_BYTES,
     MAX_COMPONENTS,
     AtomicFile,
+    CheckedRoot,
     hash_path,
     inside,
     is_partial,
@@ -498,6 +499,32 @@ def test_inside_refuses_symlinks_out_of_root(tmp_path: Path) -> None:
     # A root that is itself a symlink is fine.
     (tmp_path / "alias").symlink_to(root)
     assert inside(tmp_path / "alias", PurePosixPath("h/x.jpg")) == tmp_path / "alias/h/x.jpg"
+
+
+@pytest.mark.parametrize(
+    "rel", ["../x", "a/../../x", "/etc/passwd", "", ".", "a/..", "a\\..\\x", "a\x00b", "../root/x"]
+)
+def test_checked_root_refuses_escapes_in_a_checked_dir(tmp_path: Path, rel: str) -> None:
+    checked = CheckedRoot(tmp_path)
+    (tmp_path / "a").mkdir()
+    assert checked(PurePosixPath("a/ok.jpg")) == tmp_path / "a" / "ok.jpg"
+    assert checked(PurePosixPath("top.jpg")) == tmp_path / "top.jpg"
+    with pytest.raises(ValueError):
+        checked(PurePosixPath(rel))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
+def test_checked_root_resolves_a_symlinked_file_in_a_checked_dir(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "h").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    checked = CheckedRoot(root)
+    assert checked(PurePosixPath("h/a.jpg")) == root / "h" / "a.jpg"  # h is remembered
+    (root / "h" / "out.jpg").symlink_to(tmp_path / "outside" / "x.jpg")
+    with pytest.raises(ValueError):
+        checked(PurePosixPath("h/out.jpg"))
+    (root / "h" / "in.jpg").symlink_to(root / "h" / "a.jpg")
+    assert checked(PurePosixPath("h/in.jpg")) == root / "h" / "in.jpg"
 
 
 # --- AtomicFile ---------------------------------------------------------------------
