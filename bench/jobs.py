@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -99,7 +100,7 @@ def ours_thumbs(site: Path) -> Tool:
     """
     thumbs = site / "source" / "images" / "mirror" / "_thumbs"
     return Tool(
-        "gallery-mirror thumbs, 2 workers",
+        f"gallery-mirror thumbs, {os.cpu_count()} workers",
         lambda out: ["sh", "-c",
                      f"rm -rf {thumbs} && ln -s {out} {thumbs} && "
                      f"{' '.join(ours())} -q thumbs --force --site {site}"],

@@ -58,8 +58,6 @@ def demo(scratch: Path) -> int:
     print(f"\nThe mirrored files, under {mirror}:")
     for path in sorted(p for p in mirror.rglob("*") if p.is_file()):
         print(f"  {path.relative_to(mirror)}  ({path.stat().st_size} bytes)")
-    print(f"\nThe posts now point at /images/mirror/...; undo with:\n"
-          f"  .venv/bin/gallery-mirror revert --site {site}")  # fmt: skip
     return code
 
 
@@ -67,7 +65,14 @@ if __name__ == "__main__":
     keep = sys.argv[1:] == ["--keep"]
     scratch = Path(tempfile.mkdtemp(prefix="gallery-mirror-demo-"))
     try:
-        sys.exit(demo(scratch))
+        code = demo(scratch)
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
+    if keep:
+        site = scratch / "hexo-blog"
+        print(f"\nKept: {site}. Look at the posts, then undo the rewrite with:\n"
+              f"  .venv/bin/gallery-mirror revert --site {site}")  # fmt: skip
+    else:
+        print("\nThe scratch copy is deleted; run with --keep to keep it.")
+    sys.exit(code)

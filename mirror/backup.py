@@ -25,6 +25,7 @@ from mirror import mirroring, pipeline
 from mirror.config import Config
 from mirror.lock import SiteLock
 from mirror.models import Outcome, ScanResult
+from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.store import inside
 from mirror.thumbnailing import thumbs_root
@@ -62,6 +63,7 @@ def backup(
     refresh: bool = False,
     prune: bool = False,
     on_plan: Callable[[int], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> BackupResult:
     before = pipeline.url_records(config, scan.urls)  # who was mirrored, and fine, until now
@@ -72,6 +74,8 @@ def backup(
             on_event(Event(kind, url, detail))
 
     def outcome(done: Outcome) -> None:
+        if on_outcome is not None:
+            on_outcome(done)
         if done.status == "mirrored" and done.replaced is not None:
             tell("changed", done.url, f"{done.path} (the old file is kept in versions/)")
         elif done.status == "mirrored":
@@ -79,6 +83,8 @@ def backup(
         elif done.status == "failed" and _newly_gone(done, before.get(done.url)):
             gone.append(done)
             tell("gone", done.url, f"{done.error}; the mirrored copy is kept")
+        elif done.status == "failed" and done.url in before and before[done.url].path:
+            tell("failed", done.url, f"{done.error}; the mirrored copy is kept")
         elif done.status == "failed":
             tell("failed", done.url, done.error or "failed")
 
@@ -121,15 +127,18 @@ def _prune(config: Config, scan: ScanResult) -> tuple[Pruned, ...]:
     trash = config.state_dir / TRASH_DIR_NAME
     with SiteLock(config.state_dir), State.open(config.state_dir / STATE_FILE_NAME) as state:
         records = state.records()
+        # In use: the files of referenced URLs (with the hash layout one file
+        # serves several URLs), and those that rewritten posts point at.
+        in_use = {r.path for r in records.values() if r.url in referenced and r.path}
+        in_use |= OwnLinks(config).in_use(scan)
         expired = [
             r for r in records.values()
-            if r.url not in referenced and (r.last_referenced or r.first_seen) <= cutoff
+            if r.url not in referenced and r.path not in in_use
+            and (r.last_referenced or r.first_seen) <= cutoff
         ]  # fmt: skip
-        # With the hash layout one file can serve a URL still in use.
-        in_use = {r.path for r in records.values() if r.url in referenced and r.path}
         by_path: dict[str, list[str]] = {}
         for record in expired:
-            if record.path and record.status == "mirrored" and record.path not in in_use:
+            if record.path and record.status == "mirrored":
                 by_path.setdefault(record.path, []).append(record.url)
         pruned: list[Pruned] = []
         for path, urls in sorted(by_path.items()):

@@ -34,6 +34,7 @@ def summary(result: BackupResult) -> dict[str, int | float]:
         "unchanged": len(fetched.unchanged),
         "already": fetched.already,
         "failed": len(fetched.failed),
+        "recheck_failed": len(fetched.recheck_failed),
         "gone": len(result.gone),
         "pruned": len(result.pruned),
         "thumbnails": sum(1 for m in thumbs if m.result.status == "made"),
@@ -49,7 +50,8 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
     out.write(
         f"backup: {interrupted}{counts['new']} new ({counts['bytes'] / 1e6:.1f} MB),"
         f" {counts['changed']} changed, {counts['unchanged'] + counts['already']} unchanged,"
-        f" {counts['failed']} failed ({counts['gone']} sources gone), {counts['pruned']} pruned,"
+        f" {counts['failed']} failed, {counts['recheck_failed']} re-checks failed"
+        f" ({counts['gone']} sources newly gone), {counts['pruned']} pruned,"
         f" {counts['thumbnails']} thumbnails, in {counts['seconds']:.1f} s\n"
     )
     if result.prune_skipped:
@@ -69,8 +71,11 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
         "interrupted": result.fetched.interrupted,
         "summary": summary(result),
         "failed": [
-            {"url": o.url, "error": o.error, "gone": o.url in gone, "posts": uses[o.url]}
-            for o in result.fetched.failed
+            {"url": o.url, "error": o.error, "posts": uses[o.url]} for o in result.fetched.failed
+        ],
+        "recheck_failed": [  # the mirrored copy is kept
+            {"url": o.url, "error": o.error, "newly_gone": o.url in gone, "posts": uses[o.url]}
+            for o in result.fetched.recheck_failed
         ],
         "new": [{"url": o.url, "path": o.path, "size": o.size} for o in result.fetched.mirrored],
         "pruned": [{"path": p.path, "urls": list(p.urls)} for p in result.pruned],

@@ -37,6 +37,8 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     def default(value: object) -> object:
         return argparse.SUPPRESS if suppress else value
 
+    parser.add_argument("--version", action="version", version=f"gallery-mirror {__version__}")
+
     parser.add_argument(
         "-c",
         "--config",
@@ -77,7 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gallery-mirror",
         description="Find, mirror and rewrite the images of a static blog.",
     )
-    parser.add_argument("--version", action="version", version=f"gallery-mirror {__version__}")
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -323,11 +324,12 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
     with Progress(sys.stderr, bar=bar, lines=False, each=False) as progress:
         result = backup(
             config, scan, refresh=args.refresh, prune=args.prune, on_plan=progress.planned,
+            on_outcome=progress.finished,
             on_event=lambda event: write_event(event, sys.stdout, quiet=args.quiet),
         )  # fmt: skip
     write_summary_line(result, sys.stdout)
     if result.fetched.interrupted:
-        code = EXIT_INTERRUPTED
+        code = EXIT_TERMINATED if _TERMINATED.is_set() else EXIT_INTERRUPTED
     else:
         code = EXIT_FAILED if result.fetched.failed or scan.unreadable else EXIT_OK
     if args.json is not None:
@@ -396,37 +398,44 @@ def _say(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace, Config], int] = args.run
-    with _terminate_like_ctrl_c() as terminated:
+    with _terminate_like_ctrl_c():
         try:
             config = load_config(args.config, site=args.site)
             code = run(args, config)
         except MirrorError as exc:
             _say(f"gallery-mirror: error: {exc}")
             return exc.exit_code
+        except OSError as exc:  # a file named on the command line, a full disk, ...
+            where = f"{exc.filename}: " if exc.filename else ""
+            _say(f"gallery-mirror: error: {where}{exc.strerror or exc}")
+            return EXIT_FAILED
         except KeyboardInterrupt:
             _say("gallery-mirror: interrupted")
             code = EXIT_INTERRUPTED
     # 128 + the signal, as a shell reports it: a scheduler can tell a stop from a failure.
-    return EXIT_TERMINATED if code == EXIT_INTERRUPTED and terminated else code
+    return EXIT_TERMINATED if code == EXIT_INTERRUPTED and _TERMINATED.is_set() else code
+
+
+_TERMINATED = threading.Event()  # set once SIGTERM came (a process gets one run)
 
 
 @contextlib.contextmanager
-def _terminate_like_ctrl_c() -> Iterator[list[bool]]:
+def _terminate_like_ctrl_c() -> Iterator[None]:
     """SIGTERM (systemd stopping a unit, ``kill``) stops a run as Ctrl-C does:
-    what finished is recorded, nothing partial is left. The yielded list holds
-    True once SIGTERM came. Only the main thread may set signal handlers
-    (tests call ``main`` from others too); there the default is kept."""
-    came: list[bool] = []
+    what finished is recorded, nothing partial is left. Only the main thread
+    may set signal handlers (tests call ``main`` from others too); there the
+    default is kept."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        came.append(True)
+        _TERMINATED.set()
         raise KeyboardInterrupt
 
+    _TERMINATED.clear()
     if threading.current_thread() is not threading.main_thread():
-        yield came
+        yield
         return
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        yield came
+        yield
     finally:
         signal.signal(signal.SIGTERM, previous)

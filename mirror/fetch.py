@@ -10,7 +10,7 @@ validate the file (``validate.inspect``), and only then rename it into place.
 Whether a failed attempt is tried again is decided in one place,
 ``is_transient``: transport errors and timeouts (a short body is one), and
 the statuses 408, 425, 429 and 5xx. ``Retry-After`` is honoured up to
-``_RETRY_AFTER_CAP``. ``retries`` counts attempts after the first.
+``download.retry_after_max``. ``retries`` counts attempts after the first.
 
 A URL already mirrored can be *refreshed*: the request carries its ETag and
 Last-Modified; a 304, or the same bytes again, leave the file as it is; a
@@ -400,6 +400,10 @@ class Downloader:
             url_path(url, extension) if self._layout == "url"
             else PurePosixPath(f"incoming{extension}")
         )  # fmt: skip
+        if known is not None and known.path and _own_url_path(url, known.path):
+            # Rewritten posts may point at the file: a refresh keeps its name,
+            # even when the image now comes in another format.
+            relative = PurePosixPath(known.path)
         incoming = Incoming(self._inside, relative, fsync=self._config.fsync)
         content_type = response.headers.get("content-type")
         blocks, held, size = [bytes(head)], len(head), len(head)
@@ -477,25 +481,25 @@ class Downloader:
         return relative
 
     def _commit(self, incoming: Incoming, relative: PurePosixPath, known: UrlRecord | None) -> None:
-        """Rename into place at ``relative`` (in a worker thread); keep the file a
-        refresh replaces."""
-        if self._layout == "hash":
-            if self._inside(relative).exists():
-                incoming.discard()  # the same bytes are already stored under their hash
-            else:
-                incoming.commit(relative)  # an old version stays: other URLs may share it
+        """Rename into place at ``relative`` (in a worker thread); first keep, under
+        ``versions``, the older file a refresh replaces. A file of another name
+        stays where it is: posts or other URLs may use it, and prune decides."""
+        final = self._inside(relative)
+        if self._layout == "hash" and final.exists():
+            incoming.discard()  # the same bytes are already stored under their hash
             return
-        if known is None or known.path is None:
-            incoming.commit()
-            return
-        old = self._inside(PurePosixPath(known.path))
-        if self._versions is not None and old.exists():
-            _keep_version(old, self._versions / known.path)
-        final = incoming.commit()
-        # The old file is this URL's alone: with a new extension its name
-        # changed, and its content is kept under versions/.
-        if old != final and self._versions is not None:
-            old.unlink(missing_ok=True)
+        replacing = known is not None and known.path == relative.as_posix() and final.exists()
+        if replacing and self._versions is not None:
+            _keep_version(final, self._versions / relative)
+        incoming.commit(relative)
+
+
+def _own_url_path(url: str, path: str) -> bool:
+    """Whether ``path`` is the name the url layout gives ``url`` (with its extension)."""
+    try:
+        return url_path(url, PurePosixPath(path).suffix.lower()).as_posix() == path
+    except ValueError:  # no extension, or one the layout would not write
+        return False
 
 
 def _check_status(response: httpx.Response) -> None:

@@ -14,18 +14,21 @@ from mirror.thumbs_output import write_thumbs_summary
 def write_summary(result: FetchResult, out: TextIO) -> None:
     replaced = [o for o in result.mirrored if o.replaced is not None]
     new = [o for o in result.mirrored if o.replaced is None]
-    size = sum(o.size for o in result.mirrored)
+    size = sum(o.size for o in new)
     stopped = "Interrupted: " if result.interrupted else ""
     out.write(
         f"{stopped}Mirrored {len(new)} new images ({size / 1e6:.1f} MB),"
         f" {result.already} already mirrored, {len(result.failed)} failed,"
         f" in {result.elapsed:.1f} s.\n"
     )
-    if result.unchanged or replaced:
+    if result.unchanged or replaced or result.recheck_failed:
         out.write(
             f"Re-checked: {len(result.unchanged)} unchanged, {len(replaced)} changed and"
-            " replaced (the old files are kept in .gallery-mirror/versions/).\n"
+            " replaced (the old files are kept in .gallery-mirror/versions/),"
+            f" {len(result.recheck_failed)} could not be re-checked (the copies are kept).\n"
         )
+        for outcome in sorted(result.recheck_failed, key=lambda o: o.url):
+            out.write(f"  {outcome.url}: {outcome.error}\n")
     if result.thumbs is not None and (result.thumbs.done or result.thumbs.up_to_date):
         write_thumbs_summary(result.thumbs, out)
     archived = [o for o in result.mirrored if o.source == "wayback"]

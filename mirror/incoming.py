@@ -93,7 +93,10 @@ class Incoming:
             return self._atomic.final
 
     def discard(self) -> None:
-        """Remove the temporary file; the final path is left as it was."""
+        """Remove the temporary file; the final path is left as it was.
+
+        Nothing to do once committed (a failure after the rename, e.g. in the
+        directory fsync, must surface as itself, not as a misuse of discard)."""
         with self._lock:
-            if self._atomic is not None:
+            if self._atomic is not None and not self._atomic.committed:
                 self._atomic.discard()

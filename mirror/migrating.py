@@ -4,8 +4,9 @@ The dry run writes nothing at all (no mirror dir, no state, no lock, no
 post): it lists what a fetch would download and shows the diff a rewrite
 would then make. For the images not fetched yet that diff uses the path a
 fetch would give them, predicted from the URL (its extension names the
-format); a fetch corrects a wrong extension from the bytes, so a prediction
-can differ from the final path by its extension, never by more.
+format); a fetch corrects a wrong extension from the bytes (``a.jpg`` that
+holds a WebP becomes ``a.jpg~<hash>.webp``), so a prediction can be wrong
+for such an image, and is then said to be a prediction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from mirror import mirroring, pipeline, rewriting
 from mirror.config import Config
 from mirror.models import Outcome, ScanResult
+from mirror.ownlinks import OwnLinks
 from mirror.store import url_path
 from mirror.validate import EXTENSION_ALIASES, EXTENSIONS
 
@@ -41,11 +43,10 @@ class MigrateResult:
 
 def plan(config: Config, scan: ScanResult) -> FetchPlan:
     """The URLs a fetch would download, from the state read-only."""
-    records = pipeline.url_records(config, scan.urls)
+    urls = OwnLinks(config).to_fetch(scan)
+    records = pipeline.url_records(config, urls)
     todo = tuple(
-        url
-        for url in scan.urls
-        if not mirroring.still_mirrored(records.get(url), config.mirror_dir)
+        url for url in urls if not mirroring.still_mirrored(records.get(url), config.mirror_dir)
     )
     # Content-addressed names cannot be known before the content is.
     predicted = (
@@ -53,7 +54,7 @@ def plan(config: Config, scan: ScanResult) -> FetchPlan:
         if config.mirror.layout == "url"
         else {}
     )
-    return FetchPlan(todo, len(scan.urls) - len(todo), predicted)
+    return FetchPlan(todo, len(urls) - len(todo), predicted)
 
 
 def dry_run(

@@ -12,15 +12,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mirror import thumbnailing
 from mirror.config import Config
+from mirror.errors import MirrorError
 from mirror.fetch import Downloader, Finish
 from mirror.lock import SiteLock
 from mirror.models import Outcome, ScanResult
+from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.store import remove_partials
 from mirror.thumbnailing import ThumbsResult
@@ -49,9 +52,17 @@ class FetchResult:
         """Refreshed URLs whose mirrored copy is still current."""
         return tuple(o for o in self.fetched if o.status == "unchanged")
 
+    kept: frozenset[str] = frozenset()  # re-checked URLs whose mirrored copy stays
+
     @property
     def failed(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.fetched if o.status == "failed")
+        """URLs left without a mirrored copy: what makes a run exit 1."""
+        return tuple(o for o in self.fetched if o.status == "failed" and o.url not in self.kept)
+
+    @property
+    def recheck_failed(self) -> tuple[Outcome, ...]:
+        """Re-checks that failed (the source is down or gone); the copy is kept."""
+        return tuple(o for o in self.fetched if o.status == "failed" and o.url in self.kept)
 
 
 def fetch(
@@ -76,7 +87,7 @@ def fetch(
         contextlib.ExitStack() as stack,
     ):
         remove_partials(root)
-        urls = scan.urls
+        urls = OwnLinks(config).to_fetch(scan)  # never the mirror itself (after a rewrite)
         state.seen(urls)
         records = state.records(urls)
         mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
@@ -125,7 +136,7 @@ def fetch(
             interrupted = made.interrupted
     already = len(mirrored) - len(stale)
     elapsed = time.monotonic() - started
-    return FetchResult(scan, tuple(done), already, elapsed, interrupted, made)
+    return FetchResult(scan, tuple(done), already, elapsed, interrupted, made, frozenset(stale))
 
 
 class _Lazy:
@@ -140,23 +151,34 @@ class _Lazy:
             self._value = self._make()
         return self._value
 
+    def renew(self) -> None:
+        """Drop a broken pool: the next call starts a new one."""
+        self._value = None
+
 
 class _Thumbnails:
     """Thumbnails made as the downloads' last check, and their rows once the files are."""
 
-    def __init__(self, config: Config, spec: ThumbSpec, pool: Callable[[], ThumbPool]) -> None:
+    def __init__(self, config: Config, spec: ThumbSpec, pool: _Lazy) -> None:
         self._config, self._spec, self._pool = config, spec, pool
         self._results: dict[str, ThumbResult] = {}  # by the original's path in the mirror
         self.made: tuple[thumbnailing.Made, ...] = ()
 
     async def finish(self, temp: Path, relative: str) -> str | None:
+        root = thumbnailing.thumbs_root(self._config)
         try:
             result = await self._pool().make(
-                temp, relative, thumbnailing.thumbs_root(self._config), self._spec,
-                fsync=self._config.download.fsync,
-            )  # fmt: skip
-        except OSError as exc:  # the thumbnails dir is not writable, the disk is full
-            return f"cannot write its thumbnails: {exc}"
+                temp, relative, root, self._spec, fsync=self._config.download.fsync
+            )
+        except BrokenProcessPool:
+            # A worker died on this image (killed for memory, a decoder crash):
+            # the image is refused, and the next one gets a new pool.
+            self._pool.renew()
+            return "the thumbnail worker died decoding it (out of memory?)"
+        except OSError as exc:  # every image would fail alike: stop the run, say where
+            raise MirrorError(
+                f"cannot write thumbnails under {root} (thumbnails.dir): {exc.strerror or exc}"
+            ) from exc
         if result.status == "failed":
             return result.reason or "cannot decode the image"
         self._results[relative] = result
@@ -176,11 +198,15 @@ def _stale(
     if refresh_after is None:
         return {}
     due = datetime.now(UTC) - timedelta(days=refresh_after)
-    return {
-        url: record
-        for url in mirrored
-        if (record := records[url]).last_fetched is None or record.last_fetched <= due
-    }
+    stale = {}
+    for url in mirrored:
+        record = records[url]
+        if record.source == "wayback":
+            continue  # an archived copy does not change, and its source is gone
+        checked = record.last_checked or record.last_fetched
+        if checked is None or checked <= due:
+            stale[url] = record
+    return stale
 
 
 def still_mirrored(record: UrlRecord | None, root: Path) -> bool:

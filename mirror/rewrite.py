@@ -21,11 +21,12 @@ from __future__ import annotations
 import difflib
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import pairwise
 from typing import NamedTuple
 from urllib.parse import quote
 
+import frontmatter
 import yaml
 
 from mirror.models import ImageRef, PostScan
@@ -167,7 +168,9 @@ def check_rewritten(
             expected.append((ref.start + delta + edit.url_offset, edit.url))
     found = [(r.start, r.raw) for r in after.refs]
     if sorted(expected) == sorted(found):
-        return None
+        edited = [by_start[r.start] for r in before.refs
+                  if r.start in by_start and r.kind == "front_matter"]  # fmt: skip
+        return _front_matter_holds(data, ordered, edited) if edited else None
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     what = f"'{missing[0][1]}' is not read back at byte {missing[0][0]}" if missing else ""
@@ -220,3 +223,41 @@ def unified_diff(post: str, before: bytes, after: bytes) -> str:
     # A last line without newline would run into the next header.
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
                    for line in lines)  # fmt: skip
+
+
+def _front_matter_holds(data: bytes, edits: Sequence[Edit], checked: Sequence[Edit]) -> str | None:
+    """A second opinion from an independent parser (python-frontmatter): YAML
+    front matter between ``---`` lines must still parse after the edit, and
+    hold each new URL of ``checked`` whose old text it read before the edit
+    (it cannot see, say, the first of two equal keys; the scanner's own check
+    above covers those). ``edits`` are all the post's edits, in file order."""
+    shift, undo = 0, []
+    for edit in edits:  # back to the bytes before the edit, to compare
+        undo.append(Edit(edit.start + shift, edit.new, edit.old, edit.old))
+        shift += edit.delta
+    values = {}
+    for label, text in (("before", apply_edits(data, undo)), ("after", data)):
+        decoded = text.decode("utf-8-sig", errors="replace")
+        if not decoded.startswith("---"):
+            return None
+        try:
+            values[label] = set(_strings(frontmatter.loads(decoded).metadata))
+        except Exception as exc:
+            if label == "before":
+                return None  # it could not read the post to begin with: no opinion
+            return f"after the edit the front matter no longer parses ({exc}); not written"
+    for edit in checked:
+        if edit.old in values["before"] and edit.url not in values["after"]:
+            return f"after the edit the front matter does not hold {edit.url}; not written"
+    return None
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)

@@ -180,6 +180,16 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         UPDATE urls SET last_referenced = first_seen;
         """,
     ),
+    Migration(
+        "0006_urls_last_checked",
+        # When a request last asked about the URL, successful or not: a failed
+        # re-check must wait backup.refresh_after like a good one, or a dead
+        # source would be asked (and reported) on every run.
+        """
+        ALTER TABLE urls ADD COLUMN last_checked TEXT;
+        UPDATE urls SET last_checked = last_fetched;
+        """,
+    ),
 )
 
 
@@ -208,6 +218,7 @@ class UrlRecord:
     first_seen: datetime
     last_fetched: datetime | None
     last_referenced: datetime | None  # when a scan last found it in a post
+    last_checked: datetime | None  # when a request last asked about it, failed or not
 
 
 _COLUMNS: Final = ", ".join(f.name for f in fields(UrlRecord))
@@ -596,9 +607,9 @@ class State:
                 """
                 INSERT INTO urls (url, final_url, status, path, size, sha256, content_type,
                                   etag, last_modified, attempts, last_error, source,
-                                  first_seen, last_fetched)
+                                  first_seen, last_fetched, last_checked)
                 VALUES (:url, :final_url, 'mirrored', :path, :size, :sha256, :content_type,
-                        :etag, :last_modified, :attempts, NULL, :source, :now, :now)
+                        :etag, :last_modified, :attempts, NULL, :source, :now, :now, :now)
                 ON CONFLICT (url) DO UPDATE SET
                     final_url = excluded.final_url,
                     status = 'mirrored',
@@ -611,7 +622,8 @@ class State:
                     attempts = urls.attempts + excluded.attempts,
                     last_error = NULL,
                     source = excluded.source,
-                    last_fetched = excluded.last_fetched
+                    last_fetched = excluded.last_fetched,
+                    last_checked = excluded.last_checked
                 """,
                 {
                     "url": url,
@@ -645,11 +657,13 @@ class State:
         with self._write():
             self._conn.execute(
                 """
-                INSERT INTO urls (url, status, attempts, last_error, first_seen, last_fetched)
-                VALUES (:url, 'failed', :attempts, :error, :now, :now)
+                INSERT INTO urls (url, status, attempts, last_error, first_seen, last_fetched,
+                                  last_checked)
+                VALUES (:url, 'failed', :attempts, :error, :now, :now, :now)
                 ON CONFLICT (url) DO UPDATE SET
                     attempts = urls.attempts + excluded.attempts,
                     last_error = excluded.last_error,
+                    last_checked = excluded.last_checked,
                     status = CASE urls.status WHEN 'mirrored' THEN 'mirrored' ELSE 'failed' END,
                     last_fetched = CASE urls.status
                         WHEN 'mirrored' THEN urls.last_fetched ELSE excluded.last_fetched END

@@ -49,6 +49,7 @@ import asyncio
 import functools
 import multiprocessing
 import os
+import signal
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -294,9 +295,11 @@ def _render(source: Path, spec: ThumbSpec) -> _Rendered:
     if info.format in _SKIPPED:
         raise _Refused(ThumbResult("skipped", _SKIPPED[info.format], (), info.width, info.height))
     decoder = _DECODERS.get(info.format)
-    if decoder is None:
+    if decoder is None or decoder not in Image.registered_extensions().values():
+        # A valid image all the same (HEIC; AVIF on a Pillow built without it):
+        # it is kept without thumbnails, not refused.
         reason = f"this Pillow cannot decode {info.format.upper()} images"
-        raise _Refused(ThumbResult("failed", reason, (), info.width, info.height))
+        raise _Refused(ThumbResult("skipped", reason, (), info.width, info.height))
     writer = decoder if spec.format == "same" else _OUTPUTS[spec.format][0]
     try:
         with Image.open(source, formats=[decoder]) as image:
@@ -401,6 +404,15 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
+def _leave_signals_to_the_parent() -> None:
+    """In each worker: Ctrl-C and SIGTERM (which reach the whole process group,
+    or a systemd unit's whole cgroup) are the parent's to handle; it stops
+    the pool itself. A worker killed by them would break the pool mid-run and
+    print a traceback over the summary."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class ThumbPool:
     """Worker processes for :func:`make_thumbnails`, one per core by default.
 
@@ -422,7 +434,9 @@ class ThumbPool:
         context = multiprocessing.get_context(_start_method())
         if isinstance(context, multiprocessing.context.ForkServerContext):
             context.set_forkserver_preload([__name__])
-        self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+        self._executor = ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_leave_signals_to_the_parent
+        )
 
     async def make(
         self,

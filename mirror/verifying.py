@@ -18,14 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
-from urllib.parse import unquote
 
 from mirror.config import Config
 from mirror.mirrorfiles import MirrorFiles
 from mirror.models import ImageRef, ScanResult
+from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.store import inside
-from mirror.urls import normalize
 
 ProblemKind = Literal["file", "reference"]
 
@@ -81,18 +80,11 @@ class _Resolver:
     def __init__(self, config: Config, mirrored_paths: set[str | None]) -> None:
         self._root = config.mirror_dir
         self._mirrored = mirrored_paths
-        prefix, cdn = config.rewrite.local_prefix.rstrip("/"), config.rewrite.cdn_base.rstrip("/")
-        # (base + "/", checked against files on disk) ; a URL base is compared normalized.
-        self._bases: list[tuple[str, bool]] = [(_canonical(prefix) + "/", True)]
-        if cdn:
-            self._bases.append((_canonical(cdn) + "/", False))
+        self._links = OwnLinks(config)
 
     def resolve(self, ref: ImageRef) -> str | None:
-        for base, on_disk in self._bases:
-            if ref.url.startswith(base):
-                rest = ref.url[len(base) :].partition("?")[0].partition("#")[0]
-                return self._check(unquote(rest), on_disk)
-        return None
+        link = self._links.of(ref.url)
+        return None if link is None else self._check(link.path, link.local)
 
     def _check(self, path: str, on_disk: bool) -> str:
         if not on_disk:
@@ -102,10 +94,3 @@ class _Resolver:
         except ValueError:
             return f"{path} is not a file path inside mirror.dir"
         return "" if target.is_file() else f"no file {path} under mirror.dir"
-
-
-def _canonical(base: str) -> str:
-    """A URL base as the scanner normalizes URLs (host lower-cased, ...); a path as is."""
-    if base.startswith(("http://", "https://")):
-        return normalize(base).url.rstrip("/")
-    return base

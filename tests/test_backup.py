@@ -65,8 +65,8 @@ def test_first_run_logs_each_new_image_and_a_summary_line(
     lines = out.splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == ["new"] * 3
     assert re.fullmatch(
-        r"backup: 3 new \(0\.0 MB\), 0 changed, 0 unchanged, 0 failed \(0 sources gone\),"
-        r" 0 pruned, 3 thumbnails, in \d+\.\d s",
+        r"backup: 3 new \(0\.0 MB\), 0 changed, 0 unchanged, 0 failed, 0 re-checks failed"
+        r" \(0 sources newly gone\), 0 pruned, 3 thumbnails, in \d+\.\d s",
         lines[-1],
     )
 
@@ -110,13 +110,13 @@ def test_a_source_that_dies_is_reported_once_as_gone(
     backup(capsys, site)
     server.status("/b/2.jpg", 404)
     code, out = backup(capsys, site, "--refresh")
-    assert code == 1
+    assert code == 0  # the mirror is complete: the copy is kept, and the log says so
     assert f"gone: {server.base}/b/2.jpg: HTTP 404; the mirrored copy is kept" in out
-    assert "1 failed (1 sources gone)" in out
+    assert "0 failed, 1 re-checks failed (1 sources newly gone)" in out
     mirror = site / "source" / "images" / "mirror"
     assert list(mirror.glob("*/b/2.jpg"))  # the copy stays
     code, out = backup(capsys, site, "--refresh")
-    assert code == 1 and "gone:" not in out and f"failed: {server.base}/b/2.jpg" in out
+    assert code == 0 and "gone:" not in out and f"failed: {server.base}/b/2.jpg" in out
 
 
 def test_quiet_prints_only_problems_and_json_has_the_run(
@@ -278,3 +278,35 @@ def test_systemd_units_are_valid(tmp_path: Path) -> None:
         [analyze, "verify", *units], capture_output=True, text=True, check=False, env=quiet
     )
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+def test_prune_keeps_files_that_rewritten_posts_point_at(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, toml="[backup]\nprune_after = 0\n")
+    backup(capsys, site)
+    assert main(["rewrite", "--site", str(site)]) == 0
+    capsys.readouterr()
+    text = (site / "source" / "_posts" / "p.md").read_text()
+    assert "/images/mirror/" in text and server.base not in text
+    code, out = backup(capsys, site, "--prune")
+    assert code == 0 and "0 pruned" in out
+    assert len(list((site / "source" / "images" / "mirror").glob("*/b/*.jpg"))) == 3
+    assert main(["verify", "--site", str(site)]) == 0
+
+
+def test_a_failed_recheck_keeps_the_copy_exits_0_and_waits_refresh_after(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, toml="[backup]\nrefresh_after = 0\n")
+    backup(capsys, site)
+    server.status("/b/1.jpg", 503)
+    code, out = backup(capsys, site, "--refresh")
+    assert code == 0  # nothing is lost: the copy is kept
+    assert f"failed: {server.base}/b/1.jpg: HTTP 503 (after 1 attempts); the mirrored copy" in out
+    assert "1 re-checks failed" in out
+    toml = site / "gallery-mirror.toml"
+    toml.write_text(toml.read_text().replace("refresh_after = 0", "refresh_after = 7"))
+    before = requests(server)
+    backup(capsys, site, "--refresh")
+    assert requests(server) == before  # checked (and failed) just now: not due again

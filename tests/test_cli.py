@@ -171,3 +171,21 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
     for name, sub in commands.items():
         assert sub.description, name
         assert f"gallery-mirror {name}" in readme, name
+
+
+def test_version_works_after_the_command_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["scan", "--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("gallery-mirror ")
+
+
+def test_an_unwritable_output_file_is_named_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    target = tmp_path / "a-file" / "report.json"
+    (tmp_path / "source" / "_posts").mkdir(parents=True)
+    code = main(["report", "--json", str(target), "--site", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "gallery-mirror: error: " in err and "Traceback" not in err
+    assert "a-file" in err

@@ -325,6 +325,7 @@ def record_of(outcome: Outcome) -> UrlRecord:
         etag=outcome.etag, last_modified=outcome.last_modified, attempts=outcome.attempts,
         last_error=None, source=outcome.source, first_seen=datetime.now(UTC),
         last_fetched=datetime.now(UTC), last_referenced=datetime.now(UTC),
+        last_checked=datetime.now(UTC),
     )  # fmt: skip
 
 
@@ -439,3 +440,16 @@ def test_hash_layout_stores_identical_images_once(tmp_path: Path, server: FaultS
     assert third.path is not None and third.path.endswith(".png")
     assert run.files() == sorted([first.path, third.path])
     assert (run.root / first.path).read_bytes() == JPEG
+
+
+def test_refresh_keeps_the_name_when_the_format_changes(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    url = server.etag("/photo.jpg", JPEG, "v1")
+    run = Run(tmp_path)
+    first = run.one(url)
+    server.replace("/photo.jpg", PNG, etag="v2")  # same URL, now a PNG
+    (again,) = run.fetch(url, known={url: record_of(first)})
+    assert again.status == "mirrored" and again.path == first.path  # posts may point at it
+    assert (run.root / str(first.path)).read_bytes() == PNG
+    assert run.files() == [first.path]

@@ -79,3 +79,17 @@ def test_the_quick_start_example_migrates_offline() -> None:
     assert "Mirrored 12 new images" in done.stdout
     assert "Rewrote 16 references in 2 posts" in done.stdout
     assert "+headimg: /images/mirror/imgcdn.yaerxing.com/upimage/" in done.stdout
+
+
+def test_after_a_rewrite_to_a_cdn_the_cdn_copies_are_not_fetched(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    toml = site / "gallery-mirror.toml"
+    toml.write_text(toml.read_text() + '[rewrite]\ncdn_base = "https://cdn.example.com/g"\n')
+    assert main(["-q", "migrate", "--to", "cdn", "--site", str(site)]) == 0
+    text = (site / "source" / "_posts" / "deepseek-post.md").read_text(encoding="utf-8")
+    assert "https://cdn.example.com/g/imgcdn.yaerxing.com/upimage/" in text
+    before = sum(server.hits.values())
+    assert main(["-q", "fetch", "--site", str(site)]) == 0  # cdn.example.com is not asked
+    assert "Mirrored 0 new images" in capsys.readouterr().out
+    assert sum(server.hits.values()) == before

@@ -384,3 +384,15 @@ def test_a_symlinked_post_is_rewritten_through_the_link(
     assert post(site).is_symlink() and real.read_text() == f"![]({local(HOSTS[0], 'a.jpg')})\n"
     shutil.rmtree(site / MIRROR)
     assert len(verify(site)[0].problems) == 2  # the file, and the reference to it
+
+
+def test_front_matter_second_opinion_refuses_yaml_that_no_longer_parses() -> None:
+    from mirror.rewrite import Edit, _front_matter_holds, apply_edits
+
+    before = b"---\ncover: https://h/a.jpg\n---\nbody\n"
+    start = before.index(b"https://")
+    good = Edit(start, "https://h/a.jpg", "/m/a.jpg", "/m/a.jpg")
+    assert _front_matter_holds(apply_edits(before, [good]), [good], [good]) is None
+    broken = Edit(start, "https://h/a.jpg", "[/m/a.jpg", "[/m/a.jpg")
+    reason = _front_matter_holds(apply_edits(before, [broken]), [broken], [broken])
+    assert reason is not None and "no longer parses" in reason

@@ -270,6 +270,7 @@ def test_seen_inserts_pending_once(db: Path) -> None:
         first_seen=T0,
         last_fetched=None,
         last_referenced=T2,
+        last_checked=None,
     )
     assert b is not None and b.last_referenced == T0
 
@@ -346,6 +347,7 @@ def test_mirrored_record_stays_mirrored_after_a_failed_refresh(db: Path) -> None
             **{f: getattr(before, f) for f in before.__slots__},
             "last_error": "HTTP 503 (refresh)",
             "attempts": 6,
+            "last_checked": T2,  # asked, and failed: not due again before refresh_after
         }
     )
     assert after.last_fetched == T1
