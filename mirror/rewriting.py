@@ -374,10 +374,12 @@ def revert(config: Config, *, dry_run: bool = False) -> RevertResult:
                 if (problem := write_post(config.site.root / c.post, c.before, c.after))
             }
             reverts = [_unwritten(r, unwritten.get(r.post)) for r in reverts]
+            unreadable = {post for post, data in on_disk.items() if isinstance(data, str)}
             for run in runs:
-                # A run with a post that could not be written stays open: revert can retry.
+                # A run with a post that could not be read or written stays open:
+                # revert can retry once the post is back or writable.
                 mine = [r for r in reverts if r.run_id == run.id]
-                if not any(r.post in unwritten for r in mine):
+                if not any(r.post in unwritten or r.post in unreadable for r in mine):
                     journal.mark_reverted(
                         state,
                         run.id,

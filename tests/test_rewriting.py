@@ -396,3 +396,17 @@ def test_front_matter_second_opinion_refuses_yaml_that_no_longer_parses() -> Non
     broken = Edit(start, "https://h/a.jpg", "[/m/a.jpg", "[/m/a.jpg")
     reason = _front_matter_holds(apply_edits(before, [broken]), [broken], [broken])
     assert reason is not None and "no longer parses" in reason
+
+
+def test_revert_keeps_a_run_open_while_a_post_cannot_be_read(seed_site: Path) -> None:
+    target = post(seed_site, "deepseek-post.md")
+    original = target.read_bytes()
+    fetch(seed_site)
+    rewrite(seed_site)
+    away = target.with_suffix(".away")
+    target.rename(away)
+    first, _ = revert(seed_site)
+    assert [r.outcome for r in first.posts] == ["not reverted"]
+    away.rename(target)
+    again, _ = revert(seed_site)  # the run is still open: now the post is back
+    assert target.read_bytes() == original and again.runs
