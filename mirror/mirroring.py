@@ -22,7 +22,7 @@ from mirror.config import Config
 from mirror.errors import MirrorError
 from mirror.fetch import Downloader, Finish
 from mirror.lock import SiteLock
-from mirror.models import Outcome, ScanResult
+from mirror.models import Outcome, Probe, ScanResult
 from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.store import remove_partials
@@ -245,3 +245,13 @@ def _record(state: State, outcome: Outcome) -> None:
         )  # fmt: skip
     else:  # a failed re-check leaves a mirrored copy as it was (see State.mark_failed)
         state.mark_failed(outcome.url, error=outcome.error or "failed", attempts=outcome.attempts)
+
+
+async def probe_all(config: Config, urls: Sequence[str]) -> dict[str, Probe]:
+    """:meth:`Downloader.probe` for each URL, under the download settings."""
+    async with make_client(config.download) as client:
+        downloader = Downloader(
+            client=client, config=config.download, mirror_root=config.mirror_dir
+        )
+        probes = await asyncio.gather(*(downloader.probe(url) for url in urls))
+    return dict(zip(urls, probes, strict=True))

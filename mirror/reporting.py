@@ -21,14 +21,13 @@ from typing import Literal
 
 from mirror import migrating, pipeline, rewriting
 from mirror.config import Config
-from mirror.fetch import Downloader
 from mirror.migrating import FetchPlan
+from mirror.mirroring import probe_all
 from mirror.models import ImageRef, Probe, ScanResult
 from mirror.scan_output import summary_counts
 from mirror.state import UrlRecord
 from mirror.store import inside
 from mirror.thumbs import ThumbSpec, thumb_path
-from mirror.transport import make_client
 from mirror.urls import host_of
 
 UrlStatus = Literal["mirrored", "pending", "failed", "ok", "broken"]
@@ -130,7 +129,7 @@ def report(
     """Everything the report shows; with ``check``, the URLs to fetch are probed."""
     fetch, rewrite = migrating.dry_run(config, scan, to=to)
     records = pipeline.url_records(config, scan.urls)
-    probes = asyncio.run(_probe_all(config, fetch.todo)) if check and fetch.todo else {}
+    probes = asyncio.run(probe_all(config, fetch.todo)) if check and fetch.todo else {}
     todo = set(fetch.todo)
     uses: dict[str, list[ImageRef]] = {}  # in order of first appearance, as scan.urls
     for ref in scan.refs:
@@ -156,15 +155,6 @@ def _url_report(
     else:  # never fetched, or a mirrored row whose file is gone: fetched (again)
         status = "pending"
     return UrlReport(url, status, record, probe, uses)
-
-
-async def _probe_all(config: Config, urls: Sequence[str]) -> dict[str, Probe]:
-    async with make_client(config.download) as client:
-        downloader = Downloader(
-            client=client, config=config.download, mirror_root=config.mirror_dir
-        )
-        probes = await asyncio.gather(*(downloader.probe(url) for url in urls))
-    return dict(zip(urls, probes, strict=True))
 
 
 def _previews(config: Config, mirrored: Sequence[UrlReport]) -> dict[str, str]:

@@ -13,17 +13,15 @@ site scan is planned afresh instead of guessed at.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import httpx
-
-from mirror import journal
-from mirror.config import Config, DownloadConfig
+from mirror import journal, mirroring
+from mirror.config import Config
 from mirror.errors import ConfigError
 from mirror.journal import sha256
 from mirror.lock import SiteLock
@@ -216,7 +214,7 @@ def rewrite(
         planned = {ref: decider.decide(ref) for post in scan.posts for ref in post.refs}
         if check_target:
             new_urls = {u for u in planned.values() if isinstance(u, str)}
-            decider.unanswered.update(probe(new_urls, config.download))
+            decider.unanswered.update(probe(new_urls, config))
         writer = None if dry_run or state is None else _Writer(state, target, base)
         changed: list[PostChange] = []
         left: list[LeftAlone] = []
@@ -287,25 +285,17 @@ class _Writer:
         return self._run
 
 
-def probe(urls: set[str], download: DownloadConfig) -> Mapping[str, str]:
-    """Each URL that does not answer 200 (HEAD, else GET), with what it answered."""
-    headers = {"User-Agent": download.user_agent}
-    with httpx.Client(timeout=download.timeout, follow_redirects=True, headers=headers) as client:
+def probe(urls: set[str], config: Config) -> Mapping[str, str]:
+    """Each URL that does not answer with an image, with what it answered.
 
-        def answer(url: str) -> str | None:
-            try:
-                status = client.head(url).status_code
-                if status != 200:  # some servers refuse HEAD: ask for the body's headers
-                    with client.stream("GET", url) as response:
-                        status = response.status_code
-            except httpx.HTTPError as exc:
-                return f"could not be reached ({exc.__class__.__name__})"
-            return None if status == 200 else f"answered HTTP {status}"
-
-        ordered = sorted(urls)
-        with ThreadPoolExecutor(max(1, min(download.concurrency, 16))) as pool:
-            answers = list(pool.map(answer, ordered))
-    return {url: why for url, why in zip(ordered, answers, strict=True) if why is not None}
+    Asked as a fetch would ask (limits, retries, headers, the private-address
+    guard): a CDN that wants a Referer is asked with it."""
+    probes = asyncio.run(mirroring.probe_all(config, sorted(urls)))
+    return {
+        url: f"answered {probe.error}" if probe.status is not None else str(probe.error)
+        for url, probe in probes.items()
+        if not probe.reachable
+    }
 
 
 RevertOutcome = Literal["restored", "partial", "unchanged", "not reverted"]
