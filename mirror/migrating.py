@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from mirror import mirroring, pipeline, rewriting
 from mirror.config import Config
+from mirror.lock import SiteLock
 from mirror.models import Outcome, ScanResult
 from mirror.ownlinks import OwnLinks
 from mirror.store import url_path
@@ -73,11 +74,15 @@ def migrate(
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> MigrateResult:
-    """Fetch what is missing, then rewrite every reference whose image is now mirrored."""
-    fetched = mirroring.fetch(config, scan, on_plan=on_plan, on_outcome=on_outcome)
-    if fetched.interrupted:
-        return MigrateResult(fetched, None)
-    return MigrateResult(fetched, rewriting.rewrite(config, scan, to=to))
+    """Fetch what is missing, then rewrite every reference whose image is now mirrored.
+
+    The site lock is held across both: a backup starting in between would
+    otherwise make the rewrite fail after the whole fetch."""
+    with SiteLock(config.state_dir):
+        fetched = mirroring.fetch(config, scan, on_plan=on_plan, on_outcome=on_outcome, locked=True)
+        if fetched.interrupted:
+            return MigrateResult(fetched, None)
+        return MigrateResult(fetched, rewriting.rewrite(config, scan, to=to, locked=True))
 
 
 def _extension_of(url: str) -> str:

@@ -72,17 +72,19 @@ def fetch(
     refresh_after: float | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    locked: bool = False,
 ) -> FetchResult:
     """Mirror every URL of ``scan`` that is not mirrored yet.
 
     With ``refresh_after`` (days; 0 = all), the mirrored URLs last fetched
     longer ago than that are re-validated with conditional requests too.
+    ``locked``: the caller holds the site lock (``migrate``, for both steps).
     """
     started = time.monotonic()
     root = config.mirror_dir
     spec = thumbnailing.spec_of(config) if config.thumbnails.enabled else None
     with (
-        SiteLock(config.state_dir),
+        contextlib.nullcontext() if locked else SiteLock(config.state_dir),
         State.open(config.state_dir / STATE_FILE_NAME) as state,
         contextlib.ExitStack() as stack,
     ):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -102,8 +102,9 @@ def target_base(config: Config, to: Target | None) -> tuple[Target, str]:
 
 
 @contextmanager
-def _state(config: Config, *, dry_run: bool) -> Iterator[State | None]:
-    """The state: under the site lock for a real run, read-only (maybe none) for a dry run."""
+def _state(config: Config, *, dry_run: bool, locked: bool = False) -> Iterator[State | None]:
+    """The state: under the site lock for a real run (``locked``: the caller holds
+    it), read-only (maybe none) for a dry run."""
     path = config.state_dir / STATE_FILE_NAME
     if dry_run:
         state = State.read(path)
@@ -113,7 +114,7 @@ def _state(config: Config, *, dry_run: bool) -> Iterator[State | None]:
         with state:
             yield state
         return
-    with SiteLock(config.state_dir), State.open(path) as state:
+    with nullcontext() if locked else SiteLock(config.state_dir), State.open(path) as state:
         yield state
 
 
@@ -192,6 +193,7 @@ def rewrite(
     dry_run: bool = False,
     check_target: bool = False,
     assume: Mapping[str, str] | None = None,
+    locked: bool = False,
 ) -> RewriteResult:
     """Point the references of ``scan`` at their mirrored copies.
 
@@ -207,7 +209,7 @@ def rewrite(
             " use it with --to cdn (rewrite.cdn_base), or a full URL as rewrite.local_prefix"
         )
     keys = frozenset(k.lower() for k in config.site.front_matter_keys)
-    with _state(config, dry_run=dry_run) as state:
+    with _state(config, dry_run=dry_run, locked=locked) as state:
         decider = _Decider(config, target, base, state, scan, assume or {})
         # Decided for every reference before any post is written: a config
         # the tags cannot take stops the run here, with nothing changed.

@@ -12,6 +12,7 @@ from seedsite import SEED_FILES, SEED_PATH
 
 from faultserver import FaultServer
 from mirror.cli import main
+from mirror.lock import SiteLock
 
 ROOT = Path(__file__).parents[1]
 
@@ -93,3 +94,12 @@ def test_after_a_rewrite_to_a_cdn_the_cdn_copies_are_not_fetched(
     assert main(["-q", "fetch", "--site", str(site)]) == 0  # cdn.example.com is not asked
     assert "Mirrored 0 new images" in capsys.readouterr().out
     assert sum(server.hits.values()) == before
+
+
+def test_migrate_takes_the_site_lock_once_for_both_steps(
+    site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SiteLock(site / ".gallery-mirror"):
+        assert main(["migrate", "--site", str(site)]) == 3
+    assert sum(server.hits.values()) == 0
+    assert main(["-q", "migrate", "--site", str(site)]) == 0  # one lock, not two in turn
