@@ -27,7 +27,7 @@ from mirror.lock import SiteLock
 from mirror.models import Outcome, ScanResult
 from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.store import inside
+from mirror.store import inside, stamped
 from mirror.thumbnailing import thumbs_root
 
 TRASH_DIR_NAME = "trash"  # under the state dir
@@ -168,7 +168,6 @@ def _to_trash(source: Path, target: Path) -> None:
     if not source.is_file():
         return
     if target.exists():
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = target.with_name(f"{target.name}.{stamp}")
+        target = stamped(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(source, target)

@@ -7,7 +7,6 @@ then one summary line. ``--json FILE`` writes the same run as JSON.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import TextIO
 
@@ -60,9 +59,9 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
 
 def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> None:
     """The run as JSON, replaced atomically (a monitor never reads half a file)."""
-    uses: dict[str, list[str]] = defaultdict(list)
-    for ref in result.fetched.scan.refs:
-        uses[ref.url].append(f"{ref.post}:{ref.line}")
+    uses = {
+        url: [f"{r.post}:{r.line}" for r in refs] for url, refs in result.fetched.scan.uses.items()
+    }
     gone = {o.url for o in result.gone}
     document = {
         "schema": 1,

@@ -37,7 +37,7 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path, PurePosixPath
 from typing import Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -50,7 +50,7 @@ from mirror.config import DownloadConfig
 from mirror.incoming import Incoming
 from mirror.models import Outcome, Probe, Source
 from mirror.state import UrlRecord
-from mirror.store import CheckedRoot, hash_path, url_path
+from mirror.store import CheckedRoot, hash_path, stamped, url_path
 from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, sniff
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
@@ -539,8 +539,7 @@ def _keep_version(old: Path, kept: Path) -> None:
     A hard link costs nothing and survives the rename over ``old``; a copy is
     the fallback where links are not allowed.
     """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = kept.with_name(f"{kept.name}.{stamp}")
+    target = stamped(kept)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(old, target)

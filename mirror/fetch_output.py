@@ -8,6 +8,7 @@ from typing import TextIO
 from mirror.migrating import FetchPlan
 from mirror.mirroring import FetchResult
 from mirror.models import Outcome
+from mirror.scan_output import places
 from mirror.thumbs_output import write_thumbs_summary
 
 
@@ -38,9 +39,7 @@ def write_summary(result: FetchResult, out: TextIO) -> None:
             out.write(f"  {outcome.url}\n")
     if not result.failed:
         return
-    uses: dict[str, list[str]] = defaultdict(list)
-    for ref in result.scan.refs:
-        uses[ref.url].append(f"{ref.post}:{ref.line}")
+    uses = result.scan.uses
     by_reason: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in result.failed:
         by_reason[outcome.error or "failed"].append(outcome)
@@ -48,10 +47,7 @@ def write_summary(result: FetchResult, out: TextIO) -> None:
     for reason, outcomes in sorted(by_reason.items()):
         out.write(f"  {reason} ({len(outcomes)}):\n")
         for outcome in sorted(outcomes, key=lambda o: o.url):
-            places = uses.get(outcome.url, [])
-            shown = ", ".join(places[:5]) + (
-                f", and {len(places) - 5} more" if len(places) > 5 else ""
-            )
+            shown = places(uses.get(outcome.url, ()))
             out.write(f"    {outcome.url}\n      used by {shown}\n")
 
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import cast
 
 from mirror.rewrite import Edit
-from mirror.state import State
+from mirror.state import State, timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +47,12 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def begin_run(state: State, *, target: str, base: str) -> int:
     """Record a new run; its id."""
     with state.transaction():
         cursor = state.connection.execute(
             "INSERT INTO rewrite_runs (started_at, target, base) VALUES (?, ?, ?)",
-            (_now(), target, base),
+            (timestamp(), target, base),
         )
     return cast(int, cursor.lastrowid)
 
@@ -135,4 +130,4 @@ def mark_reverted(state: State, run_id: int, outcomes: Iterable[tuple[int, str]]
             "UPDATE rewrite_posts SET reverted = ? WHERE id = ?",
             ((note, post_id) for post_id, note in outcomes),
         )
-        conn.execute("UPDATE rewrite_runs SET reverted_at = ? WHERE id = ?", (_now(), run_id))
+        conn.execute("UPDATE rewrite_runs SET reverted_at = ? WHERE id = ?", (timestamp(), run_id))

@@ -84,6 +84,14 @@ class ScanResult:
         return tuple(dict.fromkeys(r.url for r in self.refs))
 
     @property
+    def uses(self) -> dict[str, tuple[ImageRef, ...]]:
+        """Remote references by URL, URLs in order of first appearance."""
+        found: dict[str, list[ImageRef]] = {}
+        for ref in self.refs:
+            found.setdefault(ref.url, []).append(ref)
+        return {url: tuple(refs) for url, refs in found.items()}
+
+    @property
     def skipped(self) -> tuple[SkippedRef, ...]:
         return tuple(s for p in self.posts for s in p.skipped)
 

@@ -1,4 +1,4 @@
-"""The one place that turns the whole configuration into what each stage takes."""
+"""The scan as every command runs it, and the state read without writing."""
 
 from __future__ import annotations
 

@@ -20,11 +20,11 @@ from mirror.report_output import (
     diffs,
     headline,
     host_rows,
-    places,
     plan_text,
     size_text,
 )
 from mirror.reporting import STATUSES, Report
+from mirror.scan_output import places
 from mirror.store import AtomicFile
 
 _CSP = "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'"

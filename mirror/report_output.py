@@ -12,21 +12,20 @@ import io
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from mirror.fetch_output import write_plan
-from mirror.models import ImageRef, Probe
+from mirror.models import Probe
 from mirror.reporting import STATUSES, Report
 from mirror.rewrite import unified_diff
 from mirror.rewrite_output import write_rewrite
-from mirror.scan_output import scan_json
+from mirror.scan_output import places, scan_json
 from mirror.store import AtomicFile
 
 HOST_COLUMNS = ("host", "refs", "urls", *STATUSES)
 _COLOURS = {"mirrored": "32", "ok": "32", "pending": "33", "failed": "31", "broken": "31"}
-_PLACES = 5  # posts:lines listed per URL before "and N more"
 
 
 def use_colour(stream: TextIO, environ: Mapping[str, str] = os.environ) -> bool:
@@ -40,13 +39,6 @@ def host_rows(report: Report) -> list[list[str]]:
         [h.host or "(no host)", str(h.refs), str(h.urls), *(str(h.statuses[s]) for s in STATUSES)]
         for h in report.hosts()
     ]
-
-
-def places(refs: Sequence[ImageRef], *, limit: int | None = _PLACES) -> str:
-    where = [f"{r.post}:{r.line}" for r in refs]
-    if limit is None or len(where) <= limit:
-        return ", ".join(where)
-    return ", ".join(where[:limit]) + f", and {len(where) - limit} more"
 
 
 def size_text(size: int) -> str:

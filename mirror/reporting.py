@@ -131,12 +131,9 @@ def report(
     records = pipeline.url_records(config, scan.urls)
     probes = asyncio.run(probe_all(config, fetch.todo)) if check and fetch.todo else {}
     todo = set(fetch.todo)
-    uses: dict[str, list[ImageRef]] = {}  # in order of first appearance, as scan.urls
-    for ref in scan.refs:
-        uses.setdefault(ref.url, []).append(ref)
     urls = tuple(
-        _url_report(url, tuple(refs), url in todo, records.get(url), probes.get(url))
-        for url, refs in uses.items()
+        _url_report(url, refs, url in todo, records.get(url), probes.get(url))
+        for url, refs in scan.uses.items()
     )
     previews = _previews(config, [u for u in urls if u.status == "mirrored"])
     return Report(scan, records, urls, fetch, rewrite, check, config.mirror_dir, previews)

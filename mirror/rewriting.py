@@ -27,6 +27,7 @@ from mirror.journal import sha256
 from mirror.lock import SiteLock
 from mirror.mirrorfiles import MirrorFiles
 from mirror.models import ImageRef, PostScan, ScanResult
+from mirror.ownlinks import OwnLinks
 from mirror.postfile import read_post, write_post
 from mirror.rewrite import (
     Edit,
@@ -41,7 +42,7 @@ from mirror.rewrite import (
 )
 from mirror.scanner import scan_post
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.urls import host_of, normalize
+from mirror.urls import host_of
 
 Target = Literal["local", "cdn"]
 
@@ -134,15 +135,7 @@ class _Decider:
         self._assume = assume
         self._records: dict[str, UrlRecord] = {} if state is None else state.records(scan.urls)
         self._files = MirrorFiles(config.mirror_dir)
-        self._ours = tuple(
-            b.rstrip("/") + "/"
-            for b in (config.rewrite.local_prefix, config.rewrite.cdn_base, base)
-            if b
-        ) + tuple(
-            normalize(b).url.rstrip("/") + "/"
-            for b in (config.rewrite.cdn_base, base)
-            if b.startswith(("http://", "https://"))
-        )
+        self._ours = OwnLinks(config)  # what an earlier rewrite wrote
         self.unanswered: dict[str, str] = {}  # new URL -> why --check-target refused it
 
     def _record(self, url: str) -> UrlRecord | None:
@@ -153,7 +146,7 @@ class _Decider:
         return self._records.get(url)
 
     def decide(self, ref: ImageRef) -> str | LeftAlone:
-        if ref.url.startswith(self._ours) or ref.raw.startswith(self._ours):
+        if self._ours.of(ref.url) is not None:
             return LeftAlone(ref, ALREADY)
         if ref.local:
             return LeftAlone(ref, "site path (never rewritten)")

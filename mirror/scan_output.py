@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from mirror.models import ImageRef, ScanResult
@@ -138,3 +138,13 @@ def summary_line(result: ScanResult) -> str:
         f" on {c['hosts']} hosts; {c['repaired_refs']} repaired,"
         f" {c['local_refs']} site-relative, {c['unreadable']} unreadable posts"
     )
+
+
+_PLACES = 5  # posts:lines listed per URL before "and N more"
+
+
+def places(refs: Sequence[ImageRef], *, limit: int | None = _PLACES) -> str:
+    where = [f"{r.post}:{r.line}" for r in refs]
+    if limit is None or len(where) <= limit:
+        return ", ".join(where)
+    return ", ".join(where[:limit]) + f", and {len(where) - limit} more"

@@ -234,7 +234,7 @@ def _record(row: tuple[object, ...]) -> UrlRecord:
     return UrlRecord(*values)  # type: ignore[arg-type]  # column order = field order
 
 
-def _timestamp(now: datetime | None) -> str:
+def timestamp(now: datetime | None = None) -> str:
     """UTC ISO-8601 text to the second; refuse naive times, which have no zone to trust."""
     if now is None:
         now = datetime.now(UTC)
@@ -312,7 +312,7 @@ def apply_migrations(
         try:
             applied = _applied(conn, path, known)
             todo = [m for m in migrations if m.name not in applied]
-            stamp = _timestamp(now)
+            stamp = timestamp(now)
             for migration in todo:
                 if isinstance(migration.apply, str):
                     for statement in _statements(migration.apply):
@@ -563,7 +563,7 @@ class State:
     def seen(self, urls: Iterable[str], *, now: datetime | None = None) -> None:
         """Record URLs the scan found: new ones become ``pending``; all are marked as
         referenced now (``last_referenced``); nothing else of known ones changes."""
-        stamp = _timestamp(now)
+        stamp = timestamp(now)
         with self._write():
             self._conn.executemany(
                 "INSERT INTO urls (url, status, first_seen, last_referenced)"
@@ -601,7 +601,7 @@ class State:
             raise ValueError(f"source must be one of {sorted(_SOURCES)}, not {source!r}")
         if size < 0 or attempts < 0:
             raise ValueError("size and attempts cannot be negative")
-        stamp = _timestamp(now)
+        stamp = timestamp(now)
         with self._write():
             self._conn.execute(
                 """
@@ -653,7 +653,7 @@ class State:
         """
         if attempts < 0:
             raise ValueError("attempts cannot be negative")
-        stamp = _timestamp(now)
+        stamp = timestamp(now)
         with self._write():
             self._conn.execute(
                 """

@@ -78,6 +78,7 @@ import re
 import secrets
 import stat
 import string
+from datetime import UTC, datetime
 from io import BufferedWriter
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -559,6 +560,11 @@ class AtomicFile:
     def _remove_temp(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp)
+
+
+def stamped(path: Path) -> Path:
+    """``path`` with the UTC time appended to its name: where an older file is set aside."""
+    return path.with_name(f"{path.name}.{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
 
 
 def remove_partials(root: Path) -> int:

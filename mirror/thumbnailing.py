@@ -20,13 +20,12 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from mirror.config import Config
 from mirror.errors import ConfigError
 from mirror.lock import SiteLock
-from mirror.state import STATE_FILE_NAME, State
+from mirror.state import STATE_FILE_NAME, State, timestamp
 from mirror.store import inside, remove_partials
 from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec
 
@@ -74,7 +73,7 @@ def record(state: State, path: str, sha256: str, spec: ThumbSpec, result: ThumbR
         """,
         (
             path, sha256, spec.fingerprint, result.status, result.reason,
-            "\n".join(result.files), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "\n".join(result.files), timestamp(),
         ),
     )  # fmt: skip
 
