@@ -7,7 +7,7 @@ make and writes the files. The steps, in the order ``thumbs`` runs them:
 2. :func:`working_mode` brings the decoded image to L, LA, RGB, RGBA or CMYK,
    the modes Pillow resizes well (P would be resized with NEAREST, 16-bit and
    float modes would clip);
-3. :func:`shrink` resizes, reducing by an integer factor first;
+3. :func:`shrink` resizes (bicubic), reducing by an integer factor first;
 4. :func:`to_srgb` converts to sRGB with the embedded ICC profile, on the
    small image (see its docstring for why the profile is not carried over);
 5. :func:`orient` applies the EXIF orientation, also on the small image;
@@ -54,10 +54,17 @@ _ORIENTATIONS: Final = {
     8: Image.Transpose.ROTATE_90,
 }
 
-# reduce() by an integer factor, then Lanczos over at least this factor: the
-# result is indistinguishable from Lanczos on the whole image (Pillow's docs)
+# reduce() by an integer factor, then resample over at least this factor: the
+# result is indistinguishable from resampling the whole image (Pillow's docs)
 # at a fraction of the cost for a large photo.
 _REDUCING_GAP: Final = 3.0
+
+# Bicubic, the filter of Pillow's own Image.thumbnail(). After the JPEG DCT
+# scaling or reduce() the last step shrinks by less than 3x, where Lanczos
+# and bicubic differ by ~50 dB PSNR (invisible) on the bench's PNG/GIF/WebP
+# and ~0.3 dB against a full-size Lanczos on its photos, while bicubic's
+# narrower kernel costs ~30% less: 1.5 ms of ~20 per photo, 3 ms per PNG.
+_RESAMPLE: Final = Image.Resampling.BICUBIC
 
 _SRGB: Final = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
@@ -126,7 +133,7 @@ def shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """``image`` resized to ``size`` (no copy when it already has that size)."""
     if image.size == size:
         return image
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+    return image.resize(size, _RESAMPLE, reducing_gap=_REDUCING_GAP)
 
 
 def to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:

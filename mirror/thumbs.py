@@ -11,7 +11,7 @@ hold the GIL for part of their work. For one source it
    a decoder it was not sniffed as, such as EPS, which runs Ghostscript);
 3. decodes once, JPEG at the smallest DCT scale that still covers the largest
    size (``draft``), and makes every size from that decode, largest first,
-   reducing by an integer factor before the Lanczos resampling;
+   reducing by an integer factor before the bicubic resampling;
 4. converts the small results, not the decode, to sRGB and to the output's
    mode, applies the EXIF orientation and encodes without metadata
    (:mod:`mirror.imaging` holds those pixel steps);
