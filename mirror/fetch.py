@@ -50,7 +50,7 @@ from mirror.config import DownloadConfig
 from mirror.incoming import Incoming
 from mirror.models import Outcome, Probe, Source
 from mirror.state import UrlRecord
-from mirror.store import CheckedRoot, hash_path, stamped, url_path
+from mirror.store import CheckedRoot, DirSync, hash_path, stamped, url_path
 from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, sniff
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
@@ -130,6 +130,7 @@ class Downloader:
         layout: Literal["url", "hash"] = "url",
         finish: Finish | None = None,
         versions: Path | None = None,
+        dirs: DirSync | None = None,
         resolver: Resolver = _resolve,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -139,6 +140,7 @@ class Downloader:
         self._layout = layout
         self._finish = finish
         self._versions = versions  # where a refresh keeps the file it replaces; None: not kept
+        self._dirs = dirs  # renames made durable by the caller, before it records them
         self._resolve = resolver
         self._sleep = sleep
         self._all = asyncio.Semaphore(config.concurrency)
@@ -404,7 +406,7 @@ class Downloader:
             # Rewritten posts may point at the file: a refresh keeps its name,
             # even when the image now comes in another format.
             relative = PurePosixPath(known.path)
-        incoming = Incoming(self._inside, relative, fsync=self._config.fsync)
+        incoming = Incoming(self._inside, relative, fsync=self._config.fsync, dirs=self._dirs)
         content_type = response.headers.get("content-type")
         blocks, held, size = [bytes(head)], len(head), len(head)
         try:

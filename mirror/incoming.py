@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from io import BufferedWriter
 from pathlib import Path, PurePosixPath
 
-from mirror.store import AtomicFile, CheckedRoot
+from mirror.store import AtomicFile, CheckedRoot, DirSync
 from mirror.validate import ImageInfo, inspect
 
 
@@ -30,10 +30,18 @@ class Incoming:
     first write, in the worker thread rather than on the event loop.
     """
 
-    def __init__(self, root: CheckedRoot, relative: PurePosixPath, *, fsync: bool) -> None:
+    def __init__(
+        self,
+        root: CheckedRoot,
+        relative: PurePosixPath,
+        *,
+        fsync: bool,
+        dirs: DirSync | None = None,
+    ) -> None:
         self._inside = root
         self.relative = relative
         self._fsync = fsync
+        self._dirs = dirs
         self._atomic: AtomicFile | None = None
         self._file: BufferedWriter | None = None
         self._digest = hashlib.sha256()
@@ -53,7 +61,9 @@ class Incoming:
     def write(self, blocks: Sequence[bytes]) -> None:
         with self._lock:
             if self._file is None:
-                self._atomic = AtomicFile(self._inside(self.relative), fsync=self._fsync)
+                self._atomic = AtomicFile(
+                    self._inside(self.relative), fsync=self._fsync, dirs=self._dirs
+                )
                 self._file = self._atomic.__enter__()  # left by commit() or discard()
             for block in blocks:
                 self._digest.update(block)

@@ -25,7 +25,7 @@ from mirror.lock import SiteLock
 from mirror.models import Outcome, Probe, ScanResult
 from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.store import remove_partials
+from mirror.store import DirSync, remove_partials
 from mirror.thumbnailing import ThumbsResult
 from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec
 from mirror.transport import make_client
@@ -103,10 +103,12 @@ def fetch(
         # are complete on disk and are simply fetched again by the next run.
         pending: list[Outcome] = []
         done: list[Outcome] = []
+        dirs = DirSync()
         pool = _Lazy(lambda: stack.enter_context(ThumbPool()))
         thumbs = _Thumbnails(config, spec, pool) if spec is not None and todo else None
 
         def flush() -> None:
+            dirs.sync()  # the renames first: a row never points at a file a power cut loses
             with state.transaction():
                 for outcome in pending:
                     _record(state, outcome)
@@ -125,7 +127,7 @@ def fetch(
         interrupted = False
         finish = thumbs.finish if thumbs is not None else None
         try:
-            asyncio.run(_download(config, todo, stale, record, finish))
+            asyncio.run(_download(config, todo, stale, record, finish, dirs))
         except KeyboardInterrupt:
             interrupted = True  # every download was cancelled and its temporary file removed
         finally:
@@ -227,12 +229,13 @@ async def _download(
     known: dict[str, UrlRecord],
     record: Callable[[Outcome], None],
     finish: Finish | None,
+    dirs: DirSync,
 ) -> None:
     async with make_client(config.download) as client:
         downloader = Downloader(
             client=client, config=config.download, mirror_root=config.mirror_dir,
             layout=config.mirror.layout, versions=config.state_dir / VERSIONS_DIR_NAME,
-            finish=finish,
+            finish=finish, dirs=dirs,
         )  # fmt: skip
         await downloader.fetch_all(urls, known=known, on_outcome=record)
 

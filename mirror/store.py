@@ -78,6 +78,7 @@ import re
 import secrets
 import stat
 import string
+import threading
 from datetime import UTC, datetime
 from io import BufferedWriter
 from pathlib import Path, PurePosixPath
@@ -89,6 +90,7 @@ __all__ = [
     "MAX_COMPONENTS",
     "MAX_COMPONENT_BYTES",
     "AtomicFile",
+    "DirSync",
     "hash_path",
     "inside",
     "is_partial",
@@ -425,6 +427,34 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class DirSync:
+    """Directories whose renames are made durable together, later.
+
+    An fsync of the directory after every rename forces a journal commit per
+    file, and on ext4 those commits also stall every file created meanwhile
+    (~13% of a fetch's thread time). A fetch instead hands its directories
+    here and calls :meth:`sync` before it records a batch in the state, so
+    nothing the state says is mirrored can vanish in a power cut. What a
+    crash loses is a rename nothing records yet: that URL is fetched again.
+    Thread-safe: downloads commit in worker threads.
+    """
+
+    def __init__(self) -> None:
+        self._pending: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def add(self, directories: list[Path]) -> None:
+        with self._lock:
+            self._pending.update(directories)
+
+    def sync(self) -> None:
+        """fsync every directory handed in since the last call."""
+        with self._lock:
+            pending, self._pending = self._pending, set()
+        for directory in sorted(pending):
+            _fsync_dir(directory)
+
+
 _State = Literal["new", "open", "committed", "discarded", "failed"]
 
 
@@ -449,14 +479,16 @@ class AtomicFile:
 
     The file is created with mode 0o666 less the umask, like ``open()``
     (``tempfile`` would make it 0o600, unreadable to a web server).
-    An instance is used once.
+    With ``dirs``, the directories are handed to that :class:`DirSync`
+    rather than fsynced at once. An instance is used once.
     """
 
-    def __init__(self, final: Path, *, fsync: bool = True) -> None:
+    def __init__(self, final: Path, *, fsync: bool = True, dirs: DirSync | None = None) -> None:
         self.final = Path(final)
         if not self.final.name:
             raise ValueError(f"not a file path: {str(final)!r}")
         self.fsync = fsync
+        self._dirs = dirs
         self.temp = self.final.with_name(_partial_name(self.final.name))
         self._file: BufferedWriter | None = None
         self._created: list[Path] = []
@@ -542,10 +574,13 @@ class AtomicFile:
         os.replace(self.temp, self.final)
         self._state = "committed"
         if self.fsync:
-            _fsync_dir(self.final.parent)
             # A directory we created is itself only an entry in its parent.
-            for directory in self._created:
-                _fsync_dir(directory.parent)
+            directories = [self.final.parent, *(d.parent for d in self._created)]
+            if self._dirs is not None:
+                self._dirs.add(directories)
+                return
+            for directory in directories:
+                _fsync_dir(directory)
 
     def _abort(self) -> None:
         if self._state == "open":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from seedsite import SEED_FILES, SEED_PATH, jpeg
 
 from faultserver import FaultServer
+from mirror import store
 from mirror.cli import main
 from mirror.lock import SiteLock
 
@@ -38,6 +41,33 @@ def test_fetch_mirrors_the_seed_post(
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
         rows = db.execute("SELECT status, source FROM urls").fetchall()
     assert rows == [("mirrored", "alternative")] * 5
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="directories cannot be fsynced here")
+def test_renames_are_durable_before_the_state_records_them(
+    site: Path,
+    server: FaultServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    toml = site / "gallery-mirror.toml"
+    toml.write_text(toml.read_text().replace("fsync = false", "fsync = true"))
+    state = site / ".gallery-mirror" / "state.sqlite"
+    synced: dict[str, int] = {}  # directory: rows recorded as mirrored when it was fsynced
+    real = store._fsync_dir
+
+    def spy(directory: Path) -> None:
+        with contextlib.closing(sqlite3.connect(state)) as db:
+            (rows,) = db.execute("SELECT count(*) FROM urls WHERE status = 'mirrored'").fetchone()
+        synced[directory.name] = rows
+        real(directory)
+
+    monkeypatch.setattr(store, "_fsync_dir", spy)
+    assert run(capsys, "fetch", "--site", str(site))[0] == 0
+    # Once for the five images' directory (not once per image), before any row.
+    assert synced[SEED_PATH.strip("/").split("/")[-1]] == 0
+    with contextlib.closing(sqlite3.connect(state)) as db:
+        assert db.execute("SELECT count(*) FROM urls WHERE status = 'mirrored'").fetchone() == (5,)
 
 
 def test_a_second_run_makes_no_requests(

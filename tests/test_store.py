@@ -18,6 +18,7 @@ from mirror.store import (
     MAX_COMPONENTS,
     AtomicFile,
     CheckedRoot,
+    DirSync,
     hash_path,
     inside,
     is_partial,
@@ -688,6 +689,22 @@ def test_atomic_fsync_covers_new_directories(tmp_path: Path, fsync_calls: list[s
         f.write(b"x")
     if hasattr(os, "O_DIRECTORY"):  # the file, its dir, and the entries of x and y
         assert fsync_calls == ["file", "dir", "dir", "dir"]
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="directories cannot be fsynced here")
+def test_atomic_hands_its_directories_to_a_dirsync(
+    tmp_path: Path, fsync_calls: list[str]
+) -> None:
+    dirs = DirSync()
+    with AtomicFile(tmp_path / "x" / "y" / "a.jpg", dirs=dirs) as f:
+        f.write(b"x")
+    with AtomicFile(tmp_path / "x" / "y" / "b.jpg", dirs=dirs) as f:
+        f.write(b"x")
+    assert fsync_calls == ["file", "file"]  # renamed, not yet durable
+    dirs.sync()  # y, and the entries of x and y: once each for both files
+    assert fsync_calls == ["file", "file", "dir", "dir", "dir"]
+    dirs.sync()
+    assert len(fsync_calls) == 5
 
 
 def test_atomic_fsync_off(tmp_path: Path, fsync_calls: list[str]) -> None:
