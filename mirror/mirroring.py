@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mirror import thumbnailing
+from mirror import fetchpool, thumbnailing
 from mirror.config import Config
 from mirror.errors import MirrorError
 from mirror.fetch import Downloader, Finish
@@ -127,7 +127,13 @@ def fetch(
         interrupted = False
         finish = thumbs.finish if thumbs is not None else None
         try:
-            asyncio.run(_download(config, todo, stale, record, finish, dirs))
+            workers = (
+                1 if thumbs is not None else fetchpool.worker_count(config.download, len(todo))
+            )
+            if workers > 1:
+                fetchpool.run(config, todo, stale, record, _download_in_worker, workers)
+            else:
+                asyncio.run(_download(config, todo, stale, record, finish, dirs))
         except KeyboardInterrupt:
             interrupted = True  # every download was cancelled and its temporary file removed
         finally:
@@ -229,7 +235,7 @@ async def _download(
     known: dict[str, UrlRecord],
     record: Callable[[Outcome], None],
     finish: Finish | None,
-    dirs: DirSync,
+    dirs: DirSync | None,
 ) -> None:
     async with make_client(config.download) as client:
         downloader = Downloader(
@@ -238,6 +244,17 @@ async def _download(
             finish=finish, dirs=dirs,
         )  # fmt: skip
         await downloader.fetch_all(urls, known=known, on_outcome=record)
+
+
+async def _download_in_worker(
+    config: Config,
+    urls: Sequence[str],
+    known: dict[str, UrlRecord],
+    send: Callable[[Outcome], None],
+) -> None:
+    """A fetch worker's share: its own renames are made durable before it sends
+    their outcomes (no thumbnails: workers run only without them)."""
+    await _download(config, urls, known, send, None, None)
 
 
 def _record(state: State, outcome: Outcome) -> None:

@@ -17,6 +17,14 @@ from tqdm import tqdm
 from mirror.models import Outcome
 
 
+class _Bar(tqdm):  # type: ignore[type-arg]
+    """A tqdm bar without its monitor thread: a fetch forks its download workers
+    only from a process without threads (see :mod:`mirror.fetchpool`), and the
+    bar is refreshed on every image anyway."""
+
+    monitor_interval = 0
+
+
 class Progress:
     """Counts steps (images fetched, thumbnails made) and shows them as configured."""
 
@@ -43,7 +51,7 @@ class Progress:
     def planned(self, total: int) -> None:
         self._total = total
         if self._use_bar and total:
-            self._bar = tqdm(total=total, unit="img", file=self._out, dynamic_ncols=True)
+            self._bar = _Bar(total=total, unit="img", file=self._out, dynamic_ncols=True)
 
     def finished(self, outcome: Outcome) -> None:
         size = outcome.size if outcome.status == "mirrored" else 0

@@ -1,7 +1,9 @@
 """A fetch killed with SIGKILL mid-run, then run again, ends with the full mirror.
 
 A real process is killed while some downloads are done and others hang; the
-rerun must clean up, fetch what is missing, and leave nothing partial.
+rerun must clean up, fetch what is missing, and leave nothing partial. Both
+ways a fetch runs: in one process (thumbnails on, the default) and spread
+over forked worker processes (thumbnails off, enough URLs).
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from faultserver import FaultServer
+from mirror.lock import LockHeld, SiteLock
+
+# (thumbnails on, number of images): one process; forked workers.
+WAYS = [pytest.param(True, 10, id="one-process"), pytest.param(False, 24, id="workers")]
 
 
 def jpeg(shade: int) -> bytes:
@@ -34,7 +41,7 @@ def fetch(site: Path) -> subprocess.Popen[bytes]:
 
 
 def half_stalled_site(
-    tmp_path: Path, server: FaultServer, images: dict[str, bytes], ok: int
+    tmp_path: Path, server: FaultServer, images: dict[str, bytes], ok: int, thumbnails: bool
 ) -> Path:
     """A blog with one post using ``images``: the first ``ok`` are served whole, the
     others stop half-way through their body until the test ends."""
@@ -50,29 +57,52 @@ def half_stalled_site(
     )
     (site / "gallery-mirror.toml").write_text(
         "[download]\nallow_private = true\nretries = 0\ntimeout = 120\nper_host = 16\n"
+        f"[thumbnails]\nenabled = {str(thumbnails).lower()}\n"
     )
     return site
 
 
-def test_sigkill_then_rerun_converges(tmp_path: Path) -> None:
-    images = {f"/img/{n}.jpg": jpeg(20 * n) for n in range(10)}
+def children(pid: int) -> list[str]:
+    tasks = Path(f"/proc/{pid}/task/{pid}/children")
+    if not tasks.exists():
+        pytest.skip("this kernel does not list a process's children in /proc")
+    return tasks.read_text().split()
+
+
+def wait_for_the_lock(site: Path, seconds: float) -> None:
+    """Until nothing holds the site lock: a killed fetch's workers stop on their own."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with SiteLock(site / ".gallery-mirror"):
+                return
+        except LockHeld:
+            assert time.monotonic() < deadline, "the killed fetch's workers still run"
+            time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("thumbnails", "count"), WAYS)
+def test_sigkill_then_rerun_converges(tmp_path: Path, thumbnails: bool, count: int) -> None:
+    images = {f"/img/{n}.jpg": jpeg(10 * n) for n in range(count)}
+    ok = count * 6 // 10  # the others hang until the kill
     with FaultServer() as server:
-        site = half_stalled_site(tmp_path, server, images, ok=6)  # 4 hang until the kill
+        site = half_stalled_site(tmp_path, server, images, ok, thumbnails)
 
         first = fetch(site)
         deadline = time.monotonic() + 30
         while sum(server.hits.values()) < len(images) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # let the six complete ones land
+        time.sleep(0.5)  # let the complete ones land
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         assert first.returncode == -signal.SIGKILL
+        wait_for_the_lock(site, 2.0)
 
         # A write cut short by a kill leaves a temporary file like this one.
         leftover = site / "source" / "images" / "mirror" / "127.0.0.1_x" / ".7.jpg.0123abcd.part"
         leftover.parent.mkdir(parents=True, exist_ok=True)
         leftover.write_bytes(images["/img/7.jpg"][:100])
-        for path, body in list(images.items())[6:]:
+        for path, body in list(images.items())[ok:]:
             server.file(path, body)  # the hanging host recovers
         second = fetch(site)
         _, err = second.communicate(timeout=60)
@@ -82,25 +112,33 @@ def test_sigkill_then_rerun_converges(tmp_path: Path) -> None:
     host = next(p for p in mirror.iterdir() if p.name not in ("127.0.0.1_x", "_thumbs"))
     for path, body in images.items():
         assert (host / path.lstrip("/")).read_bytes() == body
-        assert (mirror / "_thumbs" / "480" / host.name / f"{path.lstrip('/')}.webp").is_file()
+        thumb = mirror / "_thumbs" / "480" / host.name / f"{path.lstrip('/')}.webp"
+        assert thumb.is_file() == thumbnails
     assert not [p for p in mirror.rglob("*") if p.name.endswith(".part")]
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
         statuses = db.execute("SELECT status FROM urls").fetchall()
     assert statuses == [("mirrored",)] * len(images)
 
 
-def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(tmp_path: Path) -> None:
-    images = {f"/img/{n}.jpg": jpeg(20 * n) for n in range(8)}
+@pytest.mark.parametrize(("thumbnails", "count"), WAYS)
+def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(
+    tmp_path: Path, thumbnails: bool, count: int
+) -> None:
+    images = {f"/img/{n}.jpg": jpeg(10 * n) for n in range(count)}
+    ok = count // 2
     with FaultServer() as server:
-        site = half_stalled_site(tmp_path, server, images, ok=4)
+        site = half_stalled_site(tmp_path, server, images, ok, thumbnails)
         running = fetch(site)
         deadline = time.monotonic() + 30
         while sum(server.hits.values()) < len(images) and time.monotonic() < deadline:
             time.sleep(0.05)
         mirror = site / "source" / "images" / "mirror"
-        while len(list(mirror.glob("*/img/*.jpg"))) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the four complete ones land (thumbnails first)
+        while len(list(mirror.glob("*/img/*.jpg"))) < ok and time.monotonic() < deadline:
+            time.sleep(0.05)  # the complete ones land (thumbnails first)
         time.sleep(0.2)  # and are reported
+        if not thumbnails:  # the downloads run in forked workers, one per core
+            workers = min(len(os.sched_getaffinity(0)), count // 8)
+            assert len(children(running.pid)) == (workers if workers > 1 else 0)
         interrupted = time.monotonic()
         running.send_signal(signal.SIGINT)
         out, err = running.communicate(timeout=10)
@@ -108,9 +146,9 @@ def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(tmp_path: Path) -> None
 
     assert running.returncode == 130, err.decode()
     assert took < 2.0
-    assert out.decode().startswith("Interrupted: Mirrored 4 new images")
+    assert out.decode().startswith(f"Interrupted: Mirrored {ok} new images")
     assert not [p for p in mirror.rglob("*") if p.name.endswith(".part")]
-    assert len(list(mirror.glob("*/img/*.jpg"))) == 4
+    assert len(list(mirror.glob("*/img/*.jpg"))) == ok
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
         statuses = db.execute("SELECT status, count(*) FROM urls GROUP BY status").fetchall()
-    assert sorted(statuses) == [("mirrored", 4), ("pending", 4)]
+    assert sorted(statuses) == [("mirrored", ok), ("pending", count - ok)]

@@ -692,9 +692,7 @@ def test_atomic_fsync_covers_new_directories(tmp_path: Path, fsync_calls: list[s
 
 
 @pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="directories cannot be fsynced here")
-def test_atomic_hands_its_directories_to_a_dirsync(
-    tmp_path: Path, fsync_calls: list[str]
-) -> None:
+def test_atomic_hands_its_directories_to_a_dirsync(tmp_path: Path, fsync_calls: list[str]) -> None:
     dirs = DirSync()
     with AtomicFile(tmp_path / "x" / "y" / "a.jpg", dirs=dirs) as f:
         f.write(b"x")
