@@ -118,7 +118,7 @@ def _jobs(
     fetch_nginx = config("fetch-nginx", fast, no_thumbs)
     unsynced = config("fetch-nginx-unsynced", fast, no_thumbs, "fsync = false\n")
     fetch_delay = config("fetch-delay", slow, no_thumbs)
-    whole = config("whole-nginx", fast, same_thumbs)
+    whole = config("whole-delay", slow, same_thumbs)
     memory = _memory_corpus(work, images_root, fast, args.memory_sizes)
     thumb_sites = {
         label: _mirrored_site(work / f"thumb-site-{label}", chosen, fast, same_thumbs)
@@ -144,7 +144,7 @@ def _jobs(
             sum(sizes[i.path] for i in mix), args.box, jobs.ours_thumbs(thumb_sites["mix"]),
         ),
         jobs.whole_job(
-            lists["nginx"], len(items), total, args.box,
+            f"+{args.delay * 1000:.0f} ms server", lists["delay"], len(items), total, args.box,
             jobs.ours_fetch(fetch_posts, whole, "gallery-mirror fetch (thumbnails on)"),
         ),
         *(

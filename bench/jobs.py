@@ -158,7 +158,9 @@ def thumbs_job(
     )  # fmt: skip
 
 
-def whole_job(urls: Path, files: int, megabytes: float, box: int, ours_tool: Tool) -> Job:
+def whole_job(
+    label: str, urls: Path, files: int, megabytes: float, box: int, ours_tool: Tool
+) -> Job:
     wget2, vips = find("wget2"), find("vipsthumbnail")
     pipeline: Tool
     if wget2 is None or vips is None:
@@ -172,7 +174,7 @@ def whole_job(urls: Path, files: int, megabytes: float, box: int, ours_tool: Too
                          f"| xargs -P2 -n 32 {vips} -s {box} -o '{out}/thumbs/%s.jpg[Q=85]'"],
         )  # fmt: skip
     return Job(
-        "whole job (scan + fetch + thumbnails), nginx",
+        f"whole job (scan + fetch + thumbnails), {label}",
         files,
         megabytes,
         (ours_tool, pipeline),
