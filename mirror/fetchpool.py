@@ -44,7 +44,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from mirror.config import Config, DownloadConfig
@@ -127,10 +127,12 @@ def run(
     try:
         for urls_part, limits in shard(urls, config.download, workers):
             receiver, sender = context.Pipe(duplex=False)
-            part = replace(config, download=limits)
-            mine = {url: known[url] for url in urls_part if url in known}
+            share = _Share(
+                replace(config, download=limits), urls_part,
+                {url: known[url] for url in urls_part if url in known},
+            )  # fmt: skip
             process = context.Process(
-                target=_worker, args=(part, urls_part, mine, sender, parent, download),
+                target=_worker, args=(share, download, sender, parent),
                 name="gallery-mirror fetch", daemon=True,
             )  # fmt: skip
             process.start()
@@ -233,18 +235,19 @@ def _stop(processes: list[ForkProcess]) -> None:
                 os.kill(process.pid, signal.SIGTERM)
 
 
-def _worker(
-    config: Config,
-    urls: list[str],
-    known: dict[str, UrlRecord],
-    sender: Connection,
-    parent: int,
-    download: Download,
-) -> None:
+class _Share(NamedTuple):
+    """One worker's part: its limits (in ``config``), its URLs, their stored records."""
+
+    config: Config
+    urls: list[str]
+    known: dict[str, UrlRecord]
+
+
+def _worker(share: _Share, download: Download, sender: Connection, parent: int) -> None:
     """A worker process: fetch, send each outcome, then "done" (or why not)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     try:
-        asyncio.run(_worker_main(config, urls, known, sender, parent, download))
+        asyncio.run(_worker_main(share, download, sender, parent))
         sender.send("done")
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -260,14 +263,7 @@ def _describe(exc: BaseException) -> str:
     return traceback.format_exception_only(exc)[-1].strip()
 
 
-async def _worker_main(
-    config: Config,
-    urls: list[str],
-    known: dict[str, UrlRecord],
-    sender: Connection,
-    parent: int,
-    download: Download,
-) -> None:
+async def _worker_main(share: _Share, download: Download, sender: Connection, parent: int) -> None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -287,7 +283,7 @@ async def _worker_main(
 
     watcher = asyncio.create_task(watch())
     try:
-        await download(config, urls, known, sender.send)
+        await download(share.config, share.urls, share.known, sender.send)
     except asyncio.CancelledError:
         if not stopping:
             raise
