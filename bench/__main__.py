@@ -266,7 +266,7 @@ def _table(results: Results, spec: corpus.CorpusSpec, args: argparse.Namespace) 
         "|---|---|---|---|---|---|---|---|",
     ]
     for job, rows in results:
-        peers = [s.wall for tool, s, _ in rows if s is not None and not tool.ours]
+        peers = [s.wall for t, s, _ in rows if s is not None and not (t.ours or t.reference)]
         best = min(peers) if peers else None
         for tool, s, note in rows:
             if s is None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_CEILING = Path(__file__).with_name("ceiling.py")
 _IMAGE_SUFFIXES = frozenset({".jpg", ".png", ".gif", ".webp"})  # what the jobs write
 # The regex a user would hand to ripgrep to find image URLs in posts.
 URL_REGEX = r"""(?:https?|httpss|htps)://[^\s)"'<>]+"""
@@ -20,6 +21,7 @@ class Tool:
     command: Callable[[Path], list[str]] | None  # given a fresh output dir; None: not built yet
     ours: bool = False
     note: str = ""  # why it did not run, shown in the table
+    reference: bool = False  # a yardstick, neither ours nor a peer: no ratio, not the best peer
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,11 @@ def fetch_job(label: str, urls: Path, files: int, megabytes: float, *ours_tools:
                 lambda a, out: [a, "-j32", "-q", "--file-allocation=none",
                                 "--auto-file-renaming=false", "--allow-overwrite=true",
                                 "-d", str(out), "-i", str(urls)],
+            ),
+            Tool(
+                f"reference: bare aiohttp + SHA-256, {os.cpu_count()} processes",
+                lambda out: [sys.executable, str(_CEILING), str(urls), str(out)],
+                reference=True,
             ),
         ),
         outputs=files,
