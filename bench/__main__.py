@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import hashlib
 import os
@@ -18,6 +19,7 @@ from bench import corpus, jobs, servers
 from bench.measure import CommandFailed, Sample, Summary, run, summarize
 
 HERE = Path(__file__).parent
+ROOT = HERE.parent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     refs = corpus.build_posts(blog, spec, items)
     _say(f"corpus ready in {time.perf_counter() - started:.1f} s ({refs} image references)")
 
+    # An editable install has no bytecode of the project (pip compiles a real
+    # install), and PYTHONDONTWRITEBYTECODE would make every run compile it.
+    compileall.compile_dir(ROOT / "mirror", quiet=1)
     with servers.nginx(images_root) as fast, servers.delayed(images_root, args.delay) as slow:
         todo = _jobs(work, blog, images_root, items, fast, slow, args)
         results = _measure(todo, work / "out", args.runs)
