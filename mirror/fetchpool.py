@@ -6,21 +6,28 @@ aiohttp) cannot use a second core. So the fetch stage forks a worker per
 core, each with its own event loop and HTTP client, and the parent only
 records: each worker sends an ``Outcome`` per URL as it finishes, and the
 parent alone writes the state, so crash safety is the single process's (a
-file is renamed into place before its outcome is sent; the row is written
-after).
+file is renamed into place, and its directory fsynced, before its outcome
+is sent; the row is written after).
 
 Limits stay exact: the workers share ``concurrency`` and ``per_host`` out
 between them (each gets its part, the parts sum to the configured value),
 so however the URLs fall, no host ever sees more than ``per_host``
-requests at once, nor the run more than ``concurrency``. The URLs of each
-host are dealt round-robin, so every worker has its share of every host.
+requests at once, nor the run more than ``concurrency``. Each host's URLs
+are dealt in proportion to the workers' parts of ``per_host``, so no worker
+is left with more URLs per connection than another.
 
-Stopping: Ctrl-C reaches the parent (the workers ignore SIGINT), which sends
-each worker SIGTERM; a worker cancels its downloads (each removes its
-temporary file) and exits, and the parent records what was sent before.
-A worker whose parent dies (SIGKILL) notices within ``_WATCH`` seconds and
-stops the same way, so it neither keeps downloading nor keeps the site
-locked (it shares the parent's lock, see ``mirror.lock``).
+A worker that fails, is killed, or is stopped by anyone but the parent
+fails the URLs it had not finished ("its download worker ..."); the others
+go on, and the summary says what happened to each URL.
+
+Stopping: Ctrl-C and SIGTERM reach the parent (the workers ignore SIGINT),
+which sends each worker SIGTERM; a worker cancels its downloads (each
+removes its temporary file) and exits, and the parent records what was
+sent before. The parent takes the interrupt only while it waits for the
+workers, never in the middle of recording. A worker whose parent dies
+(SIGKILL) notices within ``_WATCH`` seconds and stops the same way, so it
+neither keeps downloading nor keeps the site locked (it shares the parent's
+lock, see ``mirror.lock``).
 
 Forking needs a parent without threads (a thread holding a lock at the fork
 would leave it held in the child): with any running, or where ``fork`` does
@@ -42,13 +49,13 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
+from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from mirror.config import Config, DownloadConfig
-from mirror.errors import MirrorError
 from mirror.models import Outcome
 from mirror.state import UrlRecord
 
@@ -57,15 +64,12 @@ if TYPE_CHECKING:
 
 _MIN_URLS = 8  # per worker: below that, forking costs more than it gains
 _WATCH = 0.1  # seconds between a worker's checks that its parent is alive
-_STOP_WAIT = 1.5  # seconds the parent gives stopping workers before SIGKILL
+_STOP_WAIT = 1.5  # seconds the parent gives stopping workers, in all, before SIGKILL
+_DONE = "done"  # a worker's last message when it fetched its whole share
 
 Download = Callable[
     [Config, Sequence[str], dict[str, UrlRecord], Callable[[Outcome], None]], Awaitable[None]
 ]
-
-
-class WorkerFailed(MirrorError):
-    """A worker process raised or died: what it said, or how it ended."""
 
 
 def worker_count(download: DownloadConfig, urls: int) -> int:
@@ -73,14 +77,32 @@ def worker_count(download: DownloadConfig, urls: int) -> int:
     if not hasattr(os, "fork") or threading.active_count() > 1:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, download.per_host, download.concurrency, urls // _MIN_URLS))
+    return fitting(download, urls, cores or 1)
+
+
+def fitting(download: DownloadConfig, urls: int, cores: int) -> int:
+    """Workers worth forking for ``urls`` URLs on ``cores`` cores: every part of
+    each limit at least one, and at least ``_MIN_URLS`` URLs each."""
+    return max(1, min(cores, download.per_host, download.concurrency, urls // _MIN_URLS))
+
+
+class Share(NamedTuple):
+    """One worker's part: its limits (in ``config``), its URLs, their stored records."""
+
+    config: Config
+    urls: list[str]
+    known: dict[str, UrlRecord]
 
 
 def shard(
-    urls: Sequence[str], download: DownloadConfig, workers: int
-) -> list[tuple[list[str], DownloadConfig]]:
-    """Each worker's URLs and limits: every host's URLs dealt round-robin,
-    ``concurrency`` and ``per_host`` split so that the parts sum to the whole."""
+    config: Config, urls: Sequence[str], known: dict[str, UrlRecord], workers: int
+) -> list[Share]:
+    """Each worker's share: ``concurrency`` and ``per_host`` split so that the
+    parts sum to the whole, and each host's URLs dealt in turn, a worker as
+    often as its part of ``per_host`` (parts 2, 1, 1 deal 0, 1, 2, 0, ...)."""
+    download = config.download
+    per_host = [_part(download.per_host, workers, worker) for worker in range(workers)]
+    turns = _turns(per_host)
     by_host: dict[str, list[int]] = defaultdict(list)
     for index, url in enumerate(urls):
         by_host[(urlsplit(url).hostname or "").lower()].append(index)
@@ -88,21 +110,40 @@ def shard(
     turn = 0
     for indexes in by_host.values():
         for index in indexes:
-            owner[index] = turn % workers
+            owner[index] = turns[turn % len(turns)]
             turn += 1
-    shards: list[tuple[list[str], DownloadConfig]] = []
+    shares = []
     for worker in range(workers):
         limits = replace(
             download,
             concurrency=_part(download.concurrency, workers, worker),
-            per_host=_part(download.per_host, workers, worker),
+            per_host=per_host[worker],
         )
-        shards.append(([u for u, o in zip(urls, owner, strict=True) if o == worker], limits))
-    return shards
+        mine = [url for url, of in zip(urls, owner, strict=True) if of == worker]
+        records = {url: known[url] for url in mine if url in known}
+        shares.append(Share(replace(config, download=limits), mine, records))
+    return shares
 
 
 def _part(total: int, parts: int, index: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
+
+
+def _turns(weights: list[int]) -> list[int]:
+    """A cycle of worker indexes, each as often as its weight, spread out evenly."""
+    slots = [
+        ((step + 0.5) / weight, worker)
+        for worker, weight in enumerate(weights)
+        for step in range(weight)
+    ]
+    return [worker for _, worker in sorted(slots)]
+
+
+@dataclass
+class _Worker:
+    process: ForkProcess
+    receiver: Connection
+    left: dict[str, None]  # its URLs not reported yet, in order
 
 
 def run(
@@ -115,143 +156,159 @@ def run(
 ) -> None:
     """Fetch ``urls`` in ``workers`` forked processes; ``record`` each outcome here.
 
-    Raises KeyboardInterrupt after the workers have stopped (Ctrl-C), and
-    WorkerFailed if one of them failed.
+    Raises KeyboardInterrupt (Ctrl-C, or SIGTERM where a handler turns it into
+    one, as the CLI's does) once the workers have stopped and what they
+    finished is recorded.
     """
     context = multiprocessing.get_context("fork")
     for stream in (sys.stdout, sys.stderr):  # a child must not print the parent's buffer again
         with contextlib.suppress(Exception):
             stream.flush()
     parent = os.getpid()
-    started: list[tuple[ForkProcess, Connection]] = []
-    try:
-        for urls_part, limits in shard(urls, config.download, workers):
-            receiver, sender = context.Pipe(duplex=False)
-            share = _Share(
-                replace(config, download=limits), urls_part,
-                {url: known[url] for url in urls_part if url in known},
-            )  # fmt: skip
-            process = context.Process(
-                target=_worker, args=(share, download, sender, parent),
-                name="gallery-mirror fetch", daemon=True,
-            )  # fmt: skip
-            process.start()
-            sender.close()
-            started.append((process, receiver))
-        with _deferred_interrupt() as check:
-            _collect([receiver for _, receiver in started], record, check=check)
-    except BaseException:
-        _stop([process for process, _ in started])
-        # What finished before the stop was sent is still recorded.
-        with contextlib.suppress(WorkerFailed):
-            _collect([receiver for _, receiver in started], record, deadline=_STOP_WAIT)
-        raise
-    finally:
-        for process, receiver in started:
-            process.join(_STOP_WAIT)
-            if process.is_alive():
-                process.kill()  # its temporary files are removed by the next run
-                process.join()
-            receiver.close()
+    started: list[_Worker] = []
+    with _deferred_interrupts() as interrupts:
+        try:
+            for share in shard(config, urls, known, workers):
+                receiver, sender = context.Pipe(duplex=False)
+                earlier = [worker.receiver for worker in started]
+                process = context.Process(
+                    target=_worker, args=(share, download, sender, parent, earlier),
+                    name="gallery-mirror fetch", daemon=True,
+                )  # fmt: skip
+                process.start()
+                sender.close()
+                started.append(_Worker(process, receiver, dict.fromkeys(share.urls)))
+            _collect(started, record, interrupts)
+            interrupts.check()  # one that came during the last records
+        except BaseException:
+            _stop(started)
+            # What finished before the stop was sent is still recorded.
+            _collect(started, record, None, deadline=time.monotonic() + _STOP_WAIT)
+            raise
+        finally:
+            _reap(started)
 
 
 class _Interrupts:
-    """Ctrl-C in the parent, raised only where it cannot cut a state write in half."""
+    """SIGINT and SIGTERM in the parent, taken only where they cannot cut a
+    state write in half: while it waits for the workers."""
 
-    def __init__(self) -> None:
-        self.requested = False
+    def __init__(self, previous: dict[int, Callable[[int, FrameType | None], object]]) -> None:
+        self.previous = previous
+        self.pending: tuple[int, FrameType | None] | None = None
         self.waiting = False
 
-    def handle(self, signum: int, frame: object) -> None:
-        self.requested = True
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.pending = (signum, frame)
         if self.waiting:
-            raise KeyboardInterrupt
+            self.check()
 
     def check(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        """Take a pending interrupt now: as its own handler would (the CLI
+        notes a SIGTERM for its exit code), which raises KeyboardInterrupt."""
+        if self.pending is None:
+            return
+        signum, frame = self.pending
+        self.pending = None
+        self.previous[signum](signum, frame)
+        raise KeyboardInterrupt  # a handler that returned: still a stop
 
 
 @contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[_Interrupts]:
-    interrupts = _Interrupts()
-    if threading.current_thread() is not threading.main_thread():
-        yield interrupts
-        return
-    previous = signal.signal(signal.SIGINT, interrupts.handle)
+def _deferred_interrupts() -> Iterator[_Interrupts]:
+    previous: dict[int, Callable[[int, FrameType | None], object]] = {}
+    interrupts = _Interrupts(previous)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if callable(handler):  # a Python handler; SIGTERM's default stays a kill
+                previous[signum] = handler
+                signal.signal(signum, interrupts.handle)
     try:
         yield interrupts
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _collect(
-    receivers: list[Connection],
+    workers: list[_Worker],
     record: Callable[[Outcome], None],
+    interrupts: _Interrupts | None,
     *,
     deadline: float | None = None,
-    check: _Interrupts | None = None,
 ) -> None:
-    """Record outcomes until every worker has said it is done (or closed its pipe)."""
-    until = None if deadline is None else time.monotonic() + deadline
-    open_ = [r for r in receivers if not r.closed]
-    failure: str | None = None
+    """Record outcomes until every worker has ended (or ``deadline``: stopping).
+
+    A worker that ends without its whole share done, when not stopping, fails
+    the URLs it left, with why.
+    """
+    open_ = {worker.receiver: worker for worker in workers if not worker.receiver.closed}
     while open_:
-        timeout = None if until is None else max(0.0, until - time.monotonic())
-        if check is not None:
-            check.check()
-            check.waiting = True
-        try:
-            ready = wait(open_, timeout)
-        finally:
-            if check is not None:
-                check.waiting = False
-        if not ready:
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
             return  # out of time: the caller kills what is left
+        if interrupts is not None:
+            interrupts.waiting = True
+            interrupts.check()
+        try:
+            ready = wait(list(open_), timeout)
+        finally:
+            if interrupts is not None:
+                interrupts.waiting = False
         for receiver in ready:
             assert isinstance(receiver, Connection)
+            worker = open_[receiver]
             try:
                 message = receiver.recv()
             except (EOFError, OSError):
-                open_.remove(receiver)
-                receiver.close()
-                failure = failure or "a download worker exited without finishing"
-                continue
+                message = "exited without finishing (killed?)"
             if isinstance(message, Outcome):
+                worker.left.pop(message.url, None)
                 record(message)
                 continue
-            open_.remove(receiver)
+            del open_[receiver]
             receiver.close()
-            if message != "done":
-                failure = failure or str(message)
-    if failure is not None:
-        raise WorkerFailed(failure)
+            if message != _DONE and deadline is None:
+                for url in worker.left:
+                    record(Outcome(url, "failed", error=f"its download worker {message}"))
+                worker.left.clear()
 
 
-def _stop(processes: list[ForkProcess]) -> None:
-    for process in processes:
-        if process.is_alive() and process.pid is not None:
+def _stop(workers: list[_Worker]) -> None:
+    for worker in workers:
+        if worker.process.is_alive() and worker.process.pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
+                os.kill(worker.process.pid, signal.SIGTERM)
 
 
-class _Share(NamedTuple):
-    """One worker's part: its limits (in ``config``), its URLs, their stored records."""
+def _reap(workers: list[_Worker]) -> None:
+    """Join every worker within one shared ``_STOP_WAIT``; kill what is left.
 
-    config: Config
-    urls: list[str]
-    known: dict[str, UrlRecord]
+    A killed worker's temporary files are removed by the next run."""
+    deadline = time.monotonic() + _STOP_WAIT
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.receiver.close()
 
 
-def _worker(share: _Share, download: Download, sender: Connection, parent: int) -> None:
-    """A worker process: fetch, send each outcome, then "done" (or why not)."""
+def _worker(
+    share: Share, download: Download, sender: Connection, parent: int, earlier: list[Connection]
+) -> None:
+    """A worker process: fetch, send each outcome, then ``_DONE`` (or why not)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until the loop handles it
+    for receiver in earlier:
+        receiver.close()  # other workers' pipes: their ends must close when those exit
     try:
-        asyncio.run(_worker_main(share, download, sender, parent))
-        sender.send("done")
+        finished = asyncio.run(_worker_main(share, download, sender, parent))
+        sender.send(_DONE if finished else "was stopped before it finished (SIGTERM)")
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            sender.send(_describe(exc))
+            sender.send(f"failed: {_describe(exc)}")
     finally:
         sender.close()
 
@@ -263,7 +320,8 @@ def _describe(exc: BaseException) -> str:
     return traceback.format_exception_only(exc)[-1].strip()
 
 
-async def _worker_main(share: _Share, download: Download, sender: Connection, parent: int) -> None:
+async def _worker_main(share: Share, download: Download, sender: Connection, parent: int) -> bool:
+    """Fetch the share; False when stopped first (SIGTERM, or the parent died)."""
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -289,3 +347,4 @@ async def _worker_main(share: _Share, download: Download, sender: Connection, pa
             raise
     finally:
         watcher.cancel()
+    return not stopping

@@ -135,7 +135,9 @@ def fetch(
             else:
                 asyncio.run(_download(config, todo, stale, record, finish, dirs))
         except KeyboardInterrupt:
-            interrupted = True  # every download was cancelled and its temporary file removed
+            # Every download was cancelled and its temporary file removed (a
+            # fetch worker that had to be killed leaves them to the next run).
+            interrupted = True
         finally:
             flush()  # also after Ctrl-C: what finished is recorded
         made = None

@@ -448,11 +448,20 @@ class DirSync:
             self._pending.update(directories)
 
     def sync(self) -> None:
-        """fsync every directory handed in since the last call."""
+        """fsync every directory handed in since the last call.
+
+        One that fails (EIO, or an interrupt) stays pending with the rest, so
+        the caller's next sync tries them again, and a caller that writes its
+        rows only after a sync that returned never records them unsynced.
+        """
         with self._lock:
-            pending, self._pending = self._pending, set()
-        for directory in sorted(pending):
-            _fsync_dir(directory)
+            pending, self._pending = sorted(self._pending), set()
+        for done, directory in enumerate(pending):
+            try:
+                _fsync_dir(directory)
+            except BaseException:
+                self.add(pending[done:])
+                raise
 
 
 _State = Literal["new", "open", "committed", "discarded", "failed"]

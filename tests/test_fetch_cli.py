@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 from seedsite import SEED_FILES, SEED_PATH, jpeg
 
 from faultserver import FaultServer
-from mirror import store
+from mirror import mirroring, store
 from mirror.cli import main
 from mirror.lock import SiteLock
 
@@ -43,31 +44,77 @@ def test_fetch_mirrors_the_seed_post(
     assert rows == [("mirrored", "alternative")] * 5
 
 
+def mirrored_rows(site: Path) -> int:
+    with contextlib.closing(sqlite3.connect(site / ".gallery-mirror" / "state.sqlite")) as db:
+        (rows,) = db.execute("SELECT count(*) FROM urls WHERE status = 'mirrored'").fetchone()
+    return int(rows)
+
+
+@pytest.fixture
+def synced_site(site: Path) -> Path:
+    """The seed site with fsync on (the suite's sites turn it off for speed)."""
+    toml = site / "gallery-mirror.toml"
+    toml.write_text(toml.read_text().replace("fsync = false", "fsync = true"))
+    return site
+
+
+IMAGE_DIR = Path("source/images/mirror/imgcdn.yaerxing.com", SEED_PATH.strip("/"))
+
+
 @pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="directories cannot be fsynced here")
 def test_renames_are_durable_before_the_state_records_them(
-    site: Path,
+    synced_site: Path,
     server: FaultServer,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    toml = site / "gallery-mirror.toml"
-    toml.write_text(toml.read_text().replace("fsync = false", "fsync = true"))
-    state = site / ".gallery-mirror" / "state.sqlite"
-    synced: dict[str, int] = {}  # directory: rows recorded as mirrored when it was fsynced
+    synced: list[tuple[Path, int]] = []  # each directory fsync, and the rows recorded then
     real = store._fsync_dir
 
     def spy(directory: Path) -> None:
-        with contextlib.closing(sqlite3.connect(state)) as db:
-            (rows,) = db.execute("SELECT count(*) FROM urls WHERE status = 'mirrored'").fetchone()
-        synced[directory.name] = rows
+        synced.append((directory, mirrored_rows(synced_site)))
         real(directory)
 
     monkeypatch.setattr(store, "_fsync_dir", spy)
-    assert run(capsys, "fetch", "--site", str(site))[0] == 0
-    # Once for the five images' directory (not once per image), before any row.
-    assert synced[SEED_PATH.strip("/").split("/")[-1]] == 0
-    with contextlib.closing(sqlite3.connect(state)) as db:
-        assert db.execute("SELECT count(*) FROM urls WHERE status = 'mirrored'").fetchone() == (5,)
+    assert run(capsys, "fetch", "--site", str(synced_site))[0] == 0
+    # The five images' directory once (not once per image), before any row.
+    image_dir = synced_site / IMAGE_DIR
+    assert [rows for directory, rows in synced if directory == image_dir] == [0]
+    assert mirrored_rows(synced_site) == 5
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="directories cannot be fsynced here")
+def test_a_failed_directory_fsync_records_nothing_it_covers(
+    tmp_path: Path,
+    server: FaultServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # More images than one batch of rows: the batch's sync fails mid-run, and
+    # the last flush (after the error) must not record that batch either.
+    count = mirroring._BATCH + 6
+    site = tmp_path / "blog"
+    (site / "source" / "_posts").mkdir(parents=True)
+    for n in range(count):
+        server.file(f"/eio/{n}.jpg", jpeg(n % 250))
+    (site / "source" / "_posts" / "p.md").write_text(
+        "".join(f"![]({server.url(f'/eio/{n}.jpg')})\n" for n in range(count))
+    )
+    (site / "gallery-mirror.toml").write_text(
+        "[download]\nallow_private = true\n[thumbnails]\nenabled = false\n"
+    )
+    real = store._fsync_dir
+
+    def failing(directory: Path) -> None:
+        if directory.name == "eio":  # the images' own directory
+            raise OSError(errno.EIO, "Input/output error", str(directory))
+        real(directory)
+
+    monkeypatch.setattr(store, "_fsync_dir", failing)
+    code, _, err = run(capsys, "fetch", "--site", str(site))
+    assert code == 1
+    assert "/eio: Input/output error" in err
+    assert mirrored_rows(site) == 0  # the files may vanish: no row says they are there
 
 
 def test_a_second_run_makes_no_requests(

@@ -21,10 +21,19 @@ import pytest
 from PIL import Image
 
 from faultserver import FaultServer
+from mirror import fetchpool
+from mirror.config import parse_config
 from mirror.lock import LockHeld, SiteLock
 
 # (thumbnails on, number of images): one process; forked workers.
-WAYS = [pytest.param(True, 10, id="one-process"), pytest.param(False, 24, id="workers")]
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+WAYS = [
+    pytest.param(True, 10, id="one-process"),
+    pytest.param(
+        False, 24, id="workers",
+        marks=pytest.mark.skipif(CORES < 2, reason="ONE CORE: the fetch does not fork workers"),
+    ),
+]  # fmt: skip
 
 
 def jpeg(shade: int) -> bytes:
@@ -41,15 +50,20 @@ def fetch(site: Path) -> subprocess.Popen[bytes]:
 
 
 def half_stalled_site(
-    tmp_path: Path, server: FaultServer, images: dict[str, bytes], ok: int, thumbnails: bool
+    tmp_path: Path,
+    server: FaultServer,
+    images: dict[str, bytes],
+    ok: int,
+    thumbnails: bool,
+    stall: float = 60,
 ) -> Path:
     """A blog with one post using ``images``: the first ``ok`` are served whole, the
-    others stop half-way through their body until the test ends."""
+    others stop half-way through their body for ``stall`` seconds."""
     for n, (path, body) in enumerate(images.items()):
         if n < ok:
             server.file(path, body)
         else:
-            server.stall(path, 60, body, before_headers=False)
+            server.stall(path, stall, body, before_headers=False)
     site = tmp_path / "blog"
     (site / "source" / "_posts").mkdir(parents=True)
     (site / "source" / "_posts" / "p.md").write_text(
@@ -137,8 +151,10 @@ def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(
             time.sleep(0.05)  # the complete ones land (thumbnails first)
         time.sleep(0.2)  # and are reported
         if not thumbnails:  # the downloads run in forked workers, one per core
-            workers = min(len(os.sched_getaffinity(0)), count // 8)
-            assert len(children(running.pid)) == (workers if workers > 1 else 0)
+            limits = parse_config(
+                (site / "gallery-mirror.toml").read_text(), source=None, cwd=site
+            ).download
+            assert len(children(running.pid)) == fetchpool.fitting(limits, count, CORES) > 1
         interrupted = time.monotonic()
         running.send_signal(signal.SIGINT)
         out, err = running.communicate(timeout=10)
@@ -152,3 +168,28 @@ def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
         statuses = db.execute("SELECT status, count(*) FROM urls GROUP BY status").fetchall()
     assert sorted(statuses) == [("mirrored", ok), ("pending", count - ok)]
+
+
+@pytest.mark.skipif(CORES < 2, reason="ONE CORE: the fetch does not fork workers")
+def test_a_worker_stopped_by_someone_else_fails_its_urls_and_the_run(tmp_path: Path) -> None:
+    count, ok = 24, 12
+    images = {f"/img/{n}.jpg": jpeg(10 * n) for n in range(count)}
+    with FaultServer() as server:
+        # The stalled ones finish after 3 s: the worker left alone completes them.
+        site = half_stalled_site(tmp_path, server, images, ok, thumbnails=False, stall=3)
+        running = fetch(site)
+        deadline = time.monotonic() + 30
+        while sum(server.hits.values()) < len(images) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first, *_ = children(running.pid)
+        os.kill(int(first), signal.SIGTERM)  # an admin's kill, not the parent's stop
+        out, err = running.communicate(timeout=30)
+
+    assert running.returncode == 1, err.decode()  # not a success a cron job would trust
+    assert "its download worker was stopped before it finished (SIGTERM)" in out.decode()
+    mirror = site / "source" / "images" / "mirror"
+    assert not [p for p in mirror.rglob("*") if p.name.endswith(".part")]
+    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
+        statuses = dict(db.execute("SELECT status, count(*) FROM urls GROUP BY status"))
+    assert statuses["mirrored"] >= ok // 2 and statuses["failed"] > 0  # nothing left pending
+    assert statuses["mirrored"] + statuses["failed"] == count

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,26 +32,46 @@ def urls() -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(("concurrency", "per_host", "workers"), [(16, 4, 2), (5, 3, 2), (7, 3, 3)])
-def test_shards_split_the_limits_and_deal_each_host(
+@pytest.mark.parametrize(("concurrency", "per_host", "workers"), [(16, 4, 2), (5, 3, 2), (7, 4, 3)])
+def test_shares_split_the_limits_and_deal_each_host_by_its_part(
     tmp_path: Path, concurrency: int, per_host: int, workers: int
 ) -> None:
-    download = replace(config(tmp_path).download, concurrency=concurrency, per_host=per_host)
-    shards = fetchpool.shard(urls(), download, workers)
-    assert sum(limits.concurrency for _, limits in shards) == concurrency
-    assert sum(limits.per_host for _, limits in shards) == per_host
-    assert all(limits.per_host >= 1 for _, limits in shards)
-    assert sorted(u for part, _ in shards for u in part) == sorted(urls())
-    # Each host's URLs are spread evenly: no worker gets more than its share plus one.
-    for host in {u.split("/")[2] for u in urls()}:
-        counts = [sum(1 for u in part if u.split("/")[2] == host) for part, _ in shards]
-        assert max(counts) - min(counts) <= 1
+    base = config(tmp_path)
+    limits = replace(base.download, concurrency=concurrency, per_host=per_host)
+    known = {"https://a.example/3.jpg": record("https://a.example/3.jpg")}
+    shares = fetchpool.shard(replace(base, download=limits), urls(), known, workers)
+    assert sum(share.config.download.concurrency for share in shares) == concurrency
+    assert sum(share.config.download.per_host for share in shares) == per_host
+    assert all(share.config.download.per_host >= 1 for share in shares)
+    assert sorted(u for share in shares for u in share.urls) == sorted(urls())
+    assert [set(share.known) <= set(share.urls) for share in shares] == [True] * workers
+    assert sum(len(share.known) for share in shares) == 1
+    # A worker with twice the connections to a host gets twice its URLs.
+    hosts = {u.split("/")[2] for u in urls()}
+    for share in shares:
+        part = share.config.download.per_host / per_host
+        for host in hosts:
+            mine = sum(1 for u in share.urls if u.split("/")[2] == host)
+            every = sum(1 for u in urls() if u.split("/")[2] == host)
+            assert abs(mine - every * part) <= 2, (host, part, mine, every)
 
 
-def test_worker_count_never_splits_a_limit_below_one(tmp_path: Path) -> None:
-    download = config(tmp_path).download
-    assert fetchpool.worker_count(replace(download, per_host=1), 1000) == 1
-    assert fetchpool.worker_count(download, 3) == 1  # too few URLs to fork for
+def record(url: str) -> UrlRecord:
+    return UrlRecord(
+        url=url, final_url=url, status="mirrored", path="a/3.jpg", size=1, sha256="0" * 64,
+        content_type="image/jpeg", etag=None, last_modified=None, attempts=1, last_error=None,
+        source="origin", first_seen=datetime.now(UTC), last_fetched=None, last_referenced=None,
+        last_checked=None,
+    )  # fmt: skip
+
+
+def test_worker_count_fits_the_cores_the_limits_and_the_urls(tmp_path: Path) -> None:
+    download = config(tmp_path).download  # per_host 4, concurrency 16
+    assert fetchpool.fitting(download, 1000, 2) == 2
+    assert fetchpool.fitting(download, 1000, 8) == 4  # no part of per_host below one
+    assert fetchpool.fitting(replace(download, per_host=1), 1000, 8) == 1
+    assert fetchpool.fitting(download, 15, 8) == 1  # too few URLs to fork for
+    assert fetchpool.fitting(download, 16, 8) == 2
 
 
 async def fake_download(
@@ -58,9 +80,15 @@ async def fake_download(
     known: dict[str, UrlRecord],
     record: Callable[[Outcome], None],
 ) -> None:
+    """Mirrors each URL at once, except the ones named for a way to end early."""
     for url in urls:
         if url.endswith("/boom.jpg"):
             raise RuntimeError("boom")
+        if url.endswith("/killed.jpg"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if url.endswith("/stopped.jpg"):
+            os.kill(os.getpid(), signal.SIGTERM)  # not sent by the parent
+            await asyncio.sleep(5)
         await asyncio.sleep(0)
         record(Outcome(url, "mirrored", path=str(os.getpid()), size=config.download.per_host))
 
@@ -74,10 +102,24 @@ def test_every_outcome_comes_back_to_the_parent(tmp_path: Path) -> None:
     assert {o.size for o in got} == {2}  # each with its half of per_host = 4
 
 
-def test_a_failing_worker_is_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("boom", "its download worker failed: RuntimeError: boom"),
+        ("killed", "its download worker exited without finishing (killed?)"),
+        ("stopped", "its download worker was stopped before it finished (SIGTERM)"),
+    ],
+)
+def test_a_worker_ending_early_fails_what_it_left_and_the_others_go_on(
+    tmp_path: Path, name: str, why: str
+) -> None:
+    doomed = f"https://a.example/{name}.jpg"
+    todo = [doomed, *urls()]  # first: the worker that has it gets it first
     got: list[Outcome] = []
-    with pytest.raises(fetchpool.WorkerFailed, match="boom"):
-        fetchpool.run(
-            config(tmp_path), [*urls(), "https://a.example/boom.jpg"], {}, got.append,
-            fake_download, 2,
-        )  # fmt: skip
+    fetchpool.run(config(tmp_path), todo, {}, got.append, fake_download, 2)
+    assert sorted(o.url for o in got) == sorted(todo)  # each URL once, none lost
+    failed = [o for o in got if o.status == "failed"]
+    assert doomed in {o.url for o in failed}
+    assert {o.error for o in failed} == {why}
+    share = fetchpool.shard(config(tmp_path), todo, {}, 2)[0].urls
+    assert {o.url for o in failed} == set(share)  # the other worker's share all mirrored

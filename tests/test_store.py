@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mirror import store
 from mirror.store import (
     MAX_COMPONENT_BYTES,
     MAX_COMPONENTS,
@@ -703,6 +705,25 @@ def test_atomic_hands_its_directories_to_a_dirsync(tmp_path: Path, fsync_calls: 
     assert fsync_calls == ["file", "file", "dir", "dir", "dir"]
     dirs.sync()
     assert len(fsync_calls) == 5
+
+
+def test_dirsync_keeps_what_it_could_not_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dirs = DirSync()
+    first, second = tmp_path / "a", tmp_path / "b"
+    dirs.add([first, second])
+    synced: list[Path] = []
+
+    def failing(directory: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(store, "_fsync_dir", failing)
+    with pytest.raises(OSError):
+        dirs.sync()
+    monkeypatch.setattr(store, "_fsync_dir", synced.append)
+    dirs.sync()  # both again: neither was made durable
+    assert synced == [first, second]
 
 
 def test_atomic_fsync_off(tmp_path: Path, fsync_calls: list[str]) -> None:
