@@ -13,8 +13,8 @@ Limits stay exact: the workers share ``concurrency`` and ``per_host`` out
 between them (each gets its part, the parts sum to the configured value),
 so however the URLs fall, no host ever sees more than ``per_host``
 requests at once, nor the run more than ``concurrency``. Each host's URLs
-are dealt in proportion to the workers' parts of ``per_host``, so no worker
-is left with more URLs per connection than another.
+are dealt in proportion to the workers' parts of the limit that binds, so
+no worker is left with more URLs per connection than another.
 
 A worker that fails, is killed, or is stopped by anyone but the parent
 fails the URLs it had not finished ("its download worker ..."); the others
@@ -99,13 +99,16 @@ def shard(
 ) -> list[Share]:
     """Each worker's share: ``concurrency`` and ``per_host`` split so that the
     parts sum to the whole, and each host's URLs dealt in turn, a worker as
-    often as its part of ``per_host`` (parts 2, 1, 1 deal 0, 1, 2, 0, ...)."""
+    often as its part of the limit that binds (parts 2, 1, 1 deal 0, 1, 2, 0)."""
     download = config.download
     per_host = [_part(download.per_host, workers, worker) for worker in range(workers)]
-    turns = _turns(per_host)
+    concurrency = [_part(download.concurrency, workers, worker) for worker in range(workers)]
     by_host: dict[str, list[int]] = defaultdict(list)
     for index, url in enumerate(urls):
         by_host[(urlsplit(url).hostname or "").lower()].append(index)
+    # Dealt by the limit that binds: per_host for a few hosts, concurrency for many.
+    few = len(by_host) * download.per_host <= download.concurrency
+    turns = _turns(per_host if few else concurrency)
     owner = [0] * len(urls)
     turn = 0
     for indexes in by_host.values():
@@ -114,11 +117,7 @@ def shard(
             turn += 1
     shares = []
     for worker in range(workers):
-        limits = replace(
-            download,
-            concurrency=_part(download.concurrency, workers, worker),
-            per_host=per_host[worker],
-        )
+        limits = replace(download, concurrency=concurrency[worker], per_host=per_host[worker])
         mine = [url for url, of in zip(urls, owner, strict=True) if of == worker]
         records = {url: known[url] for url in mine if url in known}
         shares.append(Share(replace(config, download=limits), mine, records))
@@ -166,13 +165,16 @@ def run(
             stream.flush()
     parent = os.getpid()
     started: list[_Worker] = []
+    stopped: float | None = None  # when the workers were told to stop
     with _deferred_interrupts() as interrupts:
         try:
             for share in shard(config, urls, known, workers):
                 receiver, sender = context.Pipe(duplex=False)
-                earlier = [worker.receiver for worker in started]
+                # The child closes the parent's end of every pipe, its own
+                # included: a write to a parent that died must fail, not block.
+                ends = [*(worker.receiver for worker in started), receiver]
                 process = context.Process(
-                    target=_worker, args=(share, download, sender, parent, earlier),
+                    target=_worker, args=(share, download, sender, parent, ends),
                     name="gallery-mirror fetch", daemon=True,
                 )  # fmt: skip
                 process.start()
@@ -181,12 +183,13 @@ def run(
             _collect(started, record, interrupts)
             interrupts.check()  # one that came during the last records
         except BaseException:
+            stopped = time.monotonic()
             _stop(started)
             # What finished before the stop was sent is still recorded.
-            _collect(started, record, None, deadline=time.monotonic() + _STOP_WAIT)
+            _collect(started, record, None, deadline=stopped + _STOP_WAIT)
             raise
         finally:
-            _reap(started)
+            _reap(started, (stopped or time.monotonic()) + _STOP_WAIT)
 
 
 class _Interrupts:
@@ -229,6 +232,8 @@ def _deferred_interrupts() -> Iterator[_Interrupts]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+        if interrupts.pending is not None:  # came while the workers were stopped: not lost
+            signal.raise_signal(interrupts.pending[0])
 
 
 def _collect(
@@ -282,11 +287,10 @@ def _stop(workers: list[_Worker]) -> None:
                 os.kill(worker.process.pid, signal.SIGTERM)
 
 
-def _reap(workers: list[_Worker]) -> None:
-    """Join every worker within one shared ``_STOP_WAIT``; kill what is left.
+def _reap(workers: list[_Worker], deadline: float) -> None:
+    """Join every worker by ``deadline``; kill what is left.
 
     A killed worker's temporary files are removed by the next run."""
-    deadline = time.monotonic() + _STOP_WAIT
     for worker in workers:
         worker.process.join(max(0.0, deadline - time.monotonic()))
         if worker.process.is_alive():
@@ -296,13 +300,13 @@ def _reap(workers: list[_Worker]) -> None:
 
 
 def _worker(
-    share: Share, download: Download, sender: Connection, parent: int, earlier: list[Connection]
+    share: Share, download: Download, sender: Connection, parent: int, ends: list[Connection]
 ) -> None:
     """A worker process: fetch, send each outcome, then ``_DONE`` (or why not)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until the loop handles it
-    for receiver in earlier:
-        receiver.close()  # other workers' pipes: their ends must close when those exit
+    for end in ends:
+        end.close()  # the parent's: only the parent may hold them open
     try:
         finished = asyncio.run(_worker_main(share, download, sender, parent))
         sender.send(_DONE if finished else "was stopped before it finished (SIGTERM)")

@@ -134,10 +134,12 @@ def test_sigkill_then_rerun_converges(tmp_path: Path, thumbnails: bool, count: i
     assert statuses == [("mirrored",)] * len(images)
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize(("thumbnails", "count"), WAYS)
 def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(
-    tmp_path: Path, thumbnails: bool, count: int
+    tmp_path: Path, thumbnails: bool, count: int, stop: signal.Signals
 ) -> None:
+    """SIGTERM (a scheduler's stop) like Ctrl-C, with the shell's code for each: 130, 143."""
     images = {f"/img/{n}.jpg": jpeg(10 * n) for n in range(count)}
     ok = count // 2
     with FaultServer() as server:
@@ -156,11 +158,11 @@ def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(
             ).download
             assert len(children(running.pid)) == fetchpool.fitting(limits, count, CORES) > 1
         interrupted = time.monotonic()
-        running.send_signal(signal.SIGINT)
+        running.send_signal(stop)
         out, err = running.communicate(timeout=10)
         took = time.monotonic() - interrupted
 
-    assert running.returncode == 130, err.decode()
+    assert running.returncode == 128 + stop, err.decode()
     assert took < 2.0
     assert out.decode().startswith(f"Interrupted: Mirrored {ok} new images")
     assert not [p for p in mirror.rglob("*") if p.name.endswith(".part")]

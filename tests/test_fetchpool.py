@@ -33,7 +33,7 @@ def urls() -> list[str]:
 
 
 @pytest.mark.parametrize(("concurrency", "per_host", "workers"), [(16, 4, 2), (5, 3, 2), (7, 4, 3)])
-def test_shares_split_the_limits_and_deal_each_host_by_its_part(
+def test_shares_split_the_limits_and_every_url_once(
     tmp_path: Path, concurrency: int, per_host: int, workers: int
 ) -> None:
     base = config(tmp_path)
@@ -46,14 +46,23 @@ def test_shares_split_the_limits_and_deal_each_host_by_its_part(
     assert sorted(u for share in shares for u in share.urls) == sorted(urls())
     assert [set(share.known) <= set(share.urls) for share in shares] == [True] * workers
     assert sum(len(share.known) for share in shares) == 1
-    # A worker with twice the connections to a host gets twice its URLs.
-    hosts = {u.split("/")[2] for u in urls()}
-    for share in shares:
-        part = share.config.download.per_host / per_host
-        for host in hosts:
-            mine = sum(1 for u in share.urls if u.split("/")[2] == host)
-            every = sum(1 for u in urls() if u.split("/")[2] == host)
-            assert abs(mine - every * part) <= 2, (host, part, mine, every)
+
+
+@pytest.mark.parametrize(
+    ("hosts", "concurrency", "per_host", "expected"),
+    [
+        (1, 16, 3, [40, 20]),  # per_host binds (parts 2 and 1): twice the URLs for twice the links
+        (60, 5, 4, [36, 24]),  # concurrency binds (parts 3 and 2)
+    ],
+)
+def test_urls_are_dealt_by_the_parts_of_the_limit_that_binds(
+    tmp_path: Path, hosts: int, concurrency: int, per_host: int, expected: list[int]
+) -> None:
+    base = config(tmp_path)
+    limits = replace(base.download, concurrency=concurrency, per_host=per_host)
+    todo = [f"https://h{n % hosts}.example/{n}.jpg" for n in range(60)]
+    shares = fetchpool.shard(replace(base, download=limits), todo, {}, 2)
+    assert [len(share.urls) for share in shares] == expected
 
 
 def record(url: str) -> UrlRecord:
