@@ -66,6 +66,7 @@ _MIN_URLS = 8  # per worker: below that, forking costs more than it gains
 _WATCH = 0.1  # seconds between a worker's checks that its parent is alive
 _STOP_WAIT = 1.5  # seconds the parent gives stopping workers, in all, before SIGKILL
 _DONE = "done"  # a worker's last message when it fetched its whole share
+_STOPS = {signal.SIGINT, signal.SIGTERM}
 
 Download = Callable[
     [Config, Sequence[str], dict[str, UrlRecord], Callable[[Outcome], None]], Awaitable[None]
@@ -177,7 +178,13 @@ def run(
                     target=_worker, args=(share, download, sender, parent, ends),
                     name="gallery-mirror fetch", daemon=True,
                 )  # fmt: skip
-                process.start()
+                # Blocked across the fork: a stop must not reach the child while
+                # it still runs the parent's handlers (it would be ignored there).
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+                try:
+                    process.start()
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 sender.close()
                 started.append(_Worker(process, receiver, dict.fromkeys(share.urls)))
             _collect(started, record, interrupts)
@@ -305,6 +312,7 @@ def _worker(
     """A worker process: fetch, send each outcome, then ``_DONE`` (or why not)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until the loop handles it
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # blocked by the parent for the fork
     for end in ends:
         end.close()  # the parent's: only the parent may hold them open
     try:
