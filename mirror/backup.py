@@ -141,13 +141,13 @@ def _prune(config: Config, scan: ScanResult) -> tuple[Pruned, ...]:
             if record.path and record.status == "mirrored":
                 by_path.setdefault(record.path, []).append(record.url)
         pruned: list[Pruned] = []
+        thumbs = thumbs_root(config)
         for path, urls in sorted(by_path.items()):
             # The file moves first: a crash before the rows go leaves rows whose
             # file is missing, which the next run handles as any missing file.
             _to_trash(inside(config.mirror_dir, PurePosixPath(path)), trash / path)
             for thumb in _thumbnails_of(state, path):
-                root = thumbs_root(config)
-                _to_trash(root / thumb, trash / config.thumbnails.dir / thumb)
+                _to_trash(thumbs / thumb, trash / config.thumbnails.dir / thumb)
             pruned.append(Pruned(path, tuple(sorted(urls))))
         with state.transaction():
             state.forget(r.url for r in expired)

@@ -280,12 +280,17 @@ def _fetch(args: argparse.Namespace, config: Config) -> int:
     return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
 
 
-def _progress(args: argparse.Namespace, verb: str = "fetched") -> Progress:
+def _progress(
+    args: argparse.Namespace, verb: str = "fetched", *, bar_only: bool = False
+) -> Progress:
+    """The progress the global options ask for; ``bar_only``: no lines (the
+    command logs something else), a bar only where someone watches."""
     from mirror.progress import Progress
 
     shown = not (args.quiet or args.no_progress)
+    lines, each = (False, False) if bar_only else (shown, args.verbose)
     return Progress(
-        sys.stderr, bar=shown and sys.stderr.isatty(), lines=shown, each=args.verbose, verb=verb
+        sys.stderr, bar=shown and sys.stderr.isatty(), lines=lines, each=each, verb=verb
     )
 
 
@@ -316,12 +321,9 @@ def _migrate(args: argparse.Namespace, config: Config) -> int:
 def _backup(args: argparse.Namespace, config: Config) -> int:
     from mirror.backup import backup
     from mirror.backup_output import write_backup_json, write_event, write_summary_line
-    from mirror.progress import Progress
 
     scan = _scan_posts(config)
-    # Events are the log; a bar only where someone watches.
-    bar = not (args.quiet or args.no_progress) and sys.stderr.isatty()
-    with Progress(sys.stderr, bar=bar, lines=False, each=False) as progress:
+    with _progress(args, bar_only=True) as progress:  # the events are the log
         result = backup(
             config, scan, refresh=args.refresh, prune=args.prune, on_plan=progress.planned,
             on_outcome=progress.finished,

@@ -156,20 +156,22 @@ def _integer(minimum: int, maximum: int | None = None) -> Callable[[object], int
     return convert
 
 
-def _seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid("a number of seconds > 0", value)
-    if not (math.isfinite(value) and value > 0):  # TOML allows inf and nan
-        raise _Invalid("a number of seconds > 0", value)
-    return float(value)
+def _number(unit: str, *, zero: bool) -> Callable[[object], float]:
+    """A finite number of ``unit``: > 0, or >= 0 where ``zero`` is allowed."""
+    rule = f"a number of {unit} {'>=' if zero else '>'} 0"
+
+    def convert(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Invalid(rule, value)
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):  # TOML has inf, nan
+            raise _Invalid(rule, value)
+        return float(value)
+
+    return convert
 
 
-def _days(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid("a number of days >= 0", value)
-    if not (math.isfinite(value) and value >= 0):
-        raise _Invalid("a number of days >= 0", value)
-    return float(value)
+_seconds = _number("seconds", zero=False)
+_days = _number("days", zero=True)
 
 
 _HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})")

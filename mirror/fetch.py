@@ -51,7 +51,7 @@ from mirror.incoming import Incoming
 from mirror.models import Outcome, Probe, Source
 from mirror.state import UrlRecord
 from mirror.store import CheckedRoot, DirSync, hash_path, stamped, url_path
-from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, sniff
+from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, content_type_allows, sniff
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -354,7 +354,7 @@ class Downloader:
             except _Fail as exc:
                 return replace(found, error=exc.reason)
         # What the fetch would refuse after downloading it is refused here already.
-        if content_type and content_type.split(";")[0].strip().lower().startswith("text/"):
+        if not content_type_allows(content_type):
             return replace(found, error=f"answers {content_type}, not an image")
         limit = self._config.max_bytes
         if found.size is not None and found.size > limit:

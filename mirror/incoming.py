@@ -46,7 +46,6 @@ class Incoming:
         self._file: BufferedWriter | None = None
         self._digest = hashlib.sha256()
         self._lock = threading.Lock()
-        self.size = 0
 
     @property
     def temp(self) -> Path:
@@ -68,7 +67,6 @@ class Incoming:
             for block in blocks:
                 self._digest.update(block)
                 self._file.write(block)
-                self.size += len(block)
 
     def check(
         self,

@@ -20,8 +20,9 @@ def scan(config: Config) -> ScanResult:
     )
 
 
-def url_records(config: Config, urls: Sequence[str]) -> dict[str, UrlRecord]:
-    """What the state knows of ``urls``, read-only; empty before the first fetch."""
+def url_records(config: Config, urls: Sequence[str] | None = None) -> dict[str, UrlRecord]:
+    """What the state knows of ``urls`` (None: every URL), read-only; empty
+    before the first fetch."""
     state = State.read(config.state_dir / STATE_FILE_NAME)
     if state is None:
         return {}

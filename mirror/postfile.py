@@ -9,6 +9,7 @@ replaced, not a symbolic link that points at it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -21,11 +22,13 @@ __all__ = ["read_post", "write_post"]
 def read_post(path: Path) -> bytes | str:
     """The post's bytes, or why it cannot be read."""
     try:
+        # A named pipe or a device would block the read, or never end.
         if not stat.S_ISREG(path.stat().st_mode):
             return "cannot be read: not a regular file"
         return path.read_bytes()
     except OSError as exc:
-        return f"cannot be read: {exc.strerror or exc}"
+        reason = "symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        return f"cannot be read: {reason}"
 
 
 def write_post(path: Path, expected: bytes, data: bytes) -> str | None:

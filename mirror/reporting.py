@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from mirror import migrating, pipeline, rewriting
+from mirror import migrating, pipeline, rewriting, thumbnailing
 from mirror.config import Config
+from mirror.errors import ConfigError
 from mirror.migrating import FetchPlan
 from mirror.mirroring import probe_all
 from mirror.models import ImageRef, Probe, ScanResult
@@ -157,10 +158,8 @@ def _url_report(
 def _previews(config: Config, mirrored: Sequence[UrlReport]) -> dict[str, str]:
     """The smallest thumbnail of each mirrored image where one exists, else the original."""
     try:
-        spec: ThumbSpec | None = ThumbSpec.from_config(
-            config.thumbnails, config.download.max_pixels
-        )
-    except ValueError:  # settings no thumbnail can be made with: none exists
+        spec: ThumbSpec | None = thumbnailing.spec_of(config)
+    except ConfigError:  # settings no thumbnail can be made with: none exists
         spec = None
     root = config.mirror_dir
     previews: dict[str, str] = {}

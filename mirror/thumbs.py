@@ -333,8 +333,12 @@ def _render_image(image: Image.Image, writer: str, spec: ThumbSpec) -> _Rendered
     if orientation_swaps(orientation):
         width, height = height, width
     make = _animation if animate else _still
-    encoded = make(image, sizes, orientation, writer, spec)
-    return _Rendered(dict(zip(boxes, encoded, strict=True)), width, height)
+    # An original smaller than several boxes has one size for all of them: made once.
+    distinct = list(dict.fromkeys(sizes))
+    encoded = dict(zip(distinct, make(image, distinct, orientation, writer, spec), strict=True))
+    return _Rendered(
+        {box: encoded[size] for box, size in zip(boxes, sizes, strict=True)}, width, height
+    )
 
 
 def _orientation(image: Image.Image) -> int:
@@ -355,14 +359,18 @@ def _still(
     """One frame at every size (largest first), from one decode."""
     icc = image.info.get("icc_profile")
     base = working_mode(image)
-    encoded: list[bytes] = []
-    for index, size in enumerate(sizes):
-        if index and size == sizes[index - 1]:  # original smaller than both sizes
-            encoded.append(encoded[-1])
-            continue
-        thumb = orient(to_srgb(shrink(base, size), icc), orientation)
-        encoded.append(encode(thumb, writer, quality=spec.quality, background=spec.background))
-    return encoded
+    return [
+        encode(_small(base, size, icc, orientation), writer,
+               quality=spec.quality, background=spec.background)
+        for size in sizes
+    ]  # fmt: skip
+
+
+def _small(
+    image: Image.Image, size: tuple[int, int], icc: bytes | None, orientation: int
+) -> Image.Image:
+    """``image`` at ``size``, then in sRGB and upright: both on the small image."""
+    return orient(to_srgb(shrink(image, size), icc), orientation)
 
 
 def _animation(
@@ -381,7 +389,7 @@ def _animation(
         # RGBA for every frame: later GIF frames decode to RGB(A), the first to P.
         rgba = frame.convert("RGBA")
         for index, size in enumerate(sizes):
-            frames[index].append(orient(to_srgb(shrink(rgba, size), icc), orientation))
+            frames[index].append(_small(rgba, size, icc, orientation))
     loop = image.info.get("loop")
     return [
         encode_animation(resized, durations, loop, writer, quality=spec.quality)

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
+from mirror import pipeline
 from mirror.config import Config
 from mirror.mirrorfiles import MirrorFiles
 from mirror.models import ImageRef, ScanResult
 from mirror.ownlinks import OwnLinks
-from mirror.state import STATE_FILE_NAME, State, UrlRecord
+from mirror.state import UrlRecord
 from mirror.store import inside
 
 ProblemKind = Literal["file", "reference"]
@@ -47,11 +48,7 @@ class VerifyResult:
 
 
 def verify(config: Config, scan: ScanResult) -> VerifyResult:
-    state = State.read(config.state_dir / STATE_FILE_NAME)
-    records: dict[str, UrlRecord] = {}
-    if state is not None:
-        with state:
-            records = state.records()
+    records = pipeline.url_records(config)
     files = MirrorFiles(config.mirror_dir)
     problems = []
     mirrored = [r for r in records.values() if r.status == "mirrored"]

@@ -93,6 +93,16 @@ def test_an_html_page_or_too_large_a_file_is_not_reachable(
     assert not large.reachable and "more than download.max_bytes" in (large.error or "")
 
 
+def test_the_probe_refuses_the_content_types_the_fetch_refuses(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    error = server.file("/api.jpg", b'{"error": "gone"}', content_type="application/json")
+    binary = server.file("/raw.jpg", JPEG, content_type="application/octet-stream")
+    refused, allowed = probe(tmp_path, error, binary)
+    assert not refused.reachable and refused.error == "answers application/json, not an image"
+    assert allowed.reachable
+
+
 def test_a_private_address_is_refused_without_a_request(
     tmp_path: Path, server: FaultServer
 ) -> None:

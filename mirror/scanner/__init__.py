@@ -8,9 +8,7 @@ one process per core: each post is independent, and the scan is CPU-bound.
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 import sys
 import threading
 from collections.abc import Sequence
@@ -20,6 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from mirror.models import PostScan, ScanResult
+from mirror.postfile import read_post
 from mirror.scanner.discover import discover
 from mirror.scanner.post import scan_post
 
@@ -66,13 +65,7 @@ def _scan_files(root: Path, posts: Sequence[str], keys: frozenset[str]) -> list[
 
 
 def _scan_file(root: Path, post: str, keys: frozenset[str]) -> PostScan:
-    path = root / post
-    try:
-        # A named pipe or a device would block the read, or never end.
-        if not stat.S_ISREG(path.stat().st_mode):
-            return PostScan(post, problems=("cannot be read: not a regular file",))
-        data = path.read_bytes()
-    except OSError as exc:
-        reason = "symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
-        return PostScan(post, problems=(f"cannot be read: {reason}",))
+    data = read_post(root / post)
+    if isinstance(data, str):
+        return PostScan(post, problems=(data,))
     return scan_post(data, post, keys)
