@@ -19,7 +19,6 @@ from pathlib import Path
 
 from mirror import fetchpool, thumbnailing
 from mirror.config import Config
-from mirror.errors import MirrorError
 from mirror.fetch import Downloader, Finish
 from mirror.lock import SiteLock
 from mirror.models import Outcome, Probe, ScanResult
@@ -144,7 +143,15 @@ def fetch(
         if spec is not None and not interrupted:  # images mirrored before, settings changed
             made = thumbnailing.catch_up(state, config, pool)
             if thumbs is not None:
-                made = replace(made, done=thumbs.made + made.done)
+                # The catch-up found this run's own thumbnails current: they
+                # count as made, not also as up to date; and they were made
+                # over the whole fetch, not in the catch-up's fraction of it.
+                made = replace(
+                    made,
+                    done=(*thumbs.made, *made.done),
+                    up_to_date=made.up_to_date - len(thumbs.made),
+                    elapsed=time.monotonic() - started,
+                )
             interrupted = made.interrupted
     already = len(mirrored) - len(stale)
     elapsed = time.monotonic() - started
@@ -174,7 +181,7 @@ class _Thumbnails:
     def __init__(self, config: Config, spec: ThumbSpec, pool: _Lazy) -> None:
         self._config, self._spec, self._pool = config, spec, pool
         self._results: dict[str, ThumbResult] = {}  # by the original's path in the mirror
-        self.made: tuple[thumbnailing.Made, ...] = ()
+        self.made: list[thumbnailing.Made] = []
 
     async def finish(self, temp: Path, relative: str) -> str | None:
         root = thumbnailing.thumbs_root(self._config)
@@ -187,10 +194,8 @@ class _Thumbnails:
             # the image is refused, and the next one gets a new pool.
             self._pool.renew()
             return "the thumbnail worker died decoding it (out of memory?)"
-        except OSError as exc:  # every image would fail alike: stop the run, say where
-            raise MirrorError(
-                f"cannot write thumbnails under {root} (thumbnails.dir): {exc.strerror or exc}"
-            ) from exc
+        except OSError as exc:
+            raise thumbnailing.unwritable(self._config, exc) from exc
         if result.status == "failed":
             return result.reason or "cannot decode the image"
         self._results[relative] = result
@@ -200,7 +205,7 @@ class _Thumbnails:
         result = self._results.pop(outcome.path or "", None)
         if result is not None and outcome.sha256 is not None and outcome.path is not None:
             thumbnailing.record(state, outcome.path, outcome.sha256, self._spec, result)
-            self.made += (thumbnailing.Made(outcome.path, result),)
+            self.made.append(thumbnailing.Made(outcome.path, result))
 
 
 def _stale(

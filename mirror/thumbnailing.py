@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mirror.config import Config
-from mirror.errors import ConfigError
+from mirror.errors import ConfigError, MirrorError
 from mirror.lock import SiteLock
 from mirror.state import STATE_FILE_NAME, State, timestamp
 from mirror.store import inside, remove_partials
@@ -58,6 +58,15 @@ def spec_of(config: Config) -> ThumbSpec:
 
 def thumbs_root(config: Config) -> Path:
     return config.mirror_dir / config.thumbnails.dir
+
+
+def unwritable(config: Config, exc: OSError) -> MirrorError:
+    """The error that stops a run whose thumbnails cannot be written at all
+    (every image would fail alike), naming the setting that places them."""
+    where = exc.filename or thumbs_root(config)
+    return MirrorError(
+        f"cannot write thumbnails under {where} (thumbnails.dir): {exc.strerror or exc}"
+    )
 
 
 def record(state: State, path: str, sha256: str, spec: ThumbSpec, result: ThumbResult) -> None:
@@ -146,6 +155,8 @@ def catch_up(
                 on_made(made)
     except KeyboardInterrupt:
         interrupted = True
+    except OSError as exc:
+        raise unwritable(config, exc) from exc
     return ThumbsResult(tuple(done), current, time.monotonic() - started, interrupted)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mirror import store
@@ -437,7 +437,10 @@ def test_arbitrary_paths_are_safe(text: str, ext: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(PIECES) | st.text(max_size=8), max_size=20))
 def test_clean_paths_keep_their_text(pieces: list[str]) -> None:
-    url = remote("https://h/" + "/".join(pieces) + ".jpg")
+    raw = "https://h/" + "/".join(pieces) + ".jpg"
+    # "<%", "{{", "{%", "${" and "{word}" mark template placeholders, not URLs.
+    assume(normalize(raw).reason != "template placeholder")
+    url = remote(raw)
     assert url is not None
     name = url_path(url, ".jpg").name
     if "~" not in name:  # no hash: the path must be the URL's path, decoded

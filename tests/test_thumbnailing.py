@@ -84,7 +84,10 @@ def test_fetch_makes_a_thumbnail_per_image_and_size(
     site = make_site(tmp_path, server, {f"/p/{n}.jpg": jpeg(50 * n) for n in range(3)},
                      "[thumbnails]\nsizes = [120, 480]\n")  # fmt: skip
     assert main(["-q", "fetch", "--site", str(site)]) == 0
-    assert "Thumbnails: made for 3 images, 0 skipped, 0 failed" in capsys.readouterr().out
+    # Made during the fetch, so not also counted as up to date by the catch-up.
+    assert "Thumbnails: made for 3 images, 0 skipped, 0 failed, 0 up to date" in (
+        capsys.readouterr().out
+    )
     made = sorted(thumbs_of(site))
     assert made == sorted(f"{size}/127.0.0.1_{server.port}/p/{n}.jpg.webp"
                           for size in (120, 480) for n in range(3))  # fmt: skip
@@ -119,9 +122,10 @@ def test_thumbnails_are_rebuilt_only_when_settings_or_files_change(
     site = make_site(tmp_path, server, {f"/p/{n}.jpg": jpeg(50 * n) for n in range(3)})
     main(["-q", "fetch", "--site", str(site)])
     first = thumbs_of(site)
+    capsys.readouterr()
     assert main(["-q", "fetch", "--site", str(site)]) == 0
     assert thumbs_of(site) == first  # nothing due: nothing rewritten
-    assert "0 up to date" not in capsys.readouterr().out
+    assert "made for 0 images, 0 skipped, 0 failed, 3 up to date" in capsys.readouterr().out
 
     gone = next(iter(first))
     (site / "source/images/mirror/_thumbs" / gone).unlink()
@@ -167,3 +171,28 @@ def test_no_worker_processes_start_when_nothing_is_due(
     assert len(started) == 1
     assert main(["-q", "fetch", "--site", str(site)]) == 0
     assert len(started) == 1  # the second run had nothing to do: no workers started
+
+
+@pytest.mark.parametrize("command", ["fetch", "thumbs"])
+def test_a_thumbnails_dir_that_cannot_be_made_stops_the_run_naming_the_setting(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    site = make_site(tmp_path, server, {"/a.jpg": jpeg(10)})
+    if command == "thumbs":
+        (site / "gallery-mirror.toml").write_text(
+            (site / "gallery-mirror.toml").read_text() + "[thumbnails]\nenabled = false\n"
+        )
+        assert main(["-q", "fetch", "--site", str(site)]) == 0
+        (site / "gallery-mirror.toml").write_text(
+            (site / "gallery-mirror.toml").read_text().replace("enabled = false", "")
+        )
+    mirror = site / "source" / "images" / "mirror"
+    mirror.mkdir(parents=True, exist_ok=True)
+    (mirror / "_thumbs").symlink_to(tmp_path / "gone")  # a dangling link: mkdir cannot pass it
+    capsys.readouterr()
+    assert main(["-q", command, "--site", str(site)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write thumbnails under" in err and "(thumbnails.dir)" in err
+    assert not list(mirror.rglob("*.part"))
+    if command == "fetch":  # the image whose thumbnails failed is not kept
+        assert [p.name for p in mirror.rglob("*") if p.is_file()] == []
