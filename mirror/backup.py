@@ -44,8 +44,9 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Pruned:
-    path: str  # relative to mirror.dir; now under trash/
+    path: str  # relative to mirror.dir; now under trash/ when ``moved``
     urls: tuple[str, ...]  # the URLs that had it
+    moved: bool = True  # False: the file was already gone, only its rows were forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +100,12 @@ def backup(
         if skipped is None:
             pruned = _prune(config, scan)
             for item in pruned:
+                detail = (
+                    f"{item.path} moved to .gallery-mirror/{TRASH_DIR_NAME}/" if item.moved
+                    else f"{item.path} was already missing; its record is forgotten"
+                )  # fmt: skip
                 for url in item.urls:
-                    tell("pruned", url, f"{item.path} moved to .gallery-mirror/{TRASH_DIR_NAME}/")
+                    tell("pruned", url, detail)
     return BackupResult(fetched, tuple(gone), pruned, skipped)
 
 
@@ -145,10 +150,10 @@ def _prune(config: Config, scan: ScanResult) -> tuple[Pruned, ...]:
         for path, urls in sorted(by_path.items()):
             # The file moves first: a crash before the rows go leaves rows whose
             # file is missing, which the next run handles as any missing file.
-            _to_trash(inside(config.mirror_dir, PurePosixPath(path)), trash / path)
+            moved = _to_trash(inside(config.mirror_dir, PurePosixPath(path)), trash / path)
             for thumb in _thumbnails_of(state, path):
                 _to_trash(thumbs / thumb, trash / config.thumbnails.dir / thumb)
-            pruned.append(Pruned(path, tuple(sorted(urls))))
+            pruned.append(Pruned(path, tuple(sorted(urls)), moved))
         with state.transaction():
             state.forget(r.url for r in expired)
             state.connection.executemany(
@@ -163,11 +168,13 @@ def _thumbnails_of(state: State, path: str) -> list[str]:
     return str(found[0]).splitlines() if found else []
 
 
-def _to_trash(source: Path, target: Path) -> None:
-    """Move ``source`` to ``target`` (a name already taken gets the time appended)."""
+def _to_trash(source: Path, target: Path) -> bool:
+    """Move ``source`` to ``target`` (a name already taken gets the time appended);
+    False when there is no such file to move."""
     if not source.is_file():
-        return
+        return False
     if target.exists():
         target = stamped(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(source, target)
+    return True

@@ -77,7 +77,9 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
             for o in result.fetched.recheck_failed
         ],
         "new": [{"url": o.url, "path": o.path, "size": o.size} for o in result.fetched.mirrored],
-        "pruned": [{"path": p.path, "urls": list(p.urls)} for p in result.pruned],
+        "pruned": [
+            {"path": p.path, "urls": list(p.urls), "moved_to_trash": p.moved} for p in result.pruned
+        ],
         "prune_skipped": result.prune_skipped,
     }
     with AtomicFile(path) as out:

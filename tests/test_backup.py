@@ -159,6 +159,28 @@ def test_prune_waits_for_the_grace_period_then_moves_to_trash(
     assert len(list(mirror.glob("*/b/*.jpg"))) == 2  # still referenced: kept
 
 
+def test_prune_of_a_file_already_missing_says_so(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, toml="[backup]\nprune_after = 0\n")
+    backup(capsys, site)
+    post = site / "source" / "_posts" / "p.md"
+    post.write_text("".join(post.read_text().splitlines(keepends=True)[2:]))  # drop 0 and 1
+    mirror = site / "source" / "images" / "mirror"
+    (gone,) = mirror.glob("*/b/0.jpg")
+    gone.unlink()  # deleted by hand
+    report = tmp_path / "run.json"
+    code, out = backup(capsys, site, "--prune", "--json", str(report))
+    assert code == 0 and "2 pruned" in out
+    missing = gone.relative_to(mirror).as_posix()
+    assert f"{missing} was already missing; its record is forgotten" in out
+    assert f"{missing.replace('0.jpg', '1.jpg')} moved to .gallery-mirror/trash/" in out
+    moved = {p["path"]: p["moved_to_trash"] for p in json.loads(report.read_text())["pruned"]}
+    assert moved == {missing: False, missing.replace("0.jpg", "1.jpg"): True}
+    trash = site / ".gallery-mirror" / "trash"
+    assert not (trash / missing).exists() and (trash / missing.replace("0.jpg", "1.jpg")).exists()
+
+
 def test_prune_never_runs_when_a_post_could_not_be_read(
     tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
