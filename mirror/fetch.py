@@ -39,7 +39,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path, PurePosixPath
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -103,10 +103,19 @@ def is_transient(exc: BaseException) -> bool:
 
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-# The last check before a download is renamed into place, given the complete
-# temporary file and the path it will have in the mirror: why the file must not
-# be kept, or None. The thumbnail stage decodes the image here, once.
-Finish = Callable[[Path, str], Awaitable[str | None]]
+
+
+class Finish(Protocol):
+    """The last check before a download is renamed into place (the thumbnail
+    stage decodes the image here, once, and writes its thumbnails)."""
+
+    async def check(self, temp: Path, relative: str) -> str | None:
+        """Why the complete temporary file ``temp``, to be ``relative`` in the
+        mirror, must not be kept; or None."""
+
+    def abandon(self, relative: str) -> None:
+        """Undo what ``check`` made: the file passed it but was never renamed
+        into place (the rename failed, or Ctrl-C came first)."""
 
 
 async def _resolve(host: str, port: int) -> list[str]:
@@ -437,10 +446,18 @@ class Downloader:
                 assert known is not None  # the server ignored the conditional request
                 return _unchanged(known, final_url, response)
             if self._finish is not None:
-                problem = await self._finish(incoming.temp, final.as_posix())
+                problem = await self._finish.check(incoming.temp, final.as_posix())
                 if problem is not None:
                     raise _Fail(problem)
-                await asyncio.to_thread(self._commit, incoming, final, known)
+                try:
+                    await asyncio.to_thread(self._commit, incoming, final, known)
+                except BaseException:
+                    # discard() waits for a rename still running in its thread:
+                    # after it, the file is in place or never will be.
+                    incoming.discard()
+                    if not incoming.committed:
+                        self._finish.abandon(final.as_posix())
+                    raise
         except BaseException:
             incoming.discard()
             raise

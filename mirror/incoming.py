@@ -100,6 +100,12 @@ class Incoming:
             self._atomic.__exit__(None, None, None)
             return self._atomic.final
 
+    @property
+    def committed(self) -> bool:
+        """Whether the file was renamed into place (waits for a rename in progress)."""
+        with self._lock:
+            return self._atomic is not None and self._atomic.committed
+
     def discard(self) -> None:
         """Remove the temporary file; the final path is left as it was.
 

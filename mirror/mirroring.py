@@ -124,7 +124,6 @@ def fetch(
                 flush()
 
         interrupted = False
-        finish = thumbs.finish if thumbs is not None else None
         try:
             workers = (
                 1 if thumbs is not None else fetchpool.worker_count(config.download, len(todo))
@@ -132,7 +131,7 @@ def fetch(
             if workers > 1:
                 fetchpool.run(config, todo, stale, record, _download_in_worker, workers)
             else:
-                asyncio.run(_download(config, todo, stale, record, finish, dirs))
+                asyncio.run(_download(config, todo, stale, record, thumbs, dirs))
         except KeyboardInterrupt:
             # Every download was cancelled and its temporary file removed (a
             # fetch worker that had to be killed leaves them to the next run).
@@ -183,7 +182,7 @@ class _Thumbnails:
         self._results: dict[str, ThumbResult] = {}  # by the original's path in the mirror
         self.made: list[thumbnailing.Made] = []
 
-    async def finish(self, temp: Path, relative: str) -> str | None:
+    async def check(self, temp: Path, relative: str) -> str | None:
         root = thumbnailing.thumbs_root(self._config)
         try:
             result = await self._pool().make(
@@ -200,6 +199,13 @@ class _Thumbnails:
             return result.reason or "cannot decode the image"
         self._results[relative] = result
         return None
+
+    def abandon(self, relative: str) -> None:
+        result = self._results.pop(relative, None)
+        if result is not None:
+            root = thumbnailing.thumbs_root(self._config)
+            for name in result.files:
+                (root / name).unlink(missing_ok=True)
 
     def record(self, state: State, outcome: Outcome) -> None:
         result = self._results.pop(outcome.path or "", None)

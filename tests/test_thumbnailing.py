@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 import sqlite3
 import struct
 import zlib
@@ -196,3 +198,25 @@ def test_a_thumbnails_dir_that_cannot_be_made_stops_the_run_naming_the_setting(
     assert not list(mirror.rglob("*.part"))
     if command == "fetch":  # the image whose thumbnails failed is not kept
         assert [p.name for p in mirror.rglob("*") if p.is_file()] == []
+
+
+def test_thumbnails_of_an_image_whose_rename_fails_are_removed(
+    tmp_path: Path,
+    server: FaultServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = make_site(tmp_path, server, {"/full.jpg": jpeg(90)})
+    real = os.replace
+
+    def disk_full_for_one(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        # The thumbnail workers are other processes: only the originals' renames get here.
+        if Path(target).name == "full.jpg":
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        real(source, target)
+
+    monkeypatch.setattr(os, "replace", disk_full_for_one)
+    assert main(["-q", "fetch", "--site", str(site)]) == 1
+    assert "full.jpg: No space left on device" in capsys.readouterr().err
+    assert thumbs_of(site) == {} and rows(site) == []  # made, then removed with the original
+    assert not list((site / "source" / "images" / "mirror").rglob("full.jpg*"))
