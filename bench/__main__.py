@@ -99,7 +99,7 @@ def _jobs(
     jpegs = [i for i in items if i.path.endswith(".jpg")][: args.thumb_jpegs]
     mix = [i for i in items if i.kind in ("png", "gif", "webp")]
     inputs = {}
-    for label, chosen in (("jpeg", jpegs), ("mix", mix)):
+    for label, chosen in (("jpeg", jpegs), ("mix", mix), ("all", items)):
         inputs[label] = work / f"thumb-inputs-{label}.txt"
         inputs[label].write_text("".join(f"{images_root / i.path}\n" for i in chosen))
     total = sum(sizes.values())
@@ -127,7 +127,7 @@ def _jobs(
     memory = _memory_corpus(work, images_root, fast, args.memory_sizes)
     thumb_sites = {
         label: _mirrored_site(work / f"thumb-site-{label}", chosen, fast, same_thumbs)
-        for label, chosen in (("jpeg", jpegs), ("mix", mix))
+        for label, chosen in (("jpeg", jpegs), ("mix", mix), ("all", items))
     }
     todo = [
         jobs.scan_job(blog, len(posts), post_mb),
@@ -147,6 +147,11 @@ def _jobs(
         jobs.thumbs_job(
             f"{len(mix)} PNG/GIF/WebP", inputs["mix"], len(mix),
             sum(sizes[i.path] for i in mix), args.box, jobs.ours_thumbs(thumb_sites["mix"]),
+        ),
+        # The whole job's thumbnail part alone: its floor, with the cores to itself.
+        jobs.thumbs_job(
+            f"all {len(items)} images", inputs["all"], len(items), total, args.box,
+            jobs.ours_thumbs(thumb_sites["all"]), with_convert=False,
         ),
         jobs.whole_job(
             f"+{args.delay * 1000:.0f} ms server", lists["delay"], len(items), total, args.box,

@@ -139,10 +139,25 @@ def fetch_job(label: str, urls: Path, files: int, megabytes: float, *ours_tools:
 
 
 def thumbs_job(
-    label: str, inputs: Path, files: int, megabytes: float, box: int, ours_tool: Tool
+    label: str,
+    inputs: Path,
+    files: int,
+    megabytes: float,
+    box: int,
+    ours_tool: Tool,
+    *,
+    with_convert: bool = True,
 ) -> Job:
+    """``with_convert``: also ImageMagick, ~9x slower than the others (left out
+    where it would take minutes per run)."""
     vips = find("vipsthumbnail")
     magick = find("convert", "/usr/bin/convert-im6.q16")  # /usr/local/bin/convert may be a stub
+    convert = peer(
+        "convert -thumbnail, 2 workers", magick,
+        lambda m, out: ["xargs", "-r", "-a", str(inputs), "-P2", "-n", "1", "sh", "-c",
+                        f'{m} "$0[0]" -thumbnail {box}x{box} -quality 85 '
+                        f'"{out}/$(basename "$0").jpg"'],
+    )  # fmt: skip
     return Job(
         f"thumbnails, {label}",
         files,
@@ -154,12 +169,7 @@ def thumbs_job(
                 lambda v, out: ["xargs", "-r", "-a", str(inputs), "-P2", "-n", "32", v,
                                 "-s", str(box), "-o", f"{out}/%s.jpg[Q=85]"],
             ),
-            peer(
-                "convert -thumbnail, 2 workers", magick,
-                lambda m, out: ["xargs", "-r", "-a", str(inputs), "-P2", "-n", "1", "sh", "-c",
-                                f'{m} "$0[0]" -thumbnail {box}x{box} -quality 85 '
-                                f'"{out}/$(basename "$0").jpg"'],
-            ),
+            *((convert,) if with_convert else ()),
         ),
         outputs=files,
     )  # fmt: skip

@@ -6,12 +6,14 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 _TIME = Path("/usr/bin/time")  # GNU time: CPU and peak RSS of the command and its children
+_REAP = Path(__file__).with_name("reap.py")  # ... all of them: see there
 _FIELDS = {
     "user": re.compile(r"User time \(seconds\): ([\d.]+)"),
     "system": re.compile(r"System time \(seconds\): ([\d.]+)"),
@@ -31,7 +33,8 @@ class CommandFailed(RuntimeError):
 
 
 def run(command: Sequence[str], *, cwd: Path | None = None) -> Sample:
-    wrapped = [str(_TIME), "-v", *command] if _TIME.exists() else list(command)
+    reaped = [sys.executable, str(_REAP), *command]
+    wrapped = [str(_TIME), "-v", *reaped] if _TIME.exists() else reaped
     started = time.perf_counter()
     done = subprocess.run(
         wrapped, cwd=cwd, capture_output=True, text=True, check=False,
