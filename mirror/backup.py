@@ -46,7 +46,7 @@ class Event:
 class Pruned:
     path: str  # relative to mirror.dir; now under trash/ when ``moved``
     urls: tuple[str, ...]  # the URLs that had it
-    moved: bool = True  # False: the file was already gone, only its rows were forgotten
+    moved: bool  # False: the file was already gone, only its rows were forgotten
 
 
 @dataclass(frozen=True, slots=True)

@@ -418,6 +418,7 @@ class Downloader:
         incoming = Incoming(self._inside, relative, fsync=self._config.fsync, dirs=self._dirs)
         content_type = response.headers.get("content-type")
         blocks, held, size = [bytes(head)], len(head), len(head)
+        finished: PurePosixPath | None = None  # passed the last check, under this name
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -449,17 +450,18 @@ class Downloader:
                 problem = await self._finish.check(incoming.temp, final.as_posix())
                 if problem is not None:
                     raise _Fail(problem)
-                try:
-                    await asyncio.to_thread(self._commit, incoming, final, known)
-                except BaseException:
-                    # discard() waits for a rename still running in its thread:
-                    # after it, the file is in place or never will be.
-                    incoming.discard()
-                    if not incoming.committed:
-                        self._finish.abandon(final.as_posix())
-                    raise
+                finished = final
+                await asyncio.to_thread(self._commit, incoming, final, known)
         except BaseException:
+            # discard() waits for a rename still running in its thread: after
+            # it, the file is in place or never will be.
             incoming.discard()
+            if (
+                finished is not None
+                and self._finish is not None
+                and not self._in_place(incoming, finished)
+            ):
+                self._finish.abandon(finished.as_posix())
             raise
         return Outcome(
             url, "mirrored", path=final.as_posix(), size=size, sha256=incoming.sha256,
@@ -498,6 +500,11 @@ class Downloader:
         if commit:
             self._commit(incoming, relative, known)
         return relative
+
+    def _in_place(self, incoming: Incoming, relative: PurePosixPath) -> bool:
+        """Whether the mirror holds the download at ``relative``: renamed there,
+        or (the hash layout) the same bytes were there already."""
+        return incoming.committed or (self._layout == "hash" and self._inside(relative).is_file())
 
     def _commit(self, incoming: Incoming, relative: PurePosixPath, known: UrlRecord | None) -> None:
         """Rename into place at ``relative`` (in a worker thread); first keep, under

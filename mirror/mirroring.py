@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -26,7 +26,7 @@ from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.store import DirSync, remove_partials
 from mirror.thumbnailing import ThumbsResult
-from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec
+from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
 from mirror.transport import make_client
 
 _BATCH = 64  # state rows per commit
@@ -105,6 +105,8 @@ def fetch(
         dirs = DirSync()
         pool = _Lazy(lambda: stack.enter_context(ThumbPool()))
         thumbs = _Thumbnails(config, spec, pool) if spec is not None and todo else None
+        if thumbs is not None:
+            stack.callback(thumbs.sweep)  # runs after the pool (entered later) has stopped
 
         def flush() -> None:
             dirs.sync()  # the renames first: a row never points at a file a power cut loses
@@ -147,7 +149,7 @@ def fetch(
                 # over the whole fetch, not in the catch-up's fraction of it.
                 made = replace(
                     made,
-                    done=(*thumbs.made, *made.done),
+                    done=(*thumbs.made.values(), *made.done),
                     up_to_date=made.up_to_date - len(thumbs.made),
                     elapsed=time.monotonic() - started,
                 )
@@ -180,7 +182,9 @@ class _Thumbnails:
     def __init__(self, config: Config, spec: ThumbSpec, pool: _Lazy) -> None:
         self._config, self._spec, self._pool = config, spec, pool
         self._results: dict[str, ThumbResult] = {}  # by the original's path in the mirror
-        self.made: list[thumbnailing.Made] = []
+        self._cancelled: set[str] = set()  # paths whose check Ctrl-C stopped
+        # By path: with the hash layout, two URLs of the same bytes share one.
+        self.made: dict[str, thumbnailing.Made] = {}
 
     async def check(self, temp: Path, relative: str) -> str | None:
         root = thumbnailing.thumbs_root(self._config)
@@ -188,30 +192,47 @@ class _Thumbnails:
             result = await self._pool().make(
                 temp, relative, root, self._spec, fsync=self._config.download.fsync
             )
+        except asyncio.CancelledError:
+            self._cancelled.add(relative)  # its worker may still write them: see sweep()
+            raise
         except BrokenProcessPool:
             # A worker died on this image (killed for memory, a decoder crash):
             # the image is refused, and the next one gets a new pool.
             self._pool.renew()
             return "the thumbnail worker died decoding it (out of memory?)"
-        except OSError as exc:
+        except ThumbsUnwritable as exc:
             raise thumbnailing.unwritable(self._config, exc) from exc
         if result.status == "failed":
             return result.reason or "cannot decode the image"
+        self._cancelled.discard(relative)
         self._results[relative] = result
         return None
 
     def abandon(self, relative: str) -> None:
         result = self._results.pop(relative, None)
         if result is not None:
-            root = thumbnailing.thumbs_root(self._config)
-            for name in result.files:
+            self._remove(result.files)
+
+    def sweep(self) -> None:
+        """Once the workers have stopped: remove what they wrote for checks that
+        Ctrl-C cancelled (their originals were never kept)."""
+        for relative in self._cancelled - self.made.keys():
+            self._remove(
+                thumb_path(relative, size, self._spec).as_posix() for size in self._spec.sizes
+            )
+
+    def _remove(self, names: Iterable[str]) -> None:
+        # Called while another error is on its way: that one must not be hidden.
+        root = thumbnailing.thumbs_root(self._config)
+        for name in names:
+            with contextlib.suppress(OSError):
                 (root / name).unlink(missing_ok=True)
 
     def record(self, state: State, outcome: Outcome) -> None:
         result = self._results.pop(outcome.path or "", None)
         if result is not None and outcome.sha256 is not None and outcome.path is not None:
             thumbnailing.record(state, outcome.path, outcome.sha256, self._spec, result)
-            self.made.append(thumbnailing.Made(outcome.path, result))
+            self.made[outcome.path] = thumbnailing.Made(outcome.path, result)
 
 
 def _stale(

@@ -27,7 +27,7 @@ from mirror.errors import ConfigError, MirrorError
 from mirror.lock import SiteLock
 from mirror.state import STATE_FILE_NAME, State, timestamp
 from mirror.store import inside, remove_partials
-from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec
+from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +60,12 @@ def thumbs_root(config: Config) -> Path:
     return config.mirror_dir / config.thumbnails.dir
 
 
-def unwritable(config: Config, exc: OSError) -> MirrorError:
-    """The error that stops a run whose thumbnails cannot be written at all
-    (every image would fail alike), naming the setting that places them."""
-    where = exc.filename or thumbs_root(config)
+def unwritable(config: Config, exc: ThumbsUnwritable) -> MirrorError:
+    """The error that stops the run, naming the setting that places the files."""
+    which = f"{exc.filename}: " if exc.filename else ""
     return MirrorError(
-        f"cannot write thumbnails under {where} (thumbnails.dir): {exc.strerror or exc}"
+        f"cannot write thumbnails under {thumbs_root(config)} (thumbnails.dir):"
+        f" {which}{exc.strerror or exc}"
     )
 
 
@@ -155,7 +155,7 @@ def catch_up(
                 on_made(made)
     except KeyboardInterrupt:
         interrupted = True
-    except OSError as exc:
+    except ThumbsUnwritable as exc:
         raise unwritable(config, exc) from exc
     return ThumbsResult(tuple(done), current, time.monotonic() - started, interrupted)
 

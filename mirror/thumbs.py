@@ -228,6 +228,13 @@ def thumb_path(relative: str, size: int, spec: ThumbSpec) -> PurePosixPath:
     return PurePosixPath(str(size), *rel.parts[:-1], name)
 
 
+class ThumbsUnwritable(OSError):
+    """The thumbnail files cannot be written (full disk, permissions, a file or
+    a broken link where a folder must be): every image would fail alike, so
+    this stops the run rather than failing one image. An ``OSError`` with the
+    cause's errno, text and file name, so that it crosses the process pool."""
+
+
 class _Refused(Exception):
     """The image gets no thumbnail; carries the result to return."""
 
@@ -276,10 +283,12 @@ def make_thumbnails(
             with AtomicFile(target, fsync=fsync) as out:
                 out.write(rendered.encoded[size])
             written.append(target)
-    except BaseException:
+    except BaseException as exc:
         # No partial set: what this call renamed into place goes too.
         for target in written:
             target.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ThumbsUnwritable(exc.errno, exc.strerror or str(exc), exc.filename) from exc
         raise
     files = tuple(path.as_posix() for path in paths)
     return ThumbResult("made", None, files, rendered.width, rendered.height)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import io
 import os
@@ -9,14 +10,16 @@ import sqlite3
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from PIL import Image
 
 from faultserver import FaultServer
-from mirror import mirroring
+from mirror import mirroring, thumbnailing
 from mirror.cli import main
+from mirror.config import parse_config
+from mirror.incoming import Incoming
 from mirror.thumbs import ThumbPool
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
@@ -220,3 +223,53 @@ def test_thumbnails_of_an_image_whose_rename_fails_are_removed(
     assert "full.jpg: No space left on device" in capsys.readouterr().err
     assert thumbs_of(site) == {} and rows(site) == []  # made, then removed with the original
     assert not list((site / "source" / "images" / "mirror").rglob("full.jpg*"))
+
+
+def test_thumbnails_stay_when_the_rename_happened_and_then_an_error_came(
+    tmp_path: Path,
+    server: FaultServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = make_site(tmp_path, server, {"/late.jpg": jpeg(90)})
+    commit = Incoming.commit
+
+    def renamed_then_failed(self: Incoming, relative: PurePosixPath | None = None) -> Path:
+        final = commit(self, relative)
+        raise OSError(errno.EIO, "Input/output error", str(final))
+
+    monkeypatch.setattr(Incoming, "commit", renamed_then_failed)
+    assert main(["-q", "fetch", "--site", str(site)]) == 1
+    assert "late.jpg: Input/output error" in capsys.readouterr().err
+    # The original is in place (unrecorded: the next run fetches it again), so
+    # its thumbnails are not orphans and stay.
+    assert list((site / "source" / "images" / "mirror").glob("*/late.jpg"))
+    assert sorted(p.split("/")[-1] for p in thumbs_of(site)) == ["late.jpg.webp"]
+
+
+def test_thumbnails_a_cancelled_check_still_wrote_are_swept_once_the_workers_stop(
+    tmp_path: Path,
+) -> None:
+    config = parse_config("[thumbnails]\nsizes = [200]\n", source=None, cwd=tmp_path)
+    spec = thumbnailing.spec_of(config)
+    big = tmp_path / "big.png"  # long enough to decode that the cancel comes mid-way
+    Image.effect_noise((4000, 4000), 64).convert("RGB").save(big, compress_level=1)
+    small = tmp_path / "small.jpg"
+    small.write_bytes(jpeg(10))
+    written = thumbnailing.thumbs_root(config) / "200" / "h" / "big.png.webp"
+
+    async def cancelled_mid_decode(thumbs: mirroring._Thumbnails) -> None:
+        assert await thumbs.check(small, "h/small.jpg") is None  # the workers are up
+        task = asyncio.ensure_future(thumbs.check(big, "h/big.png"))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with ThumbPool() as pool:
+        thumbs = mirroring._Thumbnails(config, spec, mirroring._Lazy(lambda: pool))
+        asyncio.run(cancelled_mid_decode(thumbs))
+    assert written.is_file()  # the worker finished after the cancel...
+    thumbs.sweep()
+    assert not written.exists()  # ...and what it wrote goes
+    assert (written.parent / "small.jpg.webp").is_file()  # not what was checked and kept
