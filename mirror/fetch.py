@@ -504,7 +504,12 @@ class Downloader:
     def _in_place(self, incoming: Incoming, relative: PurePosixPath) -> bool:
         """Whether the mirror holds the download at ``relative``: renamed there,
         or (the hash layout) the same bytes were there already."""
-        return incoming.committed or (self._layout == "hash" and self._inside(relative).is_file())
+        if incoming.committed:
+            return True
+        try:
+            return self._layout == "hash" and self._inside(relative).is_file()
+        except (OSError, ValueError):  # asked while another error is on its way
+            return False
 
     def _commit(self, incoming: Incoming, relative: PurePosixPath, known: UrlRecord | None) -> None:
         """Rename into place at ``relative`` (in a worker thread); first keep, under

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from mirror import fetchpool, thumbnailing
 from mirror.config import Config
@@ -24,7 +24,7 @@ from mirror.lock import SiteLock
 from mirror.models import Outcome, Probe, ScanResult
 from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.store import DirSync, remove_partials
+from mirror.store import DirSync, inside, remove_partials
 from mirror.thumbnailing import ThumbsResult
 from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
 from mirror.transport import make_client
@@ -159,6 +159,13 @@ def fetch(
     return FetchResult(scan, tuple(done), already, elapsed, interrupted, made, frozenset(stale))
 
 
+def _stored(config: Config, relative: str) -> bool:
+    try:
+        return inside(config.mirror_dir, PurePosixPath(relative)).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 class _Lazy:
     """Make a value on first use (the thumbnail workers: not started when not needed)."""
 
@@ -204,7 +211,6 @@ class _Thumbnails:
             raise thumbnailing.unwritable(self._config, exc) from exc
         if result.status == "failed":
             return result.reason or "cannot decode the image"
-        self._cancelled.discard(relative)
         self._results[relative] = result
         return None
 
@@ -215,8 +221,11 @@ class _Thumbnails:
 
     def sweep(self) -> None:
         """Once the workers have stopped: remove what they wrote for checks that
-        Ctrl-C cancelled (their originals were never kept)."""
+        Ctrl-C cancelled (their originals were never kept), but not those of
+        bytes the hash layout had stored already (the same image, made again)."""
         for relative in self._cancelled - self.made.keys():
+            if self._config.mirror.layout == "hash" and _stored(self._config, relative):
+                continue
             self._remove(
                 thumb_path(relative, size, self._spec).as_posix() for size in self._spec.sizes
             )

@@ -62,7 +62,8 @@ def thumbs_root(config: Config) -> Path:
 
 def unwritable(config: Config, exc: ThumbsUnwritable) -> MirrorError:
     """The error that stops the run, naming the setting that places the files."""
-    which = f"{exc.filename}: " if exc.filename else ""
+    named = exc.filename2 or exc.filename  # a rename's target, not its temporary file
+    which = f"{named}: " if named else ""
     return MirrorError(
         f"cannot write thumbnails under {thumbs_root(config)} (thumbnails.dir):"
         f" {which}{exc.strerror or exc}"

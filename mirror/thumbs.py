@@ -288,7 +288,8 @@ def make_thumbnails(
         for target in written:
             target.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise ThumbsUnwritable(exc.errno, exc.strerror or str(exc), exc.filename) from exc
+            cause = (exc.errno, exc.strerror or str(exc), exc.filename, None, exc.filename2)
+            raise ThumbsUnwritable(*cause) from exc
         raise
     files = tuple(path.as_posix() for path in paths)
     return ThumbResult("made", None, files, rendered.width, rendered.height)

@@ -19,8 +19,9 @@ from faultserver import FaultServer
 from mirror import mirroring, thumbnailing
 from mirror.cli import main
 from mirror.config import parse_config
+from mirror.fetch import Downloader
 from mirror.incoming import Incoming
-from mirror.thumbs import ThumbPool
+from mirror.thumbs import ThumbPool, ThumbSpec, make_thumbnails
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
 
@@ -247,29 +248,82 @@ def test_thumbnails_stay_when_the_rename_happened_and_then_an_error_came(
     assert sorted(p.split("/")[-1] for p in thumbs_of(site)) == ["late.jpg.webp"]
 
 
-def test_thumbnails_a_cancelled_check_still_wrote_are_swept_once_the_workers_stop(
-    tmp_path: Path,
-) -> None:
-    config = parse_config("[thumbnails]\nsizes = [200]\n", source=None, cwd=tmp_path)
-    spec = thumbnailing.spec_of(config)
-    big = tmp_path / "big.png"  # long enough to decode that the cancel comes mid-way
-    Image.effect_noise((4000, 4000), 64).convert("RGB").save(big, compress_level=1)
-    small = tmp_path / "small.jpg"
-    small.write_bytes(jpeg(10))
-    written = thumbnailing.thumbs_root(config) / "200" / "h" / "big.png.webp"
+class LatePool:
+    """A thumbnail pool whose worker writes only after the caller stopped waiting
+    (Ctrl-C cancels the wait, not a worker's decode): the files land on close()."""
 
-    async def cancelled_mid_decode(thumbs: mirroring._Thumbnails) -> None:
-        assert await thumbs.check(small, "h/small.jpg") is None  # the workers are up
-        task = asyncio.ensure_future(thumbs.check(big, "h/big.png"))
-        await asyncio.sleep(0.1)
+    def __init__(self) -> None:
+        self.late: list[tuple[Path, str, Path, ThumbSpec]] = []
+
+    async def make(
+        self, source: Path, relative: str, root: Path, spec: ThumbSpec, *, fsync: bool = True
+    ) -> None:
+        self.late.append((source, relative, root, spec))
+        await asyncio.Event().wait()  # until cancelled
+
+    def close(self) -> None:
+        for source, relative, root, spec in self.late:
+            make_thumbnails(source, relative, root, spec, fsync=False)
+
+
+@pytest.mark.parametrize("layout", ["url", "hash"])
+def test_thumbnails_a_cancelled_check_still_wrote_are_swept_once_the_workers_stop(
+    tmp_path: Path, layout: str
+) -> None:
+    toml = f'[mirror]\nlayout = "{layout}"\n[thumbnails]\nsizes = [200]\n'
+    config = parse_config(toml, source=None, cwd=tmp_path)
+    source = tmp_path / "download.part"
+    source.write_bytes(jpeg(10))
+    stored = config.mirror_dir / "h" / "a.jpg"
+    if layout == "hash":  # the same bytes are stored already: their thumbnails are theirs
+        stored.parent.mkdir(parents=True)
+        stored.write_bytes(jpeg(10))
+    pool = LatePool()
+    thumbs = mirroring._Thumbnails(
+        config, thumbnailing.spec_of(config), mirroring._Lazy(lambda: pool)
+    )
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(thumbs.check(source, "h/a.jpg"))
+        await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    with ThumbPool() as pool:
-        thumbs = mirroring._Thumbnails(config, spec, mirroring._Lazy(lambda: pool))
-        asyncio.run(cancelled_mid_decode(thumbs))
-    assert written.is_file()  # the worker finished after the cancel...
+    asyncio.run(cancelled())
+    pool.close()
+    written = thumbnailing.thumbs_root(config) / "200" / "h" / "a.jpg.webp"
+    assert written.is_file()  # the worker wrote after the cancel...
     thumbs.sweep()
-    assert not written.exists()  # ...and what it wrote goes
-    assert (written.parent / "small.jpg.webp").is_file()  # not what was checked and kept
+    assert written.is_file() == (
+        layout == "hash"
+    )  # ...and unless they are a stored file's, they go
+
+
+def test_a_failed_commit_keeps_the_thumbnails_of_bytes_the_hash_layout_had_stored(
+    tmp_path: Path,
+    server: FaultServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = make_site(tmp_path, server, {"/a.jpg": jpeg(70), "/b.jpg": jpeg(70)},
+                     '[mirror]\nlayout = "hash"\n')  # fmt: skip
+    post = site / "source" / "_posts" / "p.md"
+    both = post.read_text()
+    post.write_text(both.splitlines(keepends=True)[0])  # a.jpg first: its bytes are stored
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    before = thumbs_of(site)
+    assert len(before) == 1
+
+    commit = Downloader._commit
+
+    def stored_then_failed(self: Downloader, *args: object) -> None:
+        commit(self, *args)  # type: ignore[arg-type]
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(Downloader, "_commit", stored_then_failed)
+    post.write_text(both)  # b.jpg: the same bytes, found stored by _commit
+    capsys.readouterr()
+    assert main(["-q", "fetch", "--site", str(site)]) == 1
+    assert "Input/output error" in capsys.readouterr().err
+    assert set(thumbs_of(site)) == set(before)  # the stored file's thumbnails stay
