@@ -318,5 +318,5 @@ async def probe_all(config: Config, urls: Sequence[str]) -> dict[str, Probe]:
         downloader = Downloader(
             client=client, config=config.download, mirror_root=config.mirror_dir
         )
-        probes = await asyncio.gather(*(downloader.probe(url) for url in urls))
+        probes = await downloader.probe_all(urls)
     return dict(zip(urls, probes, strict=True))

@@ -33,11 +33,35 @@ def probe(tmp_path: Path, *urls: str, toml: str = "", private: bool = True) -> l
             downloader = Downloader(
                 client=client, config=config, mirror_root=tmp_path / "mirror", sleep=sleep
             )
-            return await asyncio.gather(*(downloader.probe(u) for u in urls))
+            return await downloader.probe_all(urls)
 
     probes = asyncio.run(go())
     assert not (tmp_path / "mirror").exists()  # a probe never writes
     return probes
+
+
+def test_many_urls_are_probed_by_per_host_runners_not_a_task_each(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    urls = [server.file(f"/many/{n}.jpg", JPEG) for n in range(40)]
+    config = download_config(tmp_path, "per_host = 3", private=True)
+    tasks: list[int] = []
+
+    async def go() -> list[Probe]:
+        async with make_client(config) as client:
+            downloader = Downloader(client=client, config=config, mirror_root=tmp_path / "m")
+            probe_one = downloader.probe
+
+            async def counted(url: str) -> Probe:
+                tasks.append(len(asyncio.all_tasks()))
+                return await probe_one(url)
+
+            downloader.probe = counted  # type: ignore[method-assign]
+            return await downloader.probe_all(urls)
+
+    probes = asyncio.run(go())
+    assert [p.reachable for p in probes] == [True] * 40
+    assert max(tasks) <= 3 + 1  # the host's runners and this test's own task
 
 
 def test_a_reachable_image_is_asked_for_with_head_only(tmp_path: Path, server: FaultServer) -> None:
