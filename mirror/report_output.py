@@ -21,7 +21,7 @@ from mirror.models import Probe
 from mirror.reporting import STATUSES, Report
 from mirror.rewrite import unified_diff
 from mirror.rewrite_output import write_rewrite
-from mirror.scan_output import places, scan_json
+from mirror.scan_output import local_refs, places, scan_json
 from mirror.store import AtomicFile
 
 HOST_COLUMNS = ("host", "refs", "urls", *STATUSES)
@@ -54,8 +54,8 @@ def headline(report: Report) -> list[str]:
     hosts = f"{c['hosts']} host{'s' * (c['hosts'] != 1)}"
     lines = [
         f"{c['posts']} posts, {c['refs']} image references to {c['urls']} distinct URLs on"
-        f" {hosts}; {c['repaired_refs']} references repaired, {c['local_refs']} site-relative,"
-        f" {c['unreadable']} unreadable posts.",
+        f" {hosts}{local_refs(c['local_refs'])};"
+        f" {c['repaired_refs']} references repaired, {c['unreadable']} unreadable posts.",
         "URLs: " + ", ".join(f"{c[s]} {s}" for s in STATUSES) + ".",
         f"Mirrored: {size_text(c['bytes_mirrored'])}."
         + (

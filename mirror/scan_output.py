@@ -131,12 +131,17 @@ def _rows(refs: tuple[ImageRef, ...], out: TextIO, title: str) -> None:
     out.write("\n")
 
 
+def local_refs(count: int) -> str:
+    """The site-relative references, which the count before it leaves out."""
+    return f", and {count} to site-relative paths (never fetched)" if count else ""
+
+
 def summary_line(result: ScanResult) -> str:
     c = summary_counts(result)
     return (
         f"{c['posts']} posts, {c['refs']} image references to {c['urls']} distinct URLs"
-        f" on {c['hosts']} hosts; {c['repaired_refs']} repaired,"
-        f" {c['local_refs']} site-relative, {c['unreadable']} unreadable posts"
+        f" on {c['hosts']} hosts{local_refs(c['local_refs'])};"
+        f" {c['repaired_refs']} repaired, {c['unreadable']} unreadable posts"
     )
 
 
