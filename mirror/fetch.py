@@ -50,7 +50,7 @@ from mirror.config import DownloadConfig
 from mirror.incoming import Incoming
 from mirror.models import Outcome, Probe, Source
 from mirror.state import UrlRecord
-from mirror.store import CheckedRoot, DirSync, hash_path, stamped, url_path
+from mirror.store import CheckedRoot, DirSync, hash_path, holds, stamped, url_path
 from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, content_type_allows, sniff
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
@@ -518,12 +518,7 @@ class Downloader:
     def _in_place(self, incoming: Incoming, relative: PurePosixPath) -> bool:
         """Whether the mirror holds the download at ``relative``: renamed there,
         or (the hash layout) the same bytes were there already."""
-        if incoming.committed:
-            return True
-        try:
-            return self._layout == "hash" and self._inside(relative).is_file()
-        except (OSError, ValueError):  # asked while another error is on its way
-            return False
+        return incoming.committed or (self._layout == "hash" and holds(self._inside.root, relative))
 
     def _commit(self, incoming: Incoming, relative: PurePosixPath, known: UrlRecord | None) -> None:
         """Rename into place at ``relative`` (in a worker thread); first keep, under

@@ -24,7 +24,7 @@ from mirror.lock import SiteLock
 from mirror.models import Outcome, Probe, ScanResult
 from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.store import DirSync, inside, remove_partials
+from mirror.store import DirSync, holds, remove_partials
 from mirror.thumbnailing import ThumbsResult
 from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
 from mirror.transport import make_client
@@ -159,13 +159,6 @@ def fetch(
     return FetchResult(scan, tuple(done), already, elapsed, interrupted, made, frozenset(stale))
 
 
-def _stored(config: Config, relative: str) -> bool:
-    try:
-        return inside(config.mirror_dir, PurePosixPath(relative)).is_file()
-    except (OSError, ValueError):
-        return False
-
-
 class _Lazy:
     """Make a value on first use (the thumbnail workers: not started when not needed)."""
 
@@ -223,8 +216,9 @@ class _Thumbnails:
         """Once the workers have stopped: remove what they wrote for checks that
         Ctrl-C cancelled (their originals were never kept), but not those of
         bytes the hash layout had stored already (the same image, made again)."""
+        hash_layout = self._config.mirror.layout == "hash"
         for relative in self._cancelled - self.made.keys():
-            if self._config.mirror.layout == "hash" and _stored(self._config, relative):
+            if hash_layout and holds(self._config.mirror_dir, PurePosixPath(relative)):
                 continue
             self._remove(
                 thumb_path(relative, size, self._spec).as_posix() for size in self._spec.sizes

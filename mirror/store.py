@@ -92,6 +92,7 @@ __all__ = [
     "AtomicFile",
     "DirSync",
     "hash_path",
+    "holds",
     "inside",
     "is_partial",
     "remove_partials",
@@ -341,6 +342,15 @@ def inside(root: Path, relative: PurePosixPath) -> Path:
     if real_target == real_base or not real_target.is_relative_to(real_base):
         raise ValueError(f"{str(relative)!r} leads outside {base}")
     return target
+
+
+def holds(root: Path, relative: PurePosixPath) -> bool:
+    """Whether ``relative`` is a file inside ``root``; False when that cannot be
+    told (asked where another error may be on its way)."""
+    try:
+        return inside(root, relative).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 class CheckedRoot:
