@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
-from mirror import fetchpool, thumbnailing
+from mirror import thumbnailing
 from mirror.config import Config
 from mirror.fetch import Downloader, Finish
 from mirror.lock import SiteLock
@@ -127,16 +127,9 @@ def fetch(
 
         interrupted = False
         try:
-            workers = (
-                1 if thumbs is not None else fetchpool.worker_count(config.download, len(todo))
-            )
-            if workers > 1:
-                fetchpool.run(config, todo, stale, record, _download_in_worker, workers)
-            else:
-                asyncio.run(_download(config, todo, stale, record, thumbs, dirs))
+            asyncio.run(_download(config, todo, stale, record, thumbs, dirs))
         except KeyboardInterrupt:
-            # Every download was cancelled and its temporary file removed (a
-            # fetch worker that had to be killed leaves them to the next run).
+            # Every download was cancelled and its temporary file removed.
             interrupted = True
         finally:
             flush()  # also after Ctrl-C: what finished is recorded
@@ -281,17 +274,6 @@ async def _download(
             finish=finish, dirs=dirs,
         )  # fmt: skip
         await downloader.fetch_all(urls, known=known, on_outcome=record)
-
-
-async def _download_in_worker(
-    config: Config,
-    urls: Sequence[str],
-    known: dict[str, UrlRecord],
-    send: Callable[[Outcome], None],
-) -> None:
-    """A fetch worker's share: its own renames are made durable before it sends
-    their outcomes (no thumbnails: workers run only without them)."""
-    await _download(config, urls, known, send, None, None)
 
 
 def _record(state: State, outcome: Outcome) -> None:

@@ -18,8 +18,8 @@ from mirror.models import Outcome
 
 
 class _Bar(tqdm):  # type: ignore[type-arg]
-    """A tqdm bar without its monitor thread: a fetch forks its download workers
-    only from a process without threads (see :mod:`mirror.fetchpool`), and the
+    """A tqdm bar without its monitor thread: the thumbnail workers are forked
+    only from a process without threads (see :mod:`mirror.thumbs`), and the
     bar is refreshed on every image anyway."""
 
     monitor_interval = 0

@@ -1,9 +1,8 @@
 """A fetch killed with SIGKILL mid-run, then run again, ends with the full mirror.
 
 A real process is killed while some downloads are done and others hang; the
-rerun must clean up, fetch what is missing, and leave nothing partial. Both
-ways a fetch runs: in one process (thumbnails on, the default) and spread
-over forked worker processes (thumbnails off, enough URLs).
+rerun must clean up, fetch what is missing, and leave nothing partial, with
+thumbnails on (the default) and off.
 """
 
 from __future__ import annotations
@@ -21,19 +20,10 @@ import pytest
 from PIL import Image
 
 from faultserver import FaultServer
-from mirror import fetchpool
-from mirror.config import parse_config
 from mirror.lock import LockHeld, SiteLock
 
-# (thumbnails on, number of images): one process; forked workers.
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-WAYS = [
-    pytest.param(True, 10, id="one-process"),
-    pytest.param(
-        False, 24, id="workers",
-        marks=pytest.mark.skipif(CORES < 2, reason="ONE CORE: the fetch does not fork workers"),
-    ),
-]  # fmt: skip
+# (thumbnails on, number of images)
+WAYS = [pytest.param(True, 10, id="thumbnails"), pytest.param(False, 24, id="no-thumbnails")]
 
 
 def jpeg(shade: int) -> bytes:
@@ -76,15 +66,8 @@ def half_stalled_site(
     return site
 
 
-def children(pid: int) -> list[str]:
-    tasks = Path(f"/proc/{pid}/task/{pid}/children")
-    if not tasks.exists():
-        pytest.skip("this kernel does not list a process's children in /proc")
-    return tasks.read_text().split()
-
-
 def wait_for_the_lock(site: Path, seconds: float) -> None:
-    """Until nothing holds the site lock: a killed fetch's workers stop on their own."""
+    """Until nothing holds the site lock: a killed fetch's thumbnail workers stop on their own."""
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -152,11 +135,6 @@ def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(
         while len(list(mirror.glob("*/img/*.jpg"))) < ok and time.monotonic() < deadline:
             time.sleep(0.05)  # the complete ones land (thumbnails first)
         time.sleep(0.2)  # and are reported
-        if not thumbnails:  # the downloads run in forked workers, one per core
-            limits = parse_config(
-                (site / "gallery-mirror.toml").read_text(), source=None, cwd=site
-            ).download
-            assert len(children(running.pid)) == fetchpool.fitting(limits, count, CORES) > 1
         interrupted = time.monotonic()
         running.send_signal(stop)
         out, err = running.communicate(timeout=10)
@@ -170,28 +148,3 @@ def test_ctrl_c_stops_within_2_s_with_the_summary_so_far(
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
         statuses = db.execute("SELECT status, count(*) FROM urls GROUP BY status").fetchall()
     assert sorted(statuses) == [("mirrored", ok), ("pending", count - ok)]
-
-
-@pytest.mark.skipif(CORES < 2, reason="ONE CORE: the fetch does not fork workers")
-def test_a_worker_stopped_by_someone_else_fails_its_urls_and_the_run(tmp_path: Path) -> None:
-    count, ok = 24, 12
-    images = {f"/img/{n}.jpg": jpeg(10 * n) for n in range(count)}
-    with FaultServer() as server:
-        # The stalled ones finish after 3 s: the worker left alone completes them.
-        site = half_stalled_site(tmp_path, server, images, ok, thumbnails=False, stall=3)
-        running = fetch(site)
-        deadline = time.monotonic() + 30
-        while sum(server.hits.values()) < len(images) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        first, *_ = children(running.pid)
-        os.kill(int(first), signal.SIGTERM)  # an admin's kill, not the parent's stop
-        out, err = running.communicate(timeout=30)
-
-    assert running.returncode == 1, err.decode()  # not a success a cron job would trust
-    assert "its download worker was stopped before it finished (SIGTERM)" in out.decode()
-    mirror = site / "source" / "images" / "mirror"
-    assert not [p for p in mirror.rglob("*") if p.name.endswith(".part")]
-    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
-        statuses = dict(db.execute("SELECT status, count(*) FROM urls GROUP BY status"))
-    assert statuses["mirrored"] >= ok // 2 and statuses["failed"] > 0  # nothing left pending
-    assert statuses["mirrored"] + statuses["failed"] == count
