@@ -4,8 +4,10 @@ One URL's life: refuse what must not be fetched (a scheme other than http(s),
 a host that resolves to a private address unless ``allow_private``), send the
 request with the host's headers, follow redirects by hand (each hop is
 checked again, a loop is a failure), stream the body to a temporary file in
-the target directory while hashing it and counting it against ``max_bytes``,
-validate the file (``validate.inspect``), and only then rename it into place.
+the staging directory while hashing it and counting it against
+``max_bytes``, and validate the file (``validate.inspect``). What comes out
+is a checked temporary file (:class:`Downloaded`): where it goes, and the
+state row, are the commit step's (``mirror.commit``).
 
 Whether a failed attempt is tried again is decided in one place,
 ``is_transient``: transport errors and timeouts (a short body is one), and
@@ -13,10 +15,9 @@ the statuses 408, 425, 429 and 5xx. ``Retry-After`` is honoured up to
 ``download.retry_after_max``. ``retries`` counts attempts after the first.
 
 A URL already mirrored can be *refreshed*: the request carries its ETag and
-Last-Modified; a 304, or the same bytes again, leave the file as it is; a
-changed image replaces it atomically and the old file is kept under
-``versions`` first. A source that is gone (404/410, a host that no longer
-resolves) is retried at the Wayback Machine when ``download.wayback`` is set.
+Last-Modified (:class:`Conditional`), and a 304 is an ``unchanged`` outcome.
+A source that is gone (404/410, a host that no longer resolves) is retried
+at the Wayback Machine when ``download.wayback`` is set (not on a refresh).
 
 ``probe`` asks for a URL the same way (HEAD, or a one-byte ranged GET where
 HEAD is refused) without downloading it, for ``report --check``.
@@ -29,8 +30,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
-import os
-import shutil
 import socket
 import time
 from collections import defaultdict, deque
@@ -39,7 +38,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path, PurePosixPath
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -49,9 +48,16 @@ from tenacity.wait import wait_exponential_jitter
 from mirror.config import DownloadConfig
 from mirror.incoming import Incoming
 from mirror.models import Outcome, Probe, Source
-from mirror.state import UrlRecord
-from mirror.store import CheckedRoot, DirSync, hash_path, holds, stamped, url_path
-from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, content_type_allows, sniff
+from mirror.store import CheckedRoot
+from mirror.validate import (
+    EXTENSIONS,
+    SNIFF_BYTES,
+    ImageInfo,
+    Invalid,
+    content_type_allows,
+    inspect,
+    sniff,
+)
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -105,17 +111,33 @@ def is_transient(exc: BaseException) -> bool:
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
-class Finish(Protocol):
-    """The last check before a download is renamed into place (the thumbnail
-    stage decodes the image here, once, and writes its thumbnails)."""
+@dataclass(frozen=True, slots=True)
+class Conditional:
+    """The validators of a stored copy, for a refresh's conditional GET."""
 
-    async def check(self, temp: Path, relative: str) -> str | None:
-        """Why the complete temporary file ``temp``, to be ``relative`` in the
-        mirror, must not be kept; or None."""
+    etag: str | None
+    last_modified: str | None
 
-    def abandon(self, relative: str) -> None:
-        """Undo what ``check`` made: the file passed it but was never renamed
-        into place (the rename failed, or Ctrl-C came first)."""
+    def headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A complete download that passed validation, still at its temporary name.
+
+    ``outcome`` is its "mirrored" outcome without a path (the commit step
+    gives it one); whoever holds this must commit or discard ``file``.
+    """
+
+    outcome: Outcome
+    file: Incoming
+    extension: str
 
 
 async def _resolve(host: str, port: int) -> list[str]:
@@ -124,7 +146,8 @@ async def _resolve(host: str, port: int) -> list[str]:
 
 
 class Downloader:
-    """Fetches URLs into ``mirror_root`` under one section of the config.
+    """Downloads URLs into temporary files below ``staging`` under one section of
+    the config (``staging`` must be on the file system the files go to).
 
     The client, the resolver and the sleep are injectable so that tests can
     use a real local server without waiting out real backoff delays.
@@ -135,53 +158,23 @@ class Downloader:
         *,
         client: httpx.AsyncClient,
         config: DownloadConfig,
-        mirror_root: Path,
-        layout: Literal["url", "hash"] = "url",
-        finish: Finish | None = None,
-        versions: Path | None = None,
-        dirs: DirSync | None = None,
+        staging: Path,
         resolver: Resolver = _resolve,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
         self._config = config
-        self._inside = CheckedRoot(mirror_root)  # paths in the mirror, checked to stay there
-        self._layout = layout
-        self._finish = finish
-        self._versions = versions  # where a refresh keeps the file it replaces; None: not kept
-        self._dirs = dirs  # renames made durable by the caller, before it records them
+        self.staging = CheckedRoot(staging)  # paths below it, checked to stay there
         self._resolve = resolver
         self._sleep = sleep
         self._all = asyncio.Semaphore(config.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
-    async def fetch_all(
-        self,
-        urls: Sequence[str],
-        *,
-        known: dict[str, UrlRecord] | None = None,
-        on_outcome: Callable[[Outcome], None] | None = None,
-    ) -> list[Outcome]:
-        """Fetch every URL; ``on_outcome`` sees each as it finishes (the caller
-        records it at once, so a run killed half-way keeps its work). URLs in
-        ``known`` are refreshed rather than fetched anew. The result is in the
-        order of ``urls``.
-        """
-        known = known or {}
-
-        async def fetch(url: str) -> Outcome:
-            outcome = await self.fetch(url, known.get(url))
-            if on_outcome is not None:
-                on_outcome(outcome)
-            return outcome
-
-        return await self._each(urls, fetch)
-
     async def probe_all(self, urls: Sequence[str]) -> list[Probe]:
         """:meth:`probe` for every URL, in the order of ``urls``."""
-        return await self._each(urls, self.probe)
+        return await self.each(urls, self.probe)
 
-    async def _each(self, urls: Sequence[str], work: Callable[[str], Awaitable[_T]]) -> list[_T]:
+    async def each(self, urls: Sequence[str], work: Callable[[str], Awaitable[_T]]) -> list[_T]:
         """``work`` on every URL, the results in the order of ``urls`` (those
         that finished, if interrupted).
 
@@ -219,29 +212,36 @@ class Downloader:
         origins = self._config.origins.get(parts.hostname or "", ())
         return (urlsplit(origins[0]).hostname if origins else parts.hostname) or ""
 
-    async def fetch(self, url: str, known: UrlRecord | None = None) -> Outcome:
-        """Mirror one URL (refresh it when ``known``); never raises for a failure of that URL.
+    async def fetch(self, url: str, refresh: Conditional | None = None) -> Downloaded | Outcome:
+        """Download one URL (conditionally, to ``refresh`` a stored copy): the
+        checked file, or an outcome that is "failed" or (a 304) "unchanged".
+        Never raises for a failure of that URL.
 
         A host with ``[download.origins]`` is not contacted itself: each
         alternative origin is tried in turn, and the first to give a valid
-        image wins. The file and the state still key on ``url``.
+        image wins. The outcome still keys on ``url``.
         """
-        outcome: Outcome | None = None
+        got: Downloaded | Outcome | None = None
         for origin, origin_url in self._origins(url):
-            outcome = await self._fetch_from(url, origin_url, "alternative", known)
-            if outcome.status != "failed":
-                return outcome
-            outcome = replace(outcome, error=f"{outcome.error} (from {origin})")
-        if outcome is None:
-            outcome = await self._fetch_from(url, url, "origin", known)
-        if outcome.status == "failed" and outcome.dead and self._config.wayback and not known:
+            got = await self._fetch_from(url, origin_url, "alternative", refresh)
+            if isinstance(got, Downloaded) or got.status != "failed":
+                return got
+            got = replace(got, error=f"{got.error} (from {origin})")
+        if got is None:
+            got = await self._fetch_from(url, url, "origin", refresh)
+        if isinstance(got, Downloaded) or got.status != "failed":
+            return got
+        if got.dead and self._config.wayback and refresh is None:
             archive = self._config.wayback_base + url
             archived = await self._fetch_from(url, archive, "wayback", None)
-            if archived.status == "failed":
-                error = f"{outcome.error}; Wayback Machine: {archived.error}"
-                return replace(outcome, error=error, attempts=outcome.attempts + archived.attempts)
-            return replace(archived, attempts=outcome.attempts + archived.attempts)
-        return outcome
+            attempts = got.attempts + (
+                archived.outcome.attempts if isinstance(archived, Downloaded) else archived.attempts
+            )
+            if isinstance(archived, Downloaded):
+                return replace(archived, outcome=replace(archived.outcome, attempts=attempts))
+            error = f"{got.error}; Wayback Machine: {archived.error}"
+            return replace(got, error=error, attempts=attempts)
+        return got
 
     async def probe(self, url: str) -> Probe:
         """Whether ``url`` answers with an image a fetch could keep, without downloading it.
@@ -268,16 +268,16 @@ class Downloader:
         ]
 
     async def _fetch_from(
-        self, url: str, source_url: str, source: Source, known: UrlRecord | None
-    ) -> Outcome:
-        outcome, attempts = await self._retried(
-            source_url, lambda: self._attempt(url, source_url, known)
+        self, url: str, source_url: str, source: Source, refresh: Conditional | None
+    ) -> Downloaded | Outcome:
+        got, attempts = await self._retried(
+            source_url, lambda: self._attempt(url, source_url, refresh)
         )
-        if isinstance(outcome, _Failure):
-            return Outcome(
-                url, "failed", error=outcome.reason, attempts=attempts, dead=outcome.dead
-            )
-        return replace(outcome, attempts=attempts, source=source)
+        if isinstance(got, _Failure):
+            return Outcome(url, "failed", error=got.reason, attempts=attempts, dead=got.dead)
+        if isinstance(got, Downloaded):
+            return replace(got, outcome=replace(got.outcome, attempts=attempts, source=source))
+        return replace(got, attempts=attempts, source=source)
 
     async def _probe_from(self, url: str, source_url: str) -> Probe:
         probe, attempts = await self._retried(source_url, lambda: self._probe_once(url, source_url))
@@ -349,13 +349,18 @@ class Downloader:
                 return
         raise _Fail(f"more than {_MAX_REDIRECTS} redirects")
 
-    async def _attempt(self, url: str, source_url: str, known: UrlRecord | None) -> Outcome:
-        extra = {} if known is None else _conditional(known)
+    async def _attempt(
+        self, url: str, source_url: str, refresh: Conditional | None
+    ) -> Downloaded | Outcome:
+        extra = {} if refresh is None else refresh.headers()
         async with self._request("GET", source_url, extra) as (current, response):
-            if response.status_code == 304 and known is not None:
-                return _unchanged(known, current, response)
+            if response.status_code == 304 and refresh is not None:
+                return Outcome(
+                    url, "unchanged", final_url=current, etag=response.headers.get("etag"),
+                    last_modified=response.headers.get("last-modified"),
+                )  # fmt: skip
             _check_status(response)
-            return await self._save(url, current, response, known)
+            return await self._save(url, current, response)
 
     async def _probe_once(self, url: str, source_url: str) -> Probe:
         async with self._request("HEAD", source_url, {}) as (final, response):
@@ -404,9 +409,7 @@ class Downloader:
                     " (set download.allow_private = true to fetch it)"
                 )
 
-    async def _save(
-        self, url: str, final_url: str, response: httpx.Response, known: UrlRecord | None
-    ) -> Outcome:
+    async def _save(self, url: str, final_url: str, response: httpx.Response) -> Downloaded:
         declared = _content_length(response)
         limit = self._config.max_bytes
         if declared is not None and declared > limit:
@@ -419,20 +422,13 @@ class Downloader:
                 break
         fmt = sniff(bytes(head))
         extension = EXTENSIONS[fmt] if fmt else ".bin"  # not an image: the check says why
-        # The hash layout names the file by its content: until the hash is
-        # known it is written in the mirror root.
-        relative = (
-            url_path(url, extension) if self._layout == "url"
-            else PurePosixPath(f"incoming{extension}")
-        )  # fmt: skip
-        if known is not None and known.path and _own_url_path(url, known.path):
-            # Rewritten posts may point at the file: a refresh keeps its name,
-            # even when the image now comes in another format.
-            relative = PurePosixPath(known.path)
-        incoming = Incoming(self._inside, relative, fsync=self._config.fsync, dirs=self._dirs)
+        # Its final name is the commit step's to give; until then the file
+        # lies in the staging root, on the same file system.
+        incoming = Incoming(
+            self.staging, PurePosixPath(f"incoming{extension}"), fsync=self._config.fsync
+        )
         content_type = response.headers.get("content-type")
         blocks, held, size = [bytes(head)], len(head), len(head)
-        finished: PurePosixPath | None = None  # passed the last check, under this name
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -443,103 +439,42 @@ class Downloader:
                 if held >= _BLOCK:
                     await asyncio.to_thread(incoming.write, blocks)
                     blocks, held = [], 0
-            if size > limit:
+            if size > limit:  # all of it came with the first bytes, read for the sniff
                 raise _Fail(f"more than download.max_bytes ({limit} bytes)")
             try:
-                # Without a finishing step, one thread hop writes, checks and commits.
-                final = await asyncio.to_thread(
-                    self._check, incoming, blocks, extension, known,
-                    content_type=content_type,
+                await asyncio.to_thread(
+                    self._check, incoming, blocks, content_type=content_type,
                     expected_size=declared if _identity(response) else None,
-                    commit=self._finish is None,
                 )  # fmt: skip
             except Invalid as exc:
                 if exc.reason.startswith("declared "):
                     raise _Retry(exc.reason) from exc  # a short body: the transfer broke
                 raise _Fail(exc.reason) from exc
-            if final is None:
-                assert known is not None  # the server ignored the conditional request
-                return _unchanged(known, final_url, response)
-            if self._finish is not None:
-                problem = await self._finish.check(incoming.temp, final.as_posix())
-                if problem is not None:
-                    raise _Fail(problem)
-                finished = final
-                await asyncio.to_thread(self._commit, incoming, final, known)
         except BaseException:
-            # discard() waits for a rename still running in its thread: after
-            # it, the file is in place or never will be.
+            # discard() waits for a write still running in its thread.
             incoming.discard()
-            if (
-                finished is not None
-                and self._finish is not None
-                and not self._in_place(incoming, finished)
-            ):
-                self._finish.abandon(finished.as_posix())
             raise
-        return Outcome(
-            url, "mirrored", path=final.as_posix(), size=size, sha256=incoming.sha256,
-            content_type=content_type, final_url=final_url,
-            etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"),
-            replaced=known.path if known is not None else None,
+        outcome = Outcome(
+            url, "mirrored", size=size, sha256=incoming.sha256, content_type=content_type,
+            final_url=final_url, etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
         )  # fmt: skip
+        return Downloaded(outcome, incoming, extension)
 
     def _check(
         self,
         incoming: Incoming,
         last: list[bytes],
-        extension: str,
-        known: UrlRecord | None,
         *,
         content_type: str | None,
         expected_size: int | None,
-        commit: bool,
-    ) -> PurePosixPath | None:
-        """Write the last blocks and validate (in a worker thread); commit too if asked.
-
-        Returns the file's final path, or None when a refresh got the very same
-        bytes again (the file is left as it was). Raises ``Invalid``.
-        """
-        incoming.check(
-            last, content_type=content_type, expected_size=expected_size,
-            max_pixels=self._config.max_pixels,
+    ) -> ImageInfo:
+        """Write the last blocks and validate the whole file (in a worker thread);
+        raises ``Invalid``."""
+        return inspect(
+            incoming.flush(last), content_type=content_type,
+            expected_size=expected_size, max_pixels=self._config.max_pixels,
         )  # fmt: skip
-        if known is not None and incoming.sha256 == known.sha256:
-            incoming.discard()
-            return None
-        relative = (
-            hash_path(incoming.sha256, extension) if self._layout == "hash"
-            else incoming.relative
-        )  # fmt: skip
-        if commit:
-            self._commit(incoming, relative, known)
-        return relative
-
-    def _in_place(self, incoming: Incoming, relative: PurePosixPath) -> bool:
-        """Whether the mirror holds the download at ``relative``: renamed there,
-        or (the hash layout) the same bytes were there already."""
-        return incoming.committed or (self._layout == "hash" and holds(self._inside.root, relative))
-
-    def _commit(self, incoming: Incoming, relative: PurePosixPath, known: UrlRecord | None) -> None:
-        """Rename into place at ``relative`` (in a worker thread); first keep, under
-        ``versions``, the older file a refresh replaces. A file of another name
-        stays where it is: posts or other URLs may use it, and prune decides."""
-        final = self._inside(relative)
-        if self._layout == "hash" and final.exists():
-            incoming.discard()  # the same bytes are already stored under their hash
-            return
-        replacing = known is not None and known.path == relative.as_posix() and final.exists()
-        if replacing and self._versions is not None:
-            _keep_version(final, self._versions / relative)
-        incoming.commit(relative)
-
-
-def _own_url_path(url: str, path: str) -> bool:
-    """Whether ``path`` is the name the url layout gives ``url`` (with its extension)."""
-    try:
-        return url_path(url, PurePosixPath(path).suffix.lower()).as_posix() == path
-    except ValueError:  # no extension, or one the layout would not write
-        return False
 
 
 def _check_status(response: httpx.Response) -> None:
@@ -551,42 +486,6 @@ def _check_status(response: httpx.Response) -> None:
     if code in _REDIRECTS:
         raise _Fail(f"HTTP {code} without a Location header")
     raise _Fail(f"HTTP {code}", dead=code in _GONE)
-
-
-def _conditional(known: UrlRecord) -> dict[str, str]:
-    """The validators of the stored copy, for a conditional GET."""
-    headers: dict[str, str] = {}
-    if known.etag:
-        headers["If-None-Match"] = known.etag
-    if known.last_modified:
-        headers["If-Modified-Since"] = known.last_modified
-    return headers
-
-
-def _unchanged(known: UrlRecord, final_url: str, response: httpx.Response) -> Outcome:
-    return Outcome(
-        known.url, "unchanged", path=known.path, size=known.size or 0, sha256=known.sha256,
-        content_type=known.content_type, final_url=final_url,
-        etag=response.headers.get("etag", known.etag),
-        last_modified=response.headers.get("last-modified", known.last_modified),
-        source=known.source or "origin",
-    )  # fmt: skip
-
-
-def _keep_version(old: Path, kept: Path) -> None:
-    """Keep ``old``'s current content at ``kept``.<UTC time> before it is replaced.
-
-    A hard link costs nothing and survives the rename over ``old``; a copy is
-    the fallback where links are not allowed.
-    """
-    target = stamped(kept)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(old, target)
-    except FileExistsError:
-        return  # replaced twice within a second: the first copy is kept
-    except OSError:
-        shutil.copy2(old, target)
 
 
 def _retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -1,12 +1,12 @@
-"""One download on its way to its final path: hashed, checked, then committed.
+"""One download's temporary file: written and hashed off the event loop, then committed.
 
 The body arrives on the event loop; everything that touches the disk or the
-CPU per byte (writing, hashing, fsync, validation) runs here, in a worker
-thread, in a few large blocks. Done on the loop, writing and hashing took a
-third of a fetch's time and left the second core idle.
+CPU per byte (writing, hashing, fsync) runs here, in a worker thread, in a
+few large blocks. Done on the loop, writing and hashing took a third of a
+fetch's time and left the second core idle.
 
 Every method blocks and is meant for ``asyncio.to_thread``. A lock makes a
-``discard`` from the loop (Ctrl-C, a failed check) wait for a block still
+``discard`` from the loop (Ctrl-C, a refused file) wait for a block still
 being written by a thread, so the temporary file is never closed under it.
 """
 
@@ -19,29 +19,22 @@ from io import BufferedWriter
 from pathlib import Path, PurePosixPath
 
 from mirror.store import AtomicFile, CheckedRoot, DirSync
-from mirror.validate import ImageInfo, inspect
 
 
 class Incoming:
-    """The temporary file of one download (see :class:`~mirror.store.AtomicFile`).
+    """The temporary file of one download (see :class:`~mirror.store.AtomicFile`),
+    written below ``root`` under a name that only says where the temporary
+    file lies; :meth:`commit` gives the final name.
 
     ``relative`` is checked to stay inside the mirror (a shared
     :class:`~mirror.store.CheckedRoot` resolves each directory once) on the
     first write, in the worker thread rather than on the event loop.
     """
 
-    def __init__(
-        self,
-        root: CheckedRoot,
-        relative: PurePosixPath,
-        *,
-        fsync: bool,
-        dirs: DirSync | None = None,
-    ) -> None:
+    def __init__(self, root: CheckedRoot, relative: PurePosixPath, *, fsync: bool) -> None:
         self._inside = root
-        self.relative = relative
+        self._relative = relative
         self._fsync = fsync
-        self._dirs = dirs
         self._atomic: AtomicFile | None = None
         self._file: BufferedWriter | None = None
         self._digest = hashlib.sha256()
@@ -49,7 +42,7 @@ class Incoming:
 
     @property
     def temp(self) -> Path:
-        """The temporary file, complete once :meth:`check` has returned."""
+        """The temporary file, complete once :meth:`flush` has returned."""
         assert self._atomic is not None, "nothing written yet"
         return self._atomic.temp
 
@@ -60,43 +53,29 @@ class Incoming:
     def write(self, blocks: Sequence[bytes]) -> None:
         with self._lock:
             if self._file is None:
-                self._atomic = AtomicFile(
-                    self._inside(self.relative), fsync=self._fsync, dirs=self._dirs
-                )
+                self._atomic = AtomicFile(self._inside(self._relative), fsync=self._fsync)
                 self._file = self._atomic.__enter__()  # left by commit() or discard()
             for block in blocks:
                 self._digest.update(block)
                 self._file.write(block)
 
-    def check(
-        self,
-        last: Sequence[bytes],
-        *,
-        content_type: str | None,
-        expected_size: int | None,
-        max_pixels: int,
-    ) -> ImageInfo:
-        """Write the last blocks, then validate the whole file (raises ``Invalid``)."""
+    def flush(self, last: Sequence[bytes]) -> Path:
+        """Write the last blocks and flush, so that the file can be read from disk."""
         self.write(last)
         with self._lock:
             assert self._file is not None
-            self._file.flush()  # inspect() reads the file from disk
-            return inspect(
-                self.temp, content_type=content_type,
-                expected_size=expected_size, max_pixels=max_pixels,
-            )  # fmt: skip
+            self._file.flush()
+            return self.temp
 
-    def commit(self, relative: PurePosixPath | None = None) -> Path:
-        """fsync (when configured) and rename into place; returns the final path.
+    def commit(self, relative: PurePosixPath, *, dirs: DirSync | None = None) -> Path:
+        """fsync (when configured) and rename to ``relative``; returns the final path.
 
-        ``relative``: a different final name, known only from the content
-        (the ``hash`` layout); the temporary file stays where it was written.
+        With ``dirs``, the directories to fsync are handed there (the caller
+        syncs them before it records the file), else they are fsynced now.
         """
         with self._lock:
             assert self._atomic is not None, "nothing written yet"
-            if relative is not None and relative != self.relative:
-                self._atomic.retarget(self._inside(relative))
-                self.relative = relative
+            self._atomic.retarget(self._inside(relative), dirs=dirs)
             self._atomic.__exit__(None, None, None)
             return self._atomic.final
 

@@ -1,9 +1,13 @@
-"""The fetch stage as a whole: plan what is not mirrored yet, download, record.
+"""The fetch stage as a whole: plan what is not mirrored yet, download, commit, record.
 
-Order matters for crash safety: leftover temporary files are removed under
-the site lock before anything starts; each image is renamed into place by
-the downloader before its row is written; so after a kill at any moment the
-next run finds every recorded file complete and fetches what is missing.
+Each URL goes through three steps, each owning its part: the downloader
+(HTTP and validation, a checked temporary file), the commit step (the
+layout, kept old versions, the rename), then the thumbnails, made from the
+committed file. Order matters for crash safety: leftover temporary files are
+removed under the site lock before anything starts; each image is renamed
+into place and its directory fsynced before its row is written; so after a
+kill at any moment the next run finds every recorded file complete and
+fetches what is missing.
 """
 
 from __future__ import annotations
@@ -11,22 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from mirror import thumbnailing
+from mirror.commit import Commit
 from mirror.config import Config
-from mirror.fetch import Downloader, Finish
+from mirror.errors import MirrorError
+from mirror.fetch import Conditional, Downloaded, Downloader
 from mirror.lock import SiteLock
 from mirror.models import Outcome, Probe, ScanResult
 from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.store import DirSync, holds, remove_partials
+from mirror.store import DirSync, inside, remove_partials
 from mirror.thumbnailing import ThumbsResult
-from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
+from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec
 from mirror.transport import make_client
 
 _BATCH = 64  # state rows per commit
@@ -103,10 +108,7 @@ def fetch(
         pending: list[Outcome] = []
         done: list[Outcome] = []
         dirs = DirSync()
-        pool = _Lazy(lambda: stack.enter_context(ThumbPool()))
-        thumbs = _Thumbnails(config, spec, pool) if spec is not None and todo else None
-        if thumbs is not None:
-            stack.callback(thumbs.sweep)  # runs after the pool (entered later) has stopped
+        thumbs = _Thumbnails(config, spec, stack) if spec is not None and todo else None
 
         def flush() -> None:
             dirs.sync()  # the renames first: a row never points at a file a power cut loses
@@ -129,13 +131,14 @@ def fetch(
         try:
             asyncio.run(_download(config, todo, stale, record, thumbs, dirs))
         except KeyboardInterrupt:
-            # Every download was cancelled and its temporary file removed.
+            # Every download was cancelled and its temporary file removed; a
+            # file renamed but not yet recorded is simply fetched again.
             interrupted = True
         finally:
             flush()  # also after Ctrl-C: what finished is recorded
         made = None
         if spec is not None and not interrupted:  # images mirrored before, settings changed
-            made = thumbnailing.catch_up(state, config, pool)
+            made = thumbnailing.catch_up(state, config, lambda: stack.enter_context(ThumbPool()))
             if thumbs is not None:
                 # The catch-up found this run's own thumbnails current: they
                 # count as made, not also as up to date; and they were made
@@ -152,77 +155,36 @@ def fetch(
     return FetchResult(scan, tuple(done), already, elapsed, interrupted, made, frozenset(stale))
 
 
-class _Lazy:
-    """Make a value on first use (the thumbnail workers: not started when not needed)."""
-
-    def __init__(self, make: Callable[[], ThumbPool]) -> None:
-        self._make = make
-        self._value: ThumbPool | None = None
-
-    def __call__(self) -> ThumbPool:
-        if self._value is None:
-            self._value = self._make()
-        return self._value
-
-    def renew(self) -> None:
-        """Drop a broken pool: the next call starts a new one."""
-        self._value = None
-
-
 class _Thumbnails:
-    """Thumbnails made as the downloads' last check, and their rows once the files are."""
+    """The thumbnails of this run's new files, made once each is in place, and
+    their rows, written with the files' own."""
 
-    def __init__(self, config: Config, spec: ThumbSpec, pool: _Lazy) -> None:
-        self._config, self._spec, self._pool = config, spec, pool
+    def __init__(self, config: Config, spec: ThumbSpec, stack: contextlib.ExitStack) -> None:
+        self._config, self._spec, self._stack = config, spec, stack
+        self._pool: ThumbPool | None = None  # started at the first new file
         self._results: dict[str, ThumbResult] = {}  # by the original's path in the mirror
-        self._cancelled: set[str] = set()  # paths whose check Ctrl-C stopped
         # By path: with the hash layout, two URLs of the same bytes share one.
         self.made: dict[str, thumbnailing.Made] = {}
 
-    async def check(self, temp: Path, relative: str) -> str | None:
-        root = thumbnailing.thumbs_root(self._config)
-        try:
-            result = await self._pool().make(
-                temp, relative, root, self._spec, fsync=self._config.download.fsync
-            )
-        except asyncio.CancelledError:
-            self._cancelled.add(relative)  # its worker may still write them: see sweep()
-            raise
-        except BrokenProcessPool:
-            # A worker died on this image (killed for memory, a decoder crash):
-            # the image is refused, and the next one gets a new pool.
-            self._pool.renew()
-            return "the thumbnail worker died decoding it (out of memory?)"
-        except ThumbsUnwritable as exc:
-            raise thumbnailing.unwritable(self._config, exc) from exc
-        if result.status == "failed":
-            return result.reason or "cannot decode the image"
-        self._results[relative] = result
-        return None
-
-    def abandon(self, relative: str) -> None:
-        result = self._results.pop(relative, None)
-        if result is not None:
-            self._remove(result.files)
-
-    def sweep(self) -> None:
-        """Once the workers have stopped: remove what they wrote for checks that
-        Ctrl-C cancelled (their originals were never kept), but not those of
-        bytes the hash layout had stored already (the same image, made again)."""
-        hash_layout = self._config.mirror.layout == "hash"
-        for relative in self._cancelled - self.made.keys():
-            if hash_layout and holds(self._config.mirror_dir, PurePosixPath(relative)):
-                continue
-            self._remove(
-                thumb_path(relative, size, self._spec).as_posix() for size in self._spec.sizes
-            )
-
-    def _remove(self, names: Iterable[str]) -> None:
-        # Called while another error is on its way: that one must not be hidden.
-        root = thumbnailing.thumbs_root(self._config)
-        for name in names:
-            with contextlib.suppress(OSError):
-                (root / name).unlink(missing_ok=True)
+    async def make(self, outcome: Outcome, known: UrlRecord | None) -> Outcome:
+        """``outcome`` (a file this run placed) once its thumbnails are made: "failed"
+        with the reason when the image cannot be decoded."""
+        path = outcome.path
+        assert path is not None
+        if path in self._results or path in self.made:
+            return outcome  # the same bytes twice (hash layout): made once
+        if self._pool is None:
+            self._pool = self._stack.enter_context(ThumbPool())
+        result = await thumbnailing.make_one(self._pool, self._config, self._spec, path)
+        if result.status == "failed" and result.reason == thumbnailing.WORKER_DIED:
+            self._pool = None  # a broken pool: the next image gets a new one
+        if result.status != "failed":
+            self._results[path] = result
+            return outcome
+        if known is None and self._config.mirror.layout == "url":
+            # Its own URL's name, placed by this run: nothing else uses it.
+            inside(self._config.mirror_dir, PurePosixPath(path)).unlink(missing_ok=True)
+        return replace(outcome, status="failed", error=result.reason or "cannot decode the image")
 
     def record(self, state: State, outcome: Outcome) -> None:
         result = self._results.pop(outcome.path or "", None)
@@ -264,16 +226,53 @@ async def _download(
     urls: Sequence[str],
     known: dict[str, UrlRecord],
     record: Callable[[Outcome], None],
-    finish: Finish | None,
+    thumbs: _Thumbnails | None,
     dirs: DirSync | None,
 ) -> None:
     async with make_client(config.download) as client:
-        downloader = Downloader(
-            client=client, config=config.download, mirror_root=config.mirror_dir,
-            layout=config.mirror.layout, versions=config.state_dir / VERSIONS_DIR_NAME,
-            finish=finish, dirs=dirs,
+        downloader = Downloader(client=client, config=config.download, staging=config.mirror_dir)
+        commit = Commit(
+            downloader.staging, layout=config.mirror.layout,
+            versions=config.state_dir / VERSIONS_DIR_NAME, dirs=dirs,
         )  # fmt: skip
-        await downloader.fetch_all(urls, known=known, on_outcome=record)
+
+        async def one(url: str) -> None:
+            outcome = await fetch_one(downloader, commit, url, known.get(url))
+            if thumbs is not None and outcome.status == "mirrored":
+                try:
+                    outcome = await thumbs.make(outcome, known.get(url))
+                except (MirrorError, asyncio.CancelledError):
+                    # The thumbnails cannot be written, or Ctrl-C: the file is
+                    # in place and good, so it is recorded (the next run's
+                    # catch-up makes its thumbnails).
+                    record(outcome)
+                    raise
+            record(outcome)
+
+        await downloader.each(urls, one)
+
+
+async def fetch_one(
+    downloader: Downloader, commit: Commit, url: str, known: UrlRecord | None
+) -> Outcome:
+    """Download ``url`` (refresh it when ``known``) and commit it: its outcome."""
+    refresh = None if known is None else Conditional(known.etag, known.last_modified)
+    got = await downloader.fetch(url, refresh)
+    if isinstance(got, Downloaded):
+        placed = await asyncio.to_thread(
+            commit, got.file, url=url, extension=got.extension, known=known
+        )
+        if placed is not None:
+            return replace(got.outcome, path=placed.path, replaced=placed.replaced)
+        got = replace(got.outcome, status="unchanged")  # the very same bytes again
+    if got.status != "unchanged":
+        return got
+    assert known is not None  # only a refresh is unchanged
+    return replace(
+        got, path=known.path, size=known.size or 0, sha256=known.sha256,
+        content_type=known.content_type, etag=got.etag or known.etag,
+        last_modified=got.last_modified or known.last_modified,
+    )  # fmt: skip
 
 
 def _record(state: State, outcome: Outcome) -> None:
@@ -291,8 +290,6 @@ def _record(state: State, outcome: Outcome) -> None:
 async def probe_all(config: Config, urls: Sequence[str]) -> dict[str, Probe]:
     """:meth:`Downloader.probe` for each URL, under the download settings."""
     async with make_client(config.download) as client:
-        downloader = Downloader(
-            client=client, config=config.download, mirror_root=config.mirror_dir
-        )
+        downloader = Downloader(client=client, config=config.download, staging=config.mirror_dir)
         probes = await downloader.probe_all(urls)
     return dict(zip(urls, probes, strict=True))

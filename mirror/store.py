@@ -92,7 +92,6 @@ __all__ = [
     "AtomicFile",
     "DirSync",
     "hash_path",
-    "holds",
     "inside",
     "is_partial",
     "remove_partials",
@@ -344,15 +343,6 @@ def inside(root: Path, relative: PurePosixPath) -> Path:
     return target
 
 
-def holds(root: Path, relative: PurePosixPath) -> bool:
-    """Whether ``relative`` is a file inside ``root``; False when that cannot be
-    told (asked where another error may be on its way)."""
-    try:
-        return inside(root, relative).is_file()
-    except (OSError, ValueError):
-        return False
-
-
 class CheckedRoot:
     """:func:`inside` for many files under one root, each directory resolved once.
 
@@ -560,17 +550,22 @@ class AtomicFile:
                 self.temp = self.final.with_name(_partial_name(self.final.name))
         return os.open(self.temp, flags, 0o666)
 
-    def retarget(self, final: Path) -> None:
-        """Rename to ``final`` instead when committing (open files only).
+    def retarget(self, final: Path, *, dirs: DirSync | None = None) -> None:
+        """Rename to ``final`` instead when committing (open files only); with
+        ``dirs``, hand the directories to fsync there.
 
-        For a name known only once the content is (the ``hash`` layout): the
-        temporary file stays where it is; ``final`` must be on the same file
-        system, which any path inside the mirror dir is.
+        For a name known only once the content is (a download, named by its
+        URL and format or by its hash): the temporary file stays where it is;
+        ``final`` must be on the same file system, which any path inside the
+        mirror dir is.
         """
         if self._state != "open":
             raise RuntimeError(f"cannot retarget {self.final}: it is {self._state}")
-        self._created += _make_dirs(final.parent)
-        self.final = Path(final)
+        if final != self.final:
+            self._created += _make_dirs(final.parent)
+            self.final = Path(final)
+        if dirs is not None:
+            self._dirs = dirs
 
     def discard(self) -> None:
         """Abandon the file: remove the temporary, leave ``final`` untouched.

@@ -8,8 +8,8 @@ thumbnail. A failed or skipped file is not retried until one of those
 changes (the same bytes with the same settings would fail again), or with
 ``thumbs --force``.
 
-``fetch`` makes the thumbnails of what it downloads as part of the download
-(the decode is the last check before the rename, see ``mirror.fetch``) and
+``fetch`` makes the thumbnails of each file it downloads once the file is in
+place (:func:`make_one`; an image that cannot be decoded fails its URL) and
 calls :func:`catch_up` for files mirrored earlier; ``thumbs`` runs
 :func:`rebuild` on its own.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -68,6 +69,25 @@ def unwritable(config: Config, exc: ThumbsUnwritable) -> MirrorError:
         f"cannot write thumbnails under {thumbs_root(config)} (thumbnails.dir):"
         f" {which}{exc.strerror or exc}"
     )
+
+
+WORKER_DIED = "the thumbnail worker died decoding it (out of memory?)"
+
+
+async def make_one(pool: ThumbPool, config: Config, spec: ThumbSpec, path: str) -> ThumbResult:
+    """The thumbnails of one mirrored file, ``path`` relative to ``mirror.dir``.
+
+    A worker that dies on the image (killed for memory, a decoder crash)
+    breaks ``pool``: the image fails with :data:`WORKER_DIED`, and the caller
+    must start a new pool. Thumbnails that cannot be written stop the run.
+    """
+    source = inside(config.mirror_dir, PurePosixPath(path))
+    try:
+        return await pool.make(source, path, thumbs_root(config), spec, fsync=config.download.fsync)
+    except BrokenProcessPool:
+        return ThumbResult("failed", WORKER_DIED)
+    except ThumbsUnwritable as exc:
+        raise unwritable(config, exc) from exc
 
 
 def record(state: State, path: str, sha256: str, spec: ThumbSpec, result: ThumbResult) -> None:

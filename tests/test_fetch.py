@@ -18,8 +18,10 @@ import pytest
 from PIL import Image
 
 from faultserver import FaultServer
+from mirror.commit import Commit
 from mirror.config import DownloadConfig, parse_config
 from mirror.fetch import Downloader, Resolver, _retry_after, is_transient
+from mirror.mirroring import fetch_one
 from mirror.models import Outcome
 from mirror.state import UrlRecord
 from mirror.transport import make_client
@@ -90,14 +92,20 @@ class Run:
         self.waits.append(seconds)
 
     def fetch(self, *urls: str, known: dict[str, UrlRecord] | None = None) -> list[Outcome]:
+        """Download and commit each URL, as the fetch stage does (without the state)."""
+
         async def go() -> list[Outcome]:
             async with make_client(self.config) as client:
                 downloader = Downloader(
-                    client=client, config=self.config, mirror_root=self.root,
-                    layout=self.layout, versions=self.versions, sleep=self._sleep,
+                    client=client, config=self.config, staging=self.root, sleep=self._sleep,
                     **({"resolver": self.resolver} if self.resolver else {}),
                 )  # fmt: skip
-                return await downloader.fetch_all(urls, known=known)
+                commit = Commit(
+                    downloader.staging, layout=self.layout, versions=self.versions, dirs=None
+                )
+                return await downloader.each(
+                    urls, lambda url: fetch_one(downloader, commit, url, (known or {}).get(url))
+                )
 
         return asyncio.run(go())
 

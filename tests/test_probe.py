@@ -31,7 +31,7 @@ def probe(tmp_path: Path, *urls: str, toml: str = "", private: bool = True) -> l
     async def go() -> list[Probe]:
         async with make_client(config) as client:
             downloader = Downloader(
-                client=client, config=config, mirror_root=tmp_path / "mirror", sleep=sleep
+                client=client, config=config, staging=tmp_path / "mirror", sleep=sleep
             )
             return await downloader.probe_all(urls)
 
@@ -49,7 +49,7 @@ def test_many_urls_are_probed_by_per_host_runners_not_a_task_each(
 
     async def go() -> list[Probe]:
         async with make_client(config) as client:
-            downloader = Downloader(client=client, config=config, mirror_root=tmp_path / "m")
+            downloader = Downloader(client=client, config=config, staging=tmp_path / "m")
             probe_one = downloader.probe
 
             async def counted(url: str) -> Probe:

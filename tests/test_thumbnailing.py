@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import io
 import os
@@ -11,17 +10,17 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from faultserver import FaultServer
-from mirror import mirroring, thumbnailing
+from mirror import mirroring
 from mirror.cli import main
-from mirror.config import parse_config
-from mirror.fetch import Downloader
+from mirror.commit import Commit
 from mirror.incoming import Incoming
-from mirror.thumbs import ThumbPool, ThumbSpec, make_thumbnails
+from mirror.thumbs import ThumbPool
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
 
@@ -111,6 +110,9 @@ def test_an_image_that_does_not_decode_is_not_kept(
     assert "Mirrored 1 new images" in out and f"{server.base}/bad.png" in out
     mirror = site / "source" / "images" / "mirror"
     assert not list(mirror.rglob("bad*")) and not list(mirror.rglob("*.part"))
+    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
+        (row,) = db.execute("SELECT status, path, last_error FROM urls WHERE url LIKE '%bad.png'")
+    assert row[:2] == ("failed", None) and "cannot decode" in row[2]
 
 
 def test_svg_is_mirrored_without_a_thumbnail(
@@ -200,11 +202,13 @@ def test_a_thumbnails_dir_that_cannot_be_made_stops_the_run_naming_the_setting(
     err = capsys.readouterr().err
     assert "cannot write thumbnails under" in err and "(thumbnails.dir)" in err
     assert not list(mirror.rglob("*.part"))
-    if command == "fetch":  # the image whose thumbnails failed is not kept
-        assert [p.name for p in mirror.rglob("*") if p.is_file()] == []
+    # The image is kept and recorded: only its thumbnails are missing.
+    assert [p.name for p in mirror.rglob("*") if p.is_file()] == ["a.jpg"]
+    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
+        assert db.execute("SELECT status FROM urls").fetchall() == [("mirrored",)]
 
 
-def test_thumbnails_of_an_image_whose_rename_fails_are_removed(
+def test_an_image_whose_rename_fails_gets_no_thumbnails_and_no_row(
     tmp_path: Path,
     server: FaultServer,
     capsys: pytest.CaptureFixture[str],
@@ -222,82 +226,36 @@ def test_thumbnails_of_an_image_whose_rename_fails_are_removed(
     monkeypatch.setattr(os, "replace", disk_full_for_one)
     assert main(["-q", "fetch", "--site", str(site)]) == 1
     assert "full.jpg: No space left on device" in capsys.readouterr().err
-    assert thumbs_of(site) == {} and rows(site) == []  # made, then removed with the original
+    assert thumbs_of(site) == {} and rows(site) == []  # thumbnails come after the rename
     assert not list((site / "source" / "images" / "mirror").rglob("full.jpg*"))
 
 
-def test_thumbnails_stay_when_the_rename_happened_and_then_an_error_came(
+def test_a_file_renamed_then_failed_is_fetched_again_with_its_thumbnails(
     tmp_path: Path,
     server: FaultServer,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     site = make_site(tmp_path, server, {"/late.jpg": jpeg(90)})
-    commit = Incoming.commit
+    with monkeypatch.context() as patched:
+        commit = Incoming.commit
 
-    def renamed_then_failed(self: Incoming, relative: PurePosixPath | None = None) -> Path:
-        final = commit(self, relative)
-        raise OSError(errno.EIO, "Input/output error", str(final))
+        def renamed_then_failed(
+            self: Incoming, relative: PurePosixPath, *, dirs: object = None
+        ) -> Path:
+            final = commit(self, relative)
+            raise OSError(errno.EIO, "Input/output error", str(final))
 
-    monkeypatch.setattr(Incoming, "commit", renamed_then_failed)
-    assert main(["-q", "fetch", "--site", str(site)]) == 1
+        patched.setattr(Incoming, "commit", renamed_then_failed)
+        assert main(["-q", "fetch", "--site", str(site)]) == 1
     assert "late.jpg: Input/output error" in capsys.readouterr().err
-    # The original is in place (unrecorded: the next run fetches it again), so
-    # its thumbnails are not orphans and stay.
+    # The original is in place but unrecorded, and has no thumbnails yet...
     assert list((site / "source" / "images" / "mirror").glob("*/late.jpg"))
+    assert thumbs_of(site) == {} and rows(site) == []
+    # ...so the next run fetches it again, records it and makes them.
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
     assert sorted(p.split("/")[-1] for p in thumbs_of(site)) == ["late.jpg.webp"]
-
-
-class LatePool:
-    """A thumbnail pool whose worker writes only after the caller stopped waiting
-    (Ctrl-C cancels the wait, not a worker's decode): the files land on close()."""
-
-    def __init__(self) -> None:
-        self.late: list[tuple[Path, str, Path, ThumbSpec]] = []
-
-    async def make(
-        self, source: Path, relative: str, root: Path, spec: ThumbSpec, *, fsync: bool = True
-    ) -> None:
-        self.late.append((source, relative, root, spec))
-        await asyncio.Event().wait()  # until cancelled
-
-    def close(self) -> None:
-        for source, relative, root, spec in self.late:
-            make_thumbnails(source, relative, root, spec, fsync=False)
-
-
-@pytest.mark.parametrize("layout", ["url", "hash"])
-def test_thumbnails_a_cancelled_check_still_wrote_are_swept_once_the_workers_stop(
-    tmp_path: Path, layout: str
-) -> None:
-    toml = f'[mirror]\nlayout = "{layout}"\n[thumbnails]\nsizes = [200]\n'
-    config = parse_config(toml, source=None, cwd=tmp_path)
-    source = tmp_path / "download.part"
-    source.write_bytes(jpeg(10))
-    stored = config.mirror_dir / "h" / "a.jpg"
-    if layout == "hash":  # the same bytes are stored already: their thumbnails are theirs
-        stored.parent.mkdir(parents=True)
-        stored.write_bytes(jpeg(10))
-    pool = LatePool()
-    thumbs = mirroring._Thumbnails(
-        config, thumbnailing.spec_of(config), mirroring._Lazy(lambda: pool)
-    )
-
-    async def cancelled() -> None:
-        task = asyncio.ensure_future(thumbs.check(source, "h/a.jpg"))
-        await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(cancelled())
-    pool.close()
-    written = thumbnailing.thumbs_root(config) / "200" / "h" / "a.jpg.webp"
-    assert written.is_file()  # the worker wrote after the cancel...
-    thumbs.sweep()
-    assert written.is_file() == (
-        layout == "hash"
-    )  # ...and unless they are a stored file's, they go
+    assert [status for _, status, _ in rows(site)] == ["made"]
 
 
 def test_a_failed_commit_keeps_the_thumbnails_of_bytes_the_hash_layout_had_stored(
@@ -315,14 +273,14 @@ def test_a_failed_commit_keeps_the_thumbnails_of_bytes_the_hash_layout_had_store
     before = thumbs_of(site)
     assert len(before) == 1
 
-    commit = Downloader._commit
+    commit = Commit.__call__
 
-    def stored_then_failed(self: Downloader, *args: object) -> None:
-        commit(self, *args)  # type: ignore[arg-type]
+    def stored_then_failed(self: Commit, *args: Any, **kwargs: Any) -> None:
+        commit(self, *args, **kwargs)
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(Downloader, "_commit", stored_then_failed)
-    post.write_text(both)  # b.jpg: the same bytes, found stored by _commit
+    monkeypatch.setattr(Commit, "__call__", stored_then_failed)
+    post.write_text(both)  # b.jpg: the same bytes, found stored by the commit
     capsys.readouterr()
     assert main(["-q", "fetch", "--site", str(site)]) == 1
     assert "Input/output error" in capsys.readouterr().err

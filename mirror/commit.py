@@ -1,0 +1,105 @@
+"""The commit step: a checked download goes to its place in the mirror.
+
+The downloader hands over a complete, validated temporary file and nothing
+more; this step alone knows the layout (by URL, or by content hash), keeps
+the file a refresh replaces under ``versions``, and renames. The caller
+records the row only after the directories are fsynced (:class:`DirSync`),
+so a row never names a file that a power cut can take back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from mirror.incoming import Incoming
+from mirror.state import UrlRecord
+from mirror.store import CheckedRoot, DirSync, hash_path, stamped, url_path
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where a commit left a download: its path in the mirror, and the older
+    file of another name that the URL's record pointed at, if any."""
+
+    path: str
+    replaced: str | None
+
+
+class Commit:
+    """Puts checked downloads into the mirror at ``root`` (call it from a worker thread)."""
+
+    def __init__(
+        self,
+        root: CheckedRoot,
+        *,
+        layout: Literal["url", "hash"],
+        versions: Path | None,
+        dirs: DirSync | None,
+    ) -> None:
+        self._inside = root
+        self._layout = layout
+        self._versions = versions  # where a refresh keeps the file it replaces; None: not kept
+        self._dirs = dirs  # renames made durable by the caller, before it records them
+
+    def __call__(
+        self, file: Incoming, *, url: str, extension: str, known: UrlRecord | None
+    ) -> Placed | None:
+        """Rename ``file`` into place; None when a refresh got the very same bytes
+        again (the stored file is left as it was). The temporary file is gone
+        either way, also when this raises."""
+        try:
+            if known is not None and file.sha256 == known.sha256:
+                file.discard()
+                return None
+            relative = self._place(file, url, extension, known)
+            final = self._inside(relative)
+            if self._layout == "hash" and final.exists():
+                file.discard()  # the same bytes are already stored under their hash
+            else:
+                replacing = known is not None and known.path == relative.as_posix()
+                if replacing and self._versions is not None and final.exists():
+                    _keep_version(final, self._versions / relative)
+                file.commit(relative, dirs=self._dirs)
+        except BaseException:
+            file.discard()  # waits for a rename in progress; nothing once renamed
+            raise
+        return Placed(relative.as_posix(), known.path if known is not None else None)
+
+    def _place(
+        self, file: Incoming, url: str, extension: str, known: UrlRecord | None
+    ) -> PurePosixPath:
+        if self._layout == "hash":
+            return hash_path(file.sha256, extension)
+        if known is not None and known.path and _own_url_path(url, known.path):
+            # Rewritten posts may point at the file: a refresh keeps its name,
+            # even when the image now comes in another format.
+            return PurePosixPath(known.path)
+        return url_path(url, extension)
+
+
+def _own_url_path(url: str, path: str) -> bool:
+    """Whether ``path`` is the name the url layout gives ``url`` (with its extension)."""
+    try:
+        return url_path(url, PurePosixPath(path).suffix.lower()).as_posix() == path
+    except ValueError:  # no extension, or one the layout would not write
+        return False
+
+
+def _keep_version(old: Path, kept: Path) -> None:
+    """Keep ``old``'s current content at ``kept``.<UTC time> before it is replaced.
+
+    A hard link costs nothing and survives the rename over ``old``; a copy is
+    the fallback where links are not allowed.
+    """
+    target = stamped(kept)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(old, target)
+    except FileExistsError:
+        return  # replaced twice within a second: the first copy is kept
+    except OSError:
+        shutil.copy2(old, target)
