@@ -129,7 +129,7 @@ def report(
 ) -> Report:
     """Everything the report shows; with ``check``, the URLs to fetch are probed."""
     fetch, rewrite = migrating.dry_run(config, scan, to=to)
-    records = pipeline.url_records(config, scan.urls)
+    records = pipeline.site_records(config, scan)
     probes = asyncio.run(probe_all(config, fetch.todo)) if check and fetch.todo else {}
     todo = set(fetch.todo)
     urls = tuple(
@@ -144,12 +144,12 @@ def _url_report(
     url: str, uses: tuple[ImageRef, ...], todo: bool, record: UrlRecord | None, probe: Probe | None
 ) -> UrlReport:
     status: UrlStatus
-    if not todo:
-        status = "mirrored"
-    elif probe is not None:  # fresh evidence beats an earlier fetch's failure
+    if probe is not None:  # fresh evidence beats an earlier fetch's failure
         status = "ok" if probe.reachable else "broken"
     elif record is not None and record.status == "failed":
         status = "failed"
+    elif not todo:  # mirrored, or the mirror's own link to a mirrored file
+        status = "mirrored"
     else:  # never fetched, or a mirrored row whose file is gone: fetched (again)
         status = "pending"
     return UrlReport(url, status, record, probe, uses)
