@@ -30,8 +30,8 @@ def summary(result: BackupResult) -> dict[str, int | float]:
     return {
         "new": len(new),
         "changed": len(fetched.mirrored) - len(new),
-        "unchanged": len(fetched.unchanged),
-        "already": fetched.already,
+        "unchanged": len(fetched.unchanged),  # re-checked, still current
+        "already": fetched.already,  # not re-checked: mirrored before, or the mirror's own link
         "failed": len(fetched.failed),
         "recheck_failed": len(fetched.recheck_failed),
         "gone": len(result.gone),
@@ -48,7 +48,8 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
     interrupted = "interrupted; " if result.fetched.interrupted else ""
     out.write(
         f"backup: {interrupted}{counts['new']} new ({counts['bytes'] / 1e6:.1f} MB),"
-        f" {counts['changed']} changed, {counts['unchanged'] + counts['already']} unchanged,"
+        f" {counts['changed']} changed, {counts['unchanged']} unchanged,"
+        f" {counts['already']} already mirrored,"
         f" {counts['failed']} failed, {counts['recheck_failed']} re-checks failed"
         f" ({counts['gone']} sources newly gone), {counts['pruned']} pruned,"
         f" {counts['thumbnails']} thumbnails, in {counts['seconds']:.1f} s\n"

@@ -44,8 +44,9 @@ class MigrateResult:
 
 def plan(config: Config, scan: ScanResult) -> FetchPlan:
     """The URLs a fetch would download, from the state read-only."""
-    urls = OwnLinks(config).to_fetch(scan)
-    records = pipeline.url_records(config, urls)
+    links = OwnLinks(config)
+    urls = links.to_fetch(scan)
+    records = pipeline.site_records(config, scan)
     todo = tuple(
         url for url in urls if not mirroring.still_mirrored(records.get(url), config.mirror_dir)
     )
@@ -55,7 +56,7 @@ def plan(config: Config, scan: ScanResult) -> FetchPlan:
         if config.mirror.layout == "url"
         else {}
     )
-    return FetchPlan(todo, len(urls) - len(todo), predicted)
+    return FetchPlan(todo, len(urls) - len(todo) + links.mirrored(records), predicted)
 
 
 def dry_run(

@@ -42,7 +42,9 @@ VERSIONS_DIR_NAME = "versions"  # under the state dir: files a refresh replaced
 class FetchResult:
     scan: ScanResult
     fetched: tuple[Outcome, ...]  # new files, re-checks and failures of this run
-    already: int  # URLs mirrored before, file still there with the recorded size
+    # URLs mirrored before, file still there with the recorded size, and the
+    # mirror's own links to mirrored files (:meth:`OwnLinks.records`)
+    already: int
     elapsed: float
     interrupted: bool = False  # Ctrl-C: ``fetched`` is what finished before it
     thumbs: ThumbsResult | None = None  # None when thumbnails are off
@@ -93,9 +95,11 @@ def fetch(
         contextlib.ExitStack() as stack,
     ):
         remove_partials(root)
-        urls = OwnLinks(config).to_fetch(scan)  # never the mirror itself (after a rewrite)
+        links = OwnLinks(config)
+        urls = links.to_fetch(scan)  # never the mirror itself (after a rewrite)
         state.seen(urls)
         records = state.records(urls)
+        own = links.mirrored(links.records(scan, state))  # counted as already mirrored
         mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
         stale = _stale(records, mirrored, refresh_after)
         todo = [url for url in urls if url not in mirrored or url in stale]
@@ -150,7 +154,7 @@ def fetch(
                     elapsed=time.monotonic() - started,
                 )
             interrupted = made.interrupted
-    already = len(mirrored) - len(stale)
+    already = len(mirrored) - len(stale) + own
     elapsed = time.monotonic() - started
     return FetchResult(scan, tuple(done), already, elapsed, interrupted, made, frozenset(stale))
 

@@ -4,15 +4,25 @@ After ``rewrite``, posts hold ``rewrite.local_prefix`` + path (a site path, or
 a full URL) or ``rewrite.cdn_base`` + path. Such a reference is the mirror
 itself: it is never fetched (that would mirror the mirror), and the file it
 names is in use, so ``backup --prune`` must not move it away.
+
+Every output counts such a reference the same way, through :meth:`OwnLinks.records`:
+it is mirrored, with the bytes of the state record of the file it names (the
+record of the URL it was rewritten from). A site path under ``local_prefix`` is
+a reference to an image like any URL (:meth:`OwnLinks.claim`), not one of the
+blog's own site paths, so that a local rewrite keeps every count it had.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import NamedTuple
 from urllib.parse import unquote
 
 from mirror.config import Config
 from mirror.models import ScanResult
+from mirror.state import State, UrlRecord
 from mirror.urls import normalize
 
 
@@ -40,6 +50,46 @@ class OwnLinks:
         """The scan's remote URLs, less those that are the mirror itself."""
         return tuple(url for url in scan.urls if self.of(url) is None)
 
+    def claim(self, scan: ScanResult) -> ScanResult:
+        """``scan`` with the site paths that name mirror files counted as image references."""
+        if not any(r.local and self.of(r.url) is not None for r in scan.local_refs):
+            return scan
+        posts = tuple(
+            replace(post, refs=tuple(
+                ref._replace(local=False) if ref.local and self.of(ref.url) is not None else ref
+                for ref in post.refs
+            ))
+            for post in scan.posts
+        )  # fmt: skip
+        return replace(scan, posts=posts)
+
+    def records(self, scan: ScanResult, state: State | None) -> dict[str, UrlRecord]:
+        """Each own link of ``scan`` -> the state record of the mirrored file it names.
+
+        A link whose file the state does not hold as mirrored gets a ``failed``
+        record saying so (made here, not stored): it is no image a fetch could
+        bring back, and counting it as pending would promise one.
+        """
+        links = {url: link for url in scan.urls if (link := self.of(url)) is not None}
+        if not links:
+            return {}
+        by_path: dict[str, UrlRecord] = {}
+        for record in state.records().values() if state is not None else ():
+            if record.status == "mirrored" and record.path:
+                by_path.setdefault(record.path, record)  # by URL: the same one each run
+        return {
+            url: by_path.get(link.path)
+            or _dangling(url, f"no mirrored file {link.path} in the state")
+            for url, link in links.items()
+        }
+
+    def mirrored(self, records: Mapping[str, UrlRecord]) -> int:
+        """How many own links among ``records`` (keyed by URL) name a mirrored file."""
+        return sum(
+            1 for url, record in records.items()
+            if record.status == "mirrored" and self.of(url) is not None
+        )  # fmt: skip
+
     def in_use(self, scan: ScanResult) -> set[str]:
         """Mirror paths that the posts point at directly."""
         refs = (*scan.refs, *scan.local_refs)
@@ -52,3 +102,12 @@ def _canonical(base: str) -> str:
     if base.startswith(("http://", "https://")):
         return normalize(base).url.rstrip("/")
     return base
+
+
+def _dangling(url: str, reason: str) -> UrlRecord:
+    return UrlRecord(
+        url=url, final_url=None, status="failed", path=None, size=None, sha256=None,
+        content_type=None, etag=None, last_modified=None, attempts=0, last_error=reason,
+        source=None, first_seen=datetime.now(UTC), last_fetched=None, last_referenced=None,
+        last_checked=None,
+    )  # fmt: skip

@@ -52,11 +52,17 @@ class UrlReport:
 
     @property
     def error(self) -> str | None:
-        if self.status == "broken" and self.probe is not None:
-            return self.probe.error
-        if self.status == "failed" and self.record is not None:
-            return self.record.last_error or "failed"
-        return None
+        """Why it is failed or broken: what the probe found and the recorded failure, both."""
+        if self.status not in BAD:
+            return None
+        probe, record = self.probe, self.record
+        recorded = record.last_error or "failed" if record and record.status == "failed" else None
+        if probe is None or recorded is None:
+            return (probe.error if probe is not None else None) or recorded
+        if not probe.reachable:
+            return f"{probe.error}; the last fetch failed too: {recorded}"
+        answer = f"HTTP {probe.status}" if probe.status else "an answer"
+        return f"{recorded}; a probe reaches it now ({answer}), but only a fetch checks the bytes"
 
     @property
     def size(self) -> int | None:
@@ -129,7 +135,7 @@ def report(
 ) -> Report:
     """Everything the report shows; with ``check``, the URLs to fetch are probed."""
     fetch, rewrite = migrating.dry_run(config, scan, to=to)
-    records = pipeline.url_records(config, scan.urls)
+    records = pipeline.site_records(config, scan)
     probes = asyncio.run(probe_all(config, fetch.todo)) if check and fetch.todo else {}
     todo = set(fetch.todo)
     urls = tuple(
@@ -144,12 +150,16 @@ def _url_report(
     url: str, uses: tuple[ImageRef, ...], todo: bool, record: UrlRecord | None, probe: Probe | None
 ) -> UrlReport:
     status: UrlStatus
-    if not todo:
-        status = "mirrored"
-    elif probe is not None:  # fresh evidence beats an earlier fetch's failure
-        status = "ok" if probe.reachable else "broken"
+    if probe is not None and not probe.reachable:
+        status = "broken"
     elif record is not None and record.status == "failed":
+        # A probe sees only the headers: an answer now does not undo a fetch
+        # whose bytes were refused (a truncated JPEG, an HTML page).
         status = "failed"
+    elif probe is not None:
+        status = "ok"
+    elif not todo:  # mirrored, or the mirror's own link to a mirrored file
+        status = "mirrored"
     else:  # never fetched, or a mirrored row whose file is gone: fetched (again)
         status = "pending"
     return UrlReport(url, status, record, probe, uses)

@@ -83,9 +83,12 @@ def write_revert(result: RevertResult, out: TextIO) -> None:
 def write_verify(result: VerifyResult, out: TextIO) -> None:
     for problem in result.problems:
         out.write(f"{problem.where}: {problem.detail}\n")
+    problems, unreadable = len(result.problems), len(result.scan.unreadable)
     out.write(
         f"Checked {result.files} mirrored files and {len(result.rewritten)} rewritten"
-        f" references: {len(result.problems)} problems.\n"
+        f" references: {problems} problem{'s' * (problems != 1)}"
+        + (f", {unreadable} post{'s' * (unreadable != 1)} unreadable" if unreadable else "")
+        + ".\n"
     )
 
 
@@ -128,6 +131,7 @@ def verify_json(result: VerifyResult) -> dict[str, Any]:
             "failed": statuses["failed"],
             "files_checked": result.files,
             "problems": len(result.problems),
+            "unreadable": len(result.scan.unreadable),
         },
     }
 

@@ -10,7 +10,8 @@ Two checks, reading only (the state is opened read-only, no lock is taken):
   URL to a path the state records as mirrored.
 
 URLs whose fetch failed, or that are not fetched yet, are no problem here:
-verify checks what was mirrored and rewritten.
+verify checks what was mirrored and rewritten. A post that cannot be read
+is: its references, rewritten or not, went unchecked.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from mirror.ownlinks import OwnLinks
 from mirror.state import UrlRecord
 from mirror.store import inside
 
-ProblemKind = Literal["file", "reference"]
+ProblemKind = Literal["file", "reference", "post"]
 
 
 @dataclass(frozen=True, slots=True)
 class VerifyProblem:
-    kind: ProblemKind  # a mirrored file, or a rewritten reference in a post
-    where: str  # the file's path relative to mirror.dir, or post:line
+    kind: ProblemKind  # a mirrored file, a rewritten reference in a post, an unreadable post
+    where: str  # the file's path relative to mirror.dir, post:line, or the post
     detail: str
     url: str | None = None
 
@@ -68,6 +69,9 @@ def verify(config: Config, scan: ScanResult) -> VerifyResult:
                 problems.append(
                     VerifyProblem("reference", f"{ref.post}:{ref.line}", found, ref.raw)
                 )
+    for unreadable in scan.unreadable:
+        for reason in unreadable.problems:
+            problems.append(VerifyProblem("post", unreadable.post, f"unreadable: {reason}"))
     return VerifyResult(scan, records, len(mirrored), tuple(rewritten), tuple(problems))
 
 

@@ -65,7 +65,8 @@ def test_first_run_logs_each_new_image_and_a_summary_line(
     lines = out.splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == ["new"] * 3
     assert re.fullmatch(
-        r"backup: 3 new \(0\.0 MB\), 0 changed, 0 unchanged, 0 failed, 0 re-checks failed"
+        r"backup: 3 new \(0\.0 MB\), 0 changed, 0 unchanged, 0 already mirrored, 0 failed,"
+        r" 0 re-checks failed"
         r" \(0 sources newly gone\), 0 pruned, 3 thumbnails, in \d+\.\d s",
         lines[-1],
     )
@@ -79,7 +80,7 @@ def test_a_second_run_makes_no_requests(
     before = requests(server)
     code, out = backup(capsys, site)
     assert code == 0 and requests(server) == before
-    assert out.startswith("backup: 0 new (0.0 MB), 0 changed, 3 unchanged")
+    assert out.startswith("backup: 0 new (0.0 MB), 0 changed, 0 unchanged, 3 already mirrored")
 
 
 def test_refresh_honours_refresh_after_then_keeps_or_replaces(

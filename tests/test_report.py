@@ -308,6 +308,33 @@ def test_a_mirrored_url_is_not_probed(
     assert "URLs: 11 mirrored, 0 pending, 0 failed, 0 ok, 1 broken." in out
 
 
+def test_check_never_hides_a_recorded_failure_of_the_bytes(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The probe sees headers only: a URL that answers may still serve bytes a fetch refused."""
+    site = tmp_path / "blog"
+    (site / "source" / "_posts").mkdir(parents=True)
+    (site / "source" / "_posts" / "p.md").write_text("![cut](https://img.test/cut.jpg)\n")
+    (site / "gallery-mirror.toml").write_text(
+        f"[download]\nallow_private = true\nretries = 0\nfsync = false\n"
+        f'[download.origins]\n"img.test" = ["{server.base}"]\n'
+    )
+    server.file("/cut.jpg", jpeg(10)[:-40])
+    assert run(capsys, "fetch", "--site", str(site))[0] == 1
+    code, out, _ = run(
+        capsys, "report", "--check", "--site", str(site), "--json", str(tmp_path / "r.json")
+    )
+    assert code == 1
+    assert "URLs: 0 mirrored, 0 pending, 1 failed, 0 ok, 0 broken." in out
+    (url,) = json.loads((tmp_path / "r.json").read_text())["urls"]
+    assert (url["status"], url["state"], url["check"]["reachable"]) == ("failed", "failed", True)
+    assert url["error"] == (
+        f"truncated JPEG (no end marker) (from {server.base});"
+        " a probe reaches it now (HTTP 200), but only a fetch checks the bytes"
+    )
+    assert f"failed  https://img.test/cut.jpg\n          {url['error']}; used by" in out
+
+
 # -- the rest of the command --------------------------------------------------------
 
 

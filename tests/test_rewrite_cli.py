@@ -73,12 +73,32 @@ def test_verify_json_and_exit_1(site: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 1 and doc["schema"] == 1
     assert doc["summary"] == {
         "posts": 1, "refs": 2, "urls": 2, "pending": 0, "mirrored": 2, "failed": 0,
-        "files_checked": 2, "problems": 2,
+        "files_checked": 2, "problems": 2, "unreadable": 0,
     }  # fmt: skip
     assert {"post", "line", "kind", "raw", "url", "ok"} == set(doc["refs"][0])
     assert [r["ok"] for r in doc["refs"]] == [False, True]
     assert {"url", "status", "path", "error"} == set(doc["urls"][0])
     assert [p["kind"] for p in doc["problems"]] == ["file", "reference"]
+
+
+def test_verify_names_each_unreadable_post_and_counts_it(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, site, "rewrite")
+    (site / POSTS / "broken.md").write_bytes(b"---\ntitle: x\n\xff\n---\n")
+    reason = "unreadable: not valid UTF-8 (byte 13, line 3): invalid start byte"
+    code, out, _ = run(capsys, site, "verify")
+    assert code == 1
+    assert out.splitlines() == [
+        f"source/_posts/broken.md: {reason}",
+        "Checked 2 mirrored files and 2 rewritten references: 1 problem, 1 post unreadable.",
+    ]
+    code, out, _ = run(capsys, site, "verify", "--json")
+    doc = json.loads(out)
+    assert code == 1 and (doc["summary"]["problems"], doc["summary"]["unreadable"]) == (1, 1)
+    assert doc["problems"] == [
+        {"kind": "post", "where": "source/_posts/broken.md", "url": None, "detail": reason}
+    ]
 
 
 def test_lock_held_exits_3(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
