@@ -2,8 +2,9 @@
 
 One URL's life: refuse what must not be fetched (a scheme other than http(s),
 a host that resolves to a private address unless ``allow_private``), send the
-request with the host's headers, follow redirects by hand (each hop is
-checked again, a loop is a failure), stream the body to a temporary file in
+request with the headers of the host the post names and of the host
+contacted (an origin, a redirect target), follow redirects by hand (each hop
+is checked again, a loop is a failure), stream the body to a temporary file in
 the target directory while hashing it and counting it against ``max_bytes``,
 validate the file (``validate.inspect``), and only then rename it into place.
 
@@ -270,8 +271,10 @@ class Downloader:
     async def _fetch_from(
         self, url: str, source_url: str, source: Source, known: UrlRecord | None
     ) -> Outcome:
+        # The Wayback Machine is not the host's server: the host's headers stay home.
+        own = {} if source == "wayback" else self._own_headers(url)
         outcome, attempts = await self._retried(
-            source_url, lambda: self._attempt(url, source_url, known)
+            source_url, lambda: self._attempt(url, source_url, own, known)
         )
         if isinstance(outcome, _Failure):
             return Outcome(
@@ -280,7 +283,10 @@ class Downloader:
         return replace(outcome, attempts=attempts, source=source)
 
     async def _probe_from(self, url: str, source_url: str) -> Probe:
-        probe, attempts = await self._retried(source_url, lambda: self._probe_once(url, source_url))
+        own = self._own_headers(url)
+        probe, attempts = await self._retried(
+            source_url, lambda: self._probe_once(url, source_url, own)
+        )
         if isinstance(probe, _Failure):
             return Probe(url, False, error=probe.reason, attempts=attempts)
         return replace(probe, attempts=attempts)
@@ -321,21 +327,28 @@ class Downloader:
                 reason, dead = _transport_reason(exc), _unresolvable(exc)
             return _Failure(f"{reason} (after {attempts} attempts)", dead), attempts
 
+    def _own_headers(self, url: str) -> Mapping[str, str]:
+        """The ``[download.headers]`` of ``url``'s host as written in the post."""
+        return self._config.headers.get(urlsplit(url).hostname or "", {})
+
     @asynccontextmanager
     async def _request(
-        self, method: str, url: str, extra: Mapping[str, str]
+        self, method: str, url: str, own: Mapping[str, str], extra: Mapping[str, str]
     ) -> AsyncIterator[tuple[str, httpx.Response]]:
         """The streamed answer to ``method url`` and the URL it came from.
 
         Redirects are followed here: every hop is checked against the guard
-        and sent with its own host's headers (plus ``extra``).
+        and sent with ``own`` (the headers of the host the post names: a
+        hotlink check on an origin or a redirect target wants them too), then
+        the headers of the host contacted (winning on a clash), then ``extra``.
         """
         current = url
         seen = {url}
         for _ in range(_MAX_REDIRECTS + 1):
             await self._check_target(current)
-            headers = dict(self._config.headers.get(urlsplit(current).hostname or "", {}))
-            headers.setdefault("User-Agent", self._config.user_agent)
+            headers = httpx.Headers({"User-Agent": self._config.user_agent})
+            headers.update(own)  # update() replaces a name in any case
+            headers.update(self._config.headers.get(urlsplit(current).hostname or "", {}))
             headers.update(extra)
             async with self._client.stream(method, current, headers=headers) as response:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
@@ -349,19 +362,22 @@ class Downloader:
                 return
         raise _Fail(f"more than {_MAX_REDIRECTS} redirects")
 
-    async def _attempt(self, url: str, source_url: str, known: UrlRecord | None) -> Outcome:
+    async def _attempt(
+        self, url: str, source_url: str, own: Mapping[str, str], known: UrlRecord | None
+    ) -> Outcome:
         extra = {} if known is None else _conditional(known)
-        async with self._request("GET", source_url, extra) as (current, response):
+        async with self._request("GET", source_url, own, extra) as (current, response):
             if response.status_code == 304 and known is not None:
                 return _unchanged(known, current, response)
             _check_status(response)
             return await self._save(url, current, response, known)
 
-    async def _probe_once(self, url: str, source_url: str) -> Probe:
-        async with self._request("HEAD", source_url, {}) as (final, response):
+    async def _probe_once(self, url: str, source_url: str, own: Mapping[str, str]) -> Probe:
+        async with self._request("HEAD", source_url, own, {}) as (final, response):
             if response.status_code not in _HEAD_REFUSED:
                 return self._probed(url, final, response, "HEAD")
-        async with self._request("GET", source_url, {"Range": "bytes=0-0"}) as (final, response):
+        ranged = {"Range": "bytes=0-0"}
+        async with self._request("GET", source_url, own, ranged) as (final, response):
             return self._probed(url, final, response, "GET")
 
     def _probed(

@@ -271,6 +271,36 @@ def test_per_host_headers_are_sent(tmp_path: Path, server: FaultServer) -> None:
     assert server.headers["/hot.jpg"][-1]["user-agent"].startswith("gallery-mirror/")
 
 
+def test_the_headers_of_the_host_in_the_post_go_to_its_origins(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    url = server.needs_header("/hot.jpg", "Referer", "https://blog.example.com/", JPEG)
+    toml = (
+        f'[download.origins]\n"img.example.com" = ["{server.base}"]\n'
+        '[download.headers]\n"IMG.example.com" = { Referer = "https://blog.example.com/" }\n'
+    )
+    outcome = Run(tmp_path, toml).one("http://img.example.com/hot.jpg")
+    assert outcome.status == "mirrored" and outcome.final_url == url
+    assert server.headers["/hot.jpg"][-1]["referer"] == "https://blog.example.com/"
+
+
+def test_the_origins_own_headers_apply_too_and_win_on_a_clash(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    server.redirect("/moved.jpg", "/hot.jpg")
+    server.needs_header("/hot.jpg", "Referer", "https://origin.example/", JPEG)
+    toml = (
+        f'[download.origins]\n"img.example.com" = ["{server.base}"]\n'
+        "[download.headers]\n"
+        '"img.example.com" = { Referer = "https://blog.example.com/", X-Post = "1" }\n'
+        '"127.0.0.1" = { referer = "https://origin.example/", User-Agent = "own/1" }\n'
+    )
+    assert Run(tmp_path, toml).one("http://img.example.com/moved.jpg").status == "mirrored"
+    for sent in (server.headers["/moved.jpg"][-1], server.headers["/hot.jpg"][-1]):
+        assert sent["referer"] == "https://origin.example/"  # the redirect's hop as well
+        assert sent["x-post"] == "1" and sent["user-agent"] == "own/1"
+
+
 def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, server: FaultServer) -> None:
     run = Run(tmp_path, private=False)
     outcome = run.one(server.file("/a.jpg", JPEG))

@@ -144,3 +144,15 @@ def test_origins_and_headers_are_used(tmp_path: Path, server: FaultServer) -> No
     (found,) = probe(tmp_path, "https://img.example.com/p/a.jpg", toml=toml)
     assert found.reachable and found.final_url == server.url("/p/a.jpg")
     assert server.log == [("HEAD", "/nope/p/a.jpg"), ("HEAD", "/p/a.jpg")]
+
+
+def test_the_headers_of_the_host_in_the_post_go_to_its_origins(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    server.needs_header("/p/a.jpg", "Referer", "https://blog.example/", JPEG)
+    toml = (
+        f'[download.origins]\n"img.example.com" = ["{server.base}"]\n'
+        '[download.headers]\n"img.example.com" = { Referer = "https://blog.example/" }\n'
+    )
+    (found,) = probe(tmp_path, "https://img.example.com/p/a.jpg", toml=toml)
+    assert found.reachable and found.method == "HEAD"
