@@ -1,10 +1,11 @@
 """Download images: concurrent, limited per host, retried, validated, atomic.
 
-One URL's life: refuse what must not be fetched (a scheme other than http(s),
-a host that resolves to a private address unless ``allow_private``), send the
-request with the headers of the host the post names and of the host
-contacted (an origin, a redirect target), follow redirects by hand (each hop
-is checked again, a loop is a failure), stream the body to a temporary file in
+One URL's life: refuse what must not be fetched (a scheme other than http(s);
+a private address unless ``allow_private``, refused by the client's guard as
+it connects, see ``mirror.transport``), send the request with the headers of
+the host the post names and of the host contacted (an origin, a redirect
+target), follow redirects by hand (each hop is checked again, a loop is a
+failure), stream the body to a temporary file in
 the target directory while hashing it and counting it against ``max_bytes``,
 validate the file (``validate.inspect``), and only then rename it into place.
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import os
 import shutil
 import socket
@@ -52,6 +52,7 @@ from mirror.incoming import Incoming
 from mirror.models import Outcome, Probe, Source
 from mirror.state import UrlRecord
 from mirror.store import CheckedRoot, DirSync, hash_path, holds, stamped, url_path
+from mirror.transport import PrivateAddress
 from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, content_type_allows, sniff
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
@@ -103,9 +104,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError | _Retry)
 
 
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-
 class Finish(Protocol):
     """The last check before a download is renamed into place (the thumbnail
     stage decodes the image here, once, and writes its thumbnails)."""
@@ -119,15 +117,10 @@ class Finish(Protocol):
         into place (the rename failed, or Ctrl-C came first)."""
 
 
-async def _resolve(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port)
-    return [str(info[4][0]) for info in infos]
-
-
 class Downloader:
     """Fetches URLs into ``mirror_root`` under one section of the config.
 
-    The client, the resolver and the sleep are injectable so that tests can
+    The client and the sleep are injectable so that tests can
     use a real local server without waiting out real backoff delays.
     """
 
@@ -141,7 +134,6 @@ class Downloader:
         finish: Finish | None = None,
         versions: Path | None = None,
         dirs: DirSync | None = None,
-        resolver: Resolver = _resolve,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
@@ -151,7 +143,6 @@ class Downloader:
         self._finish = finish
         self._versions = versions  # where a refresh keeps the file it replaces; None: not kept
         self._dirs = dirs  # renames made durable by the caller, before it records them
-        self._resolve = resolver
         self._sleep = sleep
         self._all = asyncio.Semaphore(config.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -306,7 +297,13 @@ class Downloader:
             nonlocal attempts
             attempts += 1
             async with self._all, per_host:
-                return await once()
+                try:
+                    return await once()
+                except (OSError, httpx.TransportError) as exc:
+                    refused = _in_chain(exc, PrivateAddress)
+                    if refused is None:
+                        raise
+                    raise _Fail(str(refused)) from exc  # permanent: the address is not allowed
 
         cap = self._config.retry_after_max
         retrying = AsyncRetrying(
@@ -345,7 +342,7 @@ class Downloader:
         current = url
         seen = {url}
         for _ in range(_MAX_REDIRECTS + 1):
-            await self._check_target(current)
+            _check_scheme(current)
             headers = httpx.Headers({"User-Agent": self._config.user_agent})
             headers.update(own)  # update() replaces a name in any case
             headers.update(self._config.headers.get(urlsplit(current).hostname or "", {}))
@@ -399,26 +396,6 @@ class Downloader:
         if found.size is not None and found.size > limit:
             return replace(found, error=f"{found.size} bytes is more than download.max_bytes")
         return replace(found, reachable=True)
-
-    async def _check_target(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise _Fail(f"refused: only http and https are fetched, not {parts.scheme}:")
-        if self._config.allow_private or not parts.hostname:
-            return
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            addresses = await self._resolve(parts.hostname, port)
-        except OSError as exc:
-            reason = f"cannot resolve {parts.hostname}: {exc.strerror or exc}"
-            raise _Retry(reason, dead=isinstance(exc, socket.gaierror)) from exc
-        for address in addresses:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            if not ip.is_global or ip.is_multicast:
-                raise _Fail(
-                    f"refused: {parts.hostname} resolves to {ip}, a private or local address"
-                    " (set download.allow_private = true to fetch it)"
-                )
 
     async def _save(
         self, url: str, final_url: str, response: httpx.Response, known: UrlRecord | None
@@ -550,6 +527,12 @@ class Downloader:
         incoming.commit(relative)
 
 
+def _check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise _Fail(f"refused: only http and https are fetched, not {scheme}:")
+
+
 def _own_url_path(url: str, path: str) -> bool:
     """Whether ``path`` is the name the url layout gives ``url`` (with its extension)."""
     try:
@@ -667,9 +650,17 @@ def _transport_reason(exc: httpx.TransportError) -> str:
 
 def _unresolvable(exc: BaseException) -> bool:
     """Whether a DNS lookup failed somewhere down ``exc``'s chain of causes."""
+    return _in_chain(exc, socket.gaierror) is not None
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first ``kind`` down ``exc``'s chain of causes (``exc`` included), or None."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return True
+        if isinstance(seen, kind):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_fetch import JPEG, download_config
+from aiohttp.abc import AbstractResolver
+from test_fetch import JPEG, Answers, download_config
 
 from faultserver import FaultServer
 from mirror.fetch import Downloader
@@ -21,7 +22,13 @@ def server() -> Iterator[FaultServer]:
         yield running
 
 
-def probe(tmp_path: Path, *urls: str, toml: str = "", private: bool = True) -> list[Probe]:
+def probe(
+    tmp_path: Path,
+    *urls: str,
+    toml: str = "",
+    private: bool = True,
+    resolver: AbstractResolver | None = None,
+) -> list[Probe]:
     config = download_config(tmp_path, toml, private=private)
     waits: list[float] = []
 
@@ -29,7 +36,7 @@ def probe(tmp_path: Path, *urls: str, toml: str = "", private: bool = True) -> l
         waits.append(seconds)
 
     async def go() -> list[Probe]:
-        async with make_client(config) as client:
+        async with make_client(config, resolver=resolver) as client:
             downloader = Downloader(
                 client=client, config=config, mirror_root=tmp_path / "mirror", sleep=sleep
             )
@@ -133,6 +140,19 @@ def test_a_private_address_is_refused_without_a_request(
     (found,) = probe(tmp_path, server.file("/a.jpg", JPEG), private=False)
     assert not found.reachable and "private or local address" in (found.error or "")
     assert found.status is None and server.log == []
+
+
+def test_a_name_of_a_private_address_is_refused_as_it_connects(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    server.file("/a.jpg", JPEG)
+    url = f"http://images.test:{server.port}/a.jpg"
+    dns = Answers({"images.test": [["127.0.0.1"]]})
+    (refused,) = probe(tmp_path / "a", url, private=False, resolver=dns)
+    assert not refused.reachable and refused.attempts == 1
+    assert "images.test resolves to 127.0.0.1" in (refused.error or "") and server.log == []
+    (allowed,) = probe(tmp_path / "b", url, resolver=dns)
+    assert allowed.reachable
 
 
 def test_origins_and_headers_are_used(tmp_path: Path, server: FaultServer) -> None:
