@@ -1,13 +1,15 @@
 """Download images: concurrent, limited per host, retried, validated, atomic.
 
-One URL's life: refuse what must not be fetched (a scheme other than http(s),
-a host that resolves to a private address unless ``allow_private``), send the
-request with the host's headers, follow redirects by hand (each hop is
-checked again, a loop is a failure), stream the body to a temporary file in
-the staging directory while hashing it and counting it against
-``max_bytes``, and validate the file (``validate.inspect``). What comes out
-is a checked temporary file (:class:`Downloaded`): where it goes, and the
-state row, are the commit step's (``mirror.commit``).
+One URL's life: refuse what must not be fetched (a scheme other than http(s);
+a private address unless ``allow_private``, refused by the client's guard as
+it connects, see ``mirror.transport``), send the request with the headers of
+the host the post names and of the host contacted (an origin, a redirect
+target), follow redirects by hand (each hop is checked again, a loop is a
+failure), stream the body to a temporary file in the staging directory while
+hashing it and counting it against ``max_bytes``, and validate the file
+(``validate.inspect``). What comes out is a checked temporary file
+(:class:`Downloaded`): where it goes, and the state row, are the commit
+step's (``mirror.commit``).
 
 Whether a failed attempt is tried again is decided in one place,
 ``is_transient``: transport errors and timeouts (a short body is one), and
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import socket
 import time
 from collections import defaultdict, deque
@@ -49,6 +50,7 @@ from mirror.config import DownloadConfig
 from mirror.incoming import Incoming
 from mirror.models import Outcome, Probe, Source
 from mirror.store import CheckedRoot
+from mirror.transport import PrivateAddress
 from mirror.validate import (
     EXTENSIONS,
     SNIFF_BYTES,
@@ -108,9 +110,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError | _Retry)
 
 
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-
 @dataclass(frozen=True, slots=True)
 class Conditional:
     """The validators of a stored copy, for a refresh's conditional GET."""
@@ -140,16 +139,11 @@ class Downloaded:
     extension: str
 
 
-async def _resolve(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port)
-    return [str(info[4][0]) for info in infos]
-
-
 class Downloader:
     """Downloads URLs into temporary files below ``staging`` under one section of
     the config (``staging`` must be on the file system the files go to).
 
-    The client, the resolver and the sleep are injectable so that tests can
+    The client and the sleep are injectable so that tests can
     use a real local server without waiting out real backoff delays.
     """
 
@@ -159,13 +153,11 @@ class Downloader:
         client: httpx.AsyncClient,
         config: DownloadConfig,
         staging: Path,
-        resolver: Resolver = _resolve,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
         self._config = config
         self.staging = CheckedRoot(staging)  # paths below it, checked to stay there
-        self._resolve = resolver
         self._sleep = sleep
         self._all = asyncio.Semaphore(config.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -270,8 +262,10 @@ class Downloader:
     async def _fetch_from(
         self, url: str, source_url: str, source: Source, refresh: Conditional | None
     ) -> Downloaded | Outcome:
+        # The Wayback Machine is not the host's server: the host's headers stay home.
+        own = {} if source == "wayback" else self._own_headers(url)
         got, attempts = await self._retried(
-            source_url, lambda: self._attempt(url, source_url, refresh)
+            source_url, lambda: self._attempt(url, source_url, own, refresh)
         )
         if isinstance(got, _Failure):
             return Outcome(url, "failed", error=got.reason, attempts=attempts, dead=got.dead)
@@ -280,7 +274,10 @@ class Downloader:
         return replace(got, attempts=attempts, source=source)
 
     async def _probe_from(self, url: str, source_url: str) -> Probe:
-        probe, attempts = await self._retried(source_url, lambda: self._probe_once(url, source_url))
+        own = self._own_headers(url)
+        probe, attempts = await self._retried(
+            source_url, lambda: self._probe_once(url, source_url, own)
+        )
         if isinstance(probe, _Failure):
             return Probe(url, False, error=probe.reason, attempts=attempts)
         return replace(probe, attempts=attempts)
@@ -300,7 +297,13 @@ class Downloader:
             nonlocal attempts
             attempts += 1
             async with self._all, per_host:
-                return await once()
+                try:
+                    return await once()
+                except (OSError, httpx.TransportError) as exc:
+                    refused = _in_chain(exc, PrivateAddress)
+                    if refused is None:
+                        raise
+                    raise _Fail(str(refused)) from exc  # permanent: the address is not allowed
 
         cap = self._config.retry_after_max
         retrying = AsyncRetrying(
@@ -321,21 +324,32 @@ class Downloader:
                 reason, dead = _transport_reason(exc), _unresolvable(exc)
             return _Failure(f"{reason} (after {attempts} attempts)", dead), attempts
 
+    def _own_headers(self, url: str) -> Mapping[str, str]:
+        """The ``[download.headers]`` of ``url``'s host as written in the post."""
+        return self._config.headers.get(urlsplit(url).hostname or "", {})
+
     @asynccontextmanager
     async def _request(
-        self, method: str, url: str, extra: Mapping[str, str]
+        self, method: str, url: str, own: Mapping[str, str], extra: Mapping[str, str]
     ) -> AsyncIterator[tuple[str, httpx.Response]]:
         """The streamed answer to ``method url`` and the URL it came from.
 
         Redirects are followed here: every hop is checked against the guard
-        and sent with its own host's headers (plus ``extra``).
+        and sent with ``own`` (the headers of the host the post names: a
+        hotlink check on an origin or a redirect target wants them too), then
+        the headers of the host contacted (winning on a clash), then ``extra``.
+        Credentials in ``own`` go only to the host first asked: a redirect to
+        another host gets them no more than a browser or curl would send them.
         """
         current = url
         seen = {url}
+        first = urlsplit(url).hostname
         for _ in range(_MAX_REDIRECTS + 1):
-            await self._check_target(current)
-            headers = dict(self._config.headers.get(urlsplit(current).hostname or "", {}))
-            headers.setdefault("User-Agent", self._config.user_agent)
+            _check_scheme(current)
+            headers = httpx.Headers({"User-Agent": self._config.user_agent})
+            # update() replaces a name in any case
+            headers.update(own if urlsplit(current).hostname == first else _public(own))
+            headers.update(self._config.headers.get(urlsplit(current).hostname or "", {}))
             headers.update(extra)
             async with self._client.stream(method, current, headers=headers) as response:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
@@ -350,10 +364,10 @@ class Downloader:
         raise _Fail(f"more than {_MAX_REDIRECTS} redirects")
 
     async def _attempt(
-        self, url: str, source_url: str, refresh: Conditional | None
+        self, url: str, source_url: str, own: Mapping[str, str], refresh: Conditional | None
     ) -> Downloaded | Outcome:
         extra = {} if refresh is None else refresh.headers()
-        async with self._request("GET", source_url, extra) as (current, response):
+        async with self._request("GET", source_url, own, extra) as (current, response):
             if response.status_code == 304 and refresh is not None:
                 return Outcome(
                     url, "unchanged", final_url=current, etag=response.headers.get("etag"),
@@ -362,11 +376,12 @@ class Downloader:
             _check_status(response)
             return await self._save(url, current, response)
 
-    async def _probe_once(self, url: str, source_url: str) -> Probe:
-        async with self._request("HEAD", source_url, {}) as (final, response):
+    async def _probe_once(self, url: str, source_url: str, own: Mapping[str, str]) -> Probe:
+        async with self._request("HEAD", source_url, own, {}) as (final, response):
             if response.status_code not in _HEAD_REFUSED:
                 return self._probed(url, final, response, "HEAD")
-        async with self._request("GET", source_url, {"Range": "bytes=0-0"}) as (final, response):
+        ranged = {"Range": "bytes=0-0"}
+        async with self._request("GET", source_url, own, ranged) as (final, response):
             return self._probed(url, final, response, "GET")
 
     def _probed(
@@ -388,26 +403,6 @@ class Downloader:
         if found.size is not None and found.size > limit:
             return replace(found, error=f"{found.size} bytes is more than download.max_bytes")
         return replace(found, reachable=True)
-
-    async def _check_target(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise _Fail(f"refused: only http and https are fetched, not {parts.scheme}:")
-        if self._config.allow_private or not parts.hostname:
-            return
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            addresses = await self._resolve(parts.hostname, port)
-        except OSError as exc:
-            reason = f"cannot resolve {parts.hostname}: {exc.strerror or exc}"
-            raise _Retry(reason, dead=isinstance(exc, socket.gaierror)) from exc
-        for address in addresses:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            if not ip.is_global or ip.is_multicast:
-                raise _Fail(
-                    f"refused: {parts.hostname} resolves to {ip}, a private or local address"
-                    " (set download.allow_private = true to fetch it)"
-                )
 
     async def _save(self, url: str, final_url: str, response: httpx.Response) -> Downloaded:
         declared = _content_length(response)
@@ -475,6 +470,20 @@ class Downloader:
             incoming.flush(last), content_type=content_type,
             expected_size=expected_size, max_pixels=self._config.max_pixels,
         )  # fmt: skip
+
+
+_CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def _public(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` less the credentials."""
+    return {name: value for name, value in headers.items() if name.lower() not in _CREDENTIALS}
+
+
+def _check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise _Fail(f"refused: only http and https are fetched, not {scheme}:")
 
 
 def _check_status(response: httpx.Response) -> None:
@@ -550,9 +559,17 @@ def _transport_reason(exc: httpx.TransportError) -> str:
 
 def _unresolvable(exc: BaseException) -> bool:
     """Whether a DNS lookup failed somewhere down ``exc``'s chain of causes."""
+    return _in_chain(exc, socket.gaierror) is not None
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first ``kind`` down ``exc``'s chain of causes (``exc`` included), or None."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return True
+        if isinstance(seen, kind):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None

@@ -261,8 +261,14 @@ class FaultServer:
     # -- called by the handler ------------------------------------------------
 
     def _record(self, handler: _Handler) -> tuple[_Route | None, int]:
-        """Count the request; return its route (or None) and how many came before."""
+        """Count the request; return its route (or None) and how many came before.
+
+        A target in absolute form (``http://host/path``, as a client sends it to
+        a forward proxy) counts as its path: the server serves as a proxy too.
+        """
         target = handler.path
+        if not target.startswith("/"):
+            target = "/" + target.split("://", 1)[-1].partition("/")[2]
         seen: dict[str, str] = {}
         for name, value in handler.headers.items():
             key = name.lower()

@@ -8,19 +8,20 @@ import io
 import socket
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import httpx
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 from PIL import Image
 
 from faultserver import FaultServer
 from mirror.commit import Commit
 from mirror.config import DownloadConfig, parse_config
-from mirror.fetch import Downloader, Resolver, _retry_after, is_transient
+from mirror.fetch import Downloader, _retry_after, is_transient
 from mirror.mirroring import fetch_one
 from mirror.models import Outcome
 from mirror.state import UrlRecord
@@ -69,6 +70,48 @@ def download_config(tmp_path: Path, toml: str, *, private: bool) -> DownloadConf
     return parse_config(text + ("[" + tables if tables else ""), source=None, cwd=tmp_path).download
 
 
+class Answers(AbstractResolver):
+    """A DNS that answers each name from a list of answers, one per lookup (the
+    last one again once they run out); a name it does not know does not resolve."""
+
+    def __init__(self, answers: dict[str, Sequence[Sequence[str]]]) -> None:
+        self._answers = {name: list(each) for name, each in answers.items()}
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        if host not in self._answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        each = self._answers[host]
+        addresses = each.pop(0) if len(each) > 1 else each[0]
+        return [
+            ResolveResult(
+                hostname=host, host=address, port=port, family=socket.AF_INET, proto=0, flags=0
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+class LocalOnly:
+    """A socket factory that keeps a test off the internet: a connection to any
+    address but 127.0.0.1 is refused here, and recorded in ``refused``."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+
+    def __call__(self, addr_info: tuple[int, int, int, str, tuple[object, ...]]) -> socket.socket:
+        family, kind, proto, _, address = addr_info
+        if address[0] != "127.0.0.1":
+            self.refused.append(str(address[0]))
+            raise ConnectionRefusedError(f"no connection to {address[0]} from a test")
+        return socket.socket(family, kind, proto)
+
+
 class Run:
     """One downloader over a fresh mirror dir; records the backoff it would sleep."""
 
@@ -79,13 +122,15 @@ class Run:
         *,
         private: bool = True,
         layout: Literal["url", "hash"] = "url",
-        resolver: Resolver | None = None,
+        resolver: AbstractResolver | None = None,
+        local_only: LocalOnly | None = None,
     ) -> None:
         self.config = download_config(tmp_path, toml, private=private)
         self.root = tmp_path / "mirror"
         self.versions = tmp_path / "versions"
         self.layout: Literal["url", "hash"] = layout
         self.resolver = resolver
+        self.local_only = local_only
         self.waits: list[float] = []
 
     async def _sleep(self, seconds: float) -> None:
@@ -95,10 +140,12 @@ class Run:
         """Download and commit each URL, as the fetch stage does (without the state)."""
 
         async def go() -> list[Outcome]:
-            async with make_client(self.config) as client:
+            guarded = make_client(
+                self.config, resolver=self.resolver, socket_factory=self.local_only
+            )
+            async with guarded as client:
                 downloader = Downloader(
                     client=client, config=self.config, staging=self.root, sleep=self._sleep,
-                    **({"resolver": self.resolver} if self.resolver else {}),
                 )  # fmt: skip
                 commit = Commit(
                     downloader.staging, layout=self.layout, versions=self.versions, dirs=None
@@ -279,11 +326,112 @@ def test_per_host_headers_are_sent(tmp_path: Path, server: FaultServer) -> None:
     assert server.headers["/hot.jpg"][-1]["user-agent"].startswith("gallery-mirror/")
 
 
+def test_the_headers_of_the_host_in_the_post_go_to_its_origins(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    url = server.needs_header("/hot.jpg", "Referer", "https://blog.example.com/", JPEG)
+    toml = (
+        f'[download.origins]\n"img.example.com" = ["{server.base}"]\n'
+        '[download.headers]\n"IMG.example.com" = { Referer = "https://blog.example.com/" }\n'
+    )
+    outcome = Run(tmp_path, toml).one("http://img.example.com/hot.jpg")
+    assert outcome.status == "mirrored" and outcome.final_url == url
+    assert server.headers["/hot.jpg"][-1]["referer"] == "https://blog.example.com/"
+
+
+def test_the_origins_own_headers_apply_too_and_win_on_a_clash(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    server.redirect("/moved.jpg", "/hot.jpg")
+    server.needs_header("/hot.jpg", "Referer", "https://origin.example/", JPEG)
+    toml = (
+        f'[download.origins]\n"img.example.com" = ["{server.base}"]\n'
+        "[download.headers]\n"
+        '"img.example.com" = { Referer = "https://blog.example.com/", X-Post = "1" }\n'
+        '"127.0.0.1" = { referer = "https://origin.example/", User-Agent = "own/1" }\n'
+    )
+    assert Run(tmp_path, toml).one("http://img.example.com/moved.jpg").status == "mirrored"
+    for sent in (server.headers["/moved.jpg"][-1], server.headers["/hot.jpg"][-1]):
+        assert sent["referer"] == "https://origin.example/"  # the redirect's hop as well
+        assert sent["x-post"] == "1" and sent["user-agent"] == "own/1"
+
+
+def test_credentials_of_the_post_host_do_not_follow_a_redirect_to_another_host(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    server.redirect("/moved.jpg", f"http://elsewhere.test:{server.port}/hot.jpg")
+    server.file("/hot.jpg", JPEG)
+    toml = (
+        f'[download.origins]\n"img.example.com" = ["{server.base}"]\n'
+        "[download.headers]\n"
+        '"img.example.com" = { Referer = "https://blog.example.com/", Cookie = "s=1",'
+        ' Authorization = "Basic eDp5" }\n'
+    )
+    dns = Answers({"elsewhere.test": [["127.0.0.1"]]})
+    run = Run(tmp_path, toml, resolver=dns)
+    assert run.one("http://img.example.com/moved.jpg").status == "mirrored"
+    asked, redirected = server.headers["/moved.jpg"][-1], server.headers["/hot.jpg"][-1]
+    assert asked["cookie"] == "s=1" and asked["authorization"] == "Basic eDp5"
+    assert redirected["referer"] == "https://blog.example.com/"  # a hotlink check wants it
+    assert "cookie" not in redirected and "authorization" not in redirected
+
+
 def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, server: FaultServer) -> None:
     run = Run(tmp_path, private=False)
     outcome = run.one(server.file("/a.jpg", JPEG))
     assert outcome.status == "failed" and "download.allow_private" in (outcome.error or "")
     assert server.hits["/a.jpg"] == 0
+
+
+def test_a_name_of_a_private_address_is_refused_unless_allowed(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    server.file("/a.jpg", JPEG)
+    url = f"http://images.test:{server.port}/a.jpg"
+    dns = Answers({"images.test": [["127.0.0.1"]]})
+    refused = Run(tmp_path / "a", private=False, resolver=dns).one(url)
+    assert refused.status == "failed" and refused.attempts == 1  # not worth another
+    assert refused.error == (
+        "refused: images.test resolves to 127.0.0.1, a private or local address"
+        " (set download.allow_private = true to fetch it)"
+    )
+    assert server.hits["/a.jpg"] == 0
+    assert Run(tmp_path / "b", resolver=dns).one(url).status == "mirrored"
+
+
+def test_a_proxy_named_in_the_environment_may_be_a_local_address(
+    tmp_path: Path, server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://Proxy.test:{server.port}")
+    server.file("/a.jpg", JPEG)
+    dns = Answers({"proxy.test": [["127.0.0.1"]]})
+    outcome = Run(tmp_path, private=False, resolver=dns).one("http://img.test/a.jpg")
+    assert outcome.status == "mirrored"
+    assert server.headers["/a.jpg"][-1]["host"] == "img.test" and dns.asked == ["proxy.test"]
+
+
+def test_a_rebinding_answer_is_refused_where_the_connection_is_made(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    """The name answers a public address, then 127.0.0.1: whichever lookup
+    gets which answer, nothing is fetched from 127.0.0.1."""
+    server.file("/a.jpg", JPEG)
+    url = f"http://rebind.test:{server.port}/a.jpg"
+    dns = Answers({"rebind.test": [["93.184.216.34"], ["127.0.0.1"]]})
+    local_only = LocalOnly()
+    first, again = (
+        Run(tmp_path / name, "retries = 0", private=False, resolver=dns, local_only=local_only)
+        for name in ("first", "again")
+    )
+    public = first.one(url)  # the address it connects to was checked: the public one
+    assert public.status == "failed" and local_only.refused == ["93.184.216.34"]
+    rebound = again.one(url)
+    assert rebound.status == "failed" and "resolves to 127.0.0.1" in (rebound.error or "")
+    assert server.hits["/a.jpg"] == 0 and first.files() == again.files() == []
+    assert dns.asked == ["rebind.test", "rebind.test"]  # one lookup per connection
 
 
 def test_decompression_bomb_is_a_failure(tmp_path: Path, server: FaultServer) -> None:
@@ -425,14 +573,9 @@ def test_wayback_failure_says_both_reasons(tmp_path: Path, server: FaultServer) 
 def test_a_host_that_no_longer_resolves_is_dead_and_goes_to_the_wayback(
     tmp_path: Path, server: FaultServer
 ) -> None:
-    async def resolver(host: str, port: int) -> list[str]:
-        if host == "gone.example":
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return ["93.184.216.34"]  # public: the private-address guard lets it through
-
     url = "http://gone.example/pic.jpg"
     server.file(f"/web/2id_/{url}", JPEG)
-    run = Run(tmp_path, "retries = 1\n" + wayback_toml(server), private=False, resolver=resolver)
+    run = Run(tmp_path, "retries = 1\n" + wayback_toml(server), resolver=Answers({}))
     outcome = run.one(url)
     assert outcome.status == "mirrored" and outcome.source == "wayback"
     assert outcome.attempts == 3  # twice the dead host, once the archive

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_fetch import JPEG, download_config
+from aiohttp.abc import AbstractResolver
+from test_fetch import JPEG, Answers, download_config
 
 from faultserver import FaultServer
 from mirror.fetch import Downloader
@@ -21,7 +22,13 @@ def server() -> Iterator[FaultServer]:
         yield running
 
 
-def probe(tmp_path: Path, *urls: str, toml: str = "", private: bool = True) -> list[Probe]:
+def probe(
+    tmp_path: Path,
+    *urls: str,
+    toml: str = "",
+    private: bool = True,
+    resolver: AbstractResolver | None = None,
+) -> list[Probe]:
     config = download_config(tmp_path, toml, private=private)
     waits: list[float] = []
 
@@ -29,7 +36,7 @@ def probe(tmp_path: Path, *urls: str, toml: str = "", private: bool = True) -> l
         waits.append(seconds)
 
     async def go() -> list[Probe]:
-        async with make_client(config) as client:
+        async with make_client(config, resolver=resolver) as client:
             downloader = Downloader(
                 client=client, config=config, staging=tmp_path / "mirror", sleep=sleep
             )
@@ -135,6 +142,19 @@ def test_a_private_address_is_refused_without_a_request(
     assert found.status is None and server.log == []
 
 
+def test_a_name_of_a_private_address_is_refused_as_it_connects(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    server.file("/a.jpg", JPEG)
+    url = f"http://images.test:{server.port}/a.jpg"
+    dns = Answers({"images.test": [["127.0.0.1"]]})
+    (refused,) = probe(tmp_path / "a", url, private=False, resolver=dns)
+    assert not refused.reachable and refused.attempts == 1
+    assert "images.test resolves to 127.0.0.1" in (refused.error or "") and server.log == []
+    (allowed,) = probe(tmp_path / "b", url, resolver=dns)
+    assert allowed.reachable
+
+
 def test_origins_and_headers_are_used(tmp_path: Path, server: FaultServer) -> None:
     server.needs_header("/p/a.jpg", "Referer", "https://blog.example/", JPEG)
     toml = (
@@ -144,3 +164,15 @@ def test_origins_and_headers_are_used(tmp_path: Path, server: FaultServer) -> No
     (found,) = probe(tmp_path, "https://img.example.com/p/a.jpg", toml=toml)
     assert found.reachable and found.final_url == server.url("/p/a.jpg")
     assert server.log == [("HEAD", "/nope/p/a.jpg"), ("HEAD", "/p/a.jpg")]
+
+
+def test_the_headers_of_the_host_in_the_post_go_to_its_origins(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    server.needs_header("/p/a.jpg", "Referer", "https://blog.example/", JPEG)
+    toml = (
+        f'[download.origins]\n"img.example.com" = ["{server.base}"]\n'
+        '[download.headers]\n"img.example.com" = { Referer = "https://blog.example/" }\n'
+    )
+    (found,) = probe(tmp_path, "https://img.example.com/p/a.jpg", toml=toml)
+    assert found.reachable and found.method == "HEAD"
