@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import TextIO
 
+from mirror import outfile
 from mirror.backup import BackupResult, Event
-from mirror.store import AtomicFile
 
 PROBLEMS = frozenset({"failed", "gone"})
 
@@ -58,7 +58,7 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
 
 
 def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> None:
-    """The run as JSON, replaced atomically (a monitor never reads half a file)."""
+    """The run as JSON (see :mod:`mirror.outfile`: a monitor never reads half a file)."""
     uses = {
         url: [f"{r.post}:{r.line}" for r in refs] for url, refs in result.fetched.scan.uses.items()
     }
@@ -82,5 +82,4 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
         ],
         "prune_skipped": result.prune_skipped,
     }
-    with AtomicFile(path) as out:
-        out.write(json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
+    outfile.write(path, json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")

@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+from mirror import outfile
 from mirror.report_output import (
     HOST_COLUMNS,
     check_detail,
@@ -25,7 +26,6 @@ from mirror.report_output import (
 )
 from mirror.reporting import STATUSES, Report
 from mirror.scan_output import places
-from mirror.store import AtomicFile
 
 _CSP = "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'"
 _CSS = """
@@ -202,6 +202,5 @@ def _link(target: Path, folder: Path) -> str:
 
 
 def write_html(report: Report, path: Path) -> None:
-    """Write the page to ``path`` atomically."""
-    with AtomicFile(path, fsync=False) as out:
-        out.write(render(report, path).encode("utf-8"))
+    """Write the page to ``path`` (see :mod:`mirror.outfile`)."""
+    outfile.write(path, render(report, path).encode("utf-8"))

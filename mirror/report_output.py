@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from mirror import outfile
 from mirror.fetch_output import write_plan
 from mirror.models import Probe
 from mirror.reporting import STATUSES, Report
 from mirror.rewrite import unified_diff
 from mirror.rewrite_output import write_rewrite
 from mirror.scan_output import local_refs, places, scan_json
-from mirror.store import AtomicFile
 
 HOST_COLUMNS = ("host", "refs", "urls", *STATUSES)
 _COLOURS = {"mirrored": "32", "ok": "32", "pending": "33", "failed": "31", "broken": "31"}
@@ -277,6 +277,6 @@ def _probe_json(probe: Probe | None) -> dict[str, Any] | None:
 
 
 def write_json_file(report: Report, path: Path) -> None:
-    """Write the JSON to ``path`` atomically: a reader never sees half a report."""
-    with AtomicFile(path, fsync=False) as out:
-        out.write(json.dumps(report_json(report), ensure_ascii=False, indent=2).encode() + b"\n")
+    """Write the JSON to ``path`` (see :mod:`mirror.outfile`)."""
+    text = json.dumps(report_json(report), ensure_ascii=False, indent=2)
+    outfile.write(path, text.encode() + b"\n")

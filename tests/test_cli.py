@@ -187,5 +187,5 @@ def test_an_unwritable_output_file_is_named_not_a_traceback(
     (tmp_path / "source" / "_posts").mkdir(parents=True)
     code = main(["report", "--json", str(target), "--site", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 1 and "gallery-mirror: error: " in err and "Traceback" not in err
-    assert "a-file" in err
+    assert code == 2 and "gallery-mirror: error: " in err and "Traceback" not in err
+    assert f"the directory {tmp_path / 'a-file'} is not a directory" in err
