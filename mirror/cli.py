@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import select
 import signal
 import sys
 import threading
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
 
 _SCHEMA = "schema 1, documented in the README"
 _DASH = " (what is printed then goes to standard error)"
@@ -430,6 +433,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             config = load_config(args.config, site=args.site)
             code = run(args, config)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        except BrokenPipeError:
+            if not _reader_gone():
+                raise
+            # `gallery-mirror scan | head`: the reader has what it wanted. Quiet,
+            # with the code a shell gives a process SIGPIPE ended, as `cat` has.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_PIPE
         except MirrorError as exc:
             _say(f"gallery-mirror: error: {exc}")
             return exc.exit_code
@@ -442,6 +453,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = EXIT_INTERRUPTED
     # 128 + the signal, as a shell reports it: a scheduler can tell a stop from a failure.
     return EXIT_TERMINATED if code == EXIT_INTERRUPTED and _TERMINATED.is_set() else code
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more (not some other
+    broken pipe, such as a helper process's, which is an error to report)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no fd, or no poll (Windows)
+        return False
 
 
 _TERMINATED = threading.Event()  # set once SIGTERM came (a process gets one run)

@@ -189,3 +189,19 @@ def test_an_unwritable_output_file_is_named_not_a_traceback(
     err = capsys.readouterr().err
     assert code == 2 and "gallery-mirror: error: " in err and "Traceback" not in err
     assert f"the directory {tmp_path / 'a-file'} is not a directory" in err
+
+
+@pytest.mark.parametrize("flags", [(), ("--json",)], ids=["table", "json"])
+def test_a_reader_that_stopped_reading_is_not_an_error(site: Path, flags: tuple[str, ...]) -> None:
+    """`gallery-mirror scan | head`: quiet, and 141 (128 + SIGPIPE) as `cat` would exit."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line: every write fails
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mirror", "scan", *flags, "--site", str(site)],
+            stdout=write, stderr=subprocess.PIPE, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert done.stderr == b""
+    assert done.returncode == 141
