@@ -173,6 +173,18 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         assert f"gallery-mirror {name}" in readme, name
 
 
+def test_json_help_points_at_the_readme_not_at_a_contract_users_never_saw() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "### JSON output (schema 1)" in readme
+    commands = next(
+        a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction"
+    ).choices  # type: ignore[union-attr]
+    helps = {name: sub.format_help() for name, sub in commands.items()}
+    assert not [name for name, text in helps.items() if "contract" in text]
+    for name in ("scan", "verify", "report"):
+        assert "JSON (schema 1, documented in the README)" in " ".join(helps[name].split()), name
+
+
 def test_version_works_after_the_command_too(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["scan", "--version"])
