@@ -29,6 +29,7 @@ from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.store import inside, stamped
 from mirror.thumbnailing import thumbs_root
+from mirror.wording import counted
 
 TRASH_DIR_NAME = "trash"  # under the state dir
 
@@ -119,7 +120,7 @@ def _newly_gone(done: Outcome, before: UrlRecord | None) -> bool:
 def _why_not_prune(scan: ScanResult) -> str | None:
     if scan.unreadable:
         count = len(scan.unreadable)
-        return f"not pruned: {count} post{'s' * (count != 1)} could not be read"
+        return f"not pruned: {counted(count, 'post')} could not be read"
     if not scan.posts:
         return "not pruned: no posts were found"
     return None

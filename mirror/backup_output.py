@@ -12,6 +12,7 @@ from typing import TextIO
 
 from mirror import outfile
 from mirror.backup import BackupResult, Event
+from mirror.wording import counted
 
 PROBLEMS = frozenset({"failed", "gone"})
 
@@ -49,9 +50,9 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
     out.write(
         f"backup: {interrupted}{counts['new']} new ({counts['bytes'] / 1e6:.1f} MB),"
         f" {counts['changed']} changed, {counts['unchanged'] + counts['already']} unchanged,"
-        f" {counts['failed']} failed, {counts['recheck_failed']} re-checks failed"
-        f" ({counts['gone']} sources newly gone), {counts['pruned']} pruned,"
-        f" {counts['thumbnails']} thumbnails, in {counts['seconds']:.1f} s\n"
+        f" {counts['failed']} failed, {counted(int(counts['recheck_failed']), 're-check')} failed"
+        f" ({counted(int(counts['gone']), 'source')} newly gone), {counts['pruned']} pruned,"
+        f" {counted(int(counts['thumbnails']), 'thumbnail')}, in {counts['seconds']:.1f} s\n"
     )
     if result.prune_skipped:
         out.write(f"backup: {result.prune_skipped}\n")

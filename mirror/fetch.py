@@ -52,6 +52,7 @@ from mirror.models import Outcome, Probe, Source
 from mirror.state import UrlRecord
 from mirror.store import CheckedRoot, DirSync, hash_path, holds, stamped, url_path
 from mirror.validate import EXTENSIONS, SNIFF_BYTES, Invalid, content_type_allows, sniff
+from mirror.wording import counted
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -319,7 +320,7 @@ class Downloader:
                 reason, dead = exc.reason, exc.dead
             else:
                 reason, dead = _transport_reason(exc), _unresolvable(exc)
-            return _Failure(f"{reason} (after {attempts} attempts)", dead), attempts
+            return _Failure(f"{reason} (after {counted(attempts, 'attempt')})", dead), attempts
 
     @asynccontextmanager
     async def _request(

@@ -10,6 +10,7 @@ from mirror.rewrite import unified_diff
 from mirror.rewriting import LeftAlone, RevertResult, RewriteResult
 from mirror.scan_output import SCHEMA_VERSION
 from mirror.verifying import VerifyResult
+from mirror.wording import counted
 
 _SHOWN = 5  # places listed per reason before "and N more"
 
@@ -24,9 +25,9 @@ def write_rewrite(
     verb = "Would rewrite" if result.dry_run else "Rewrote"
     posts = len(result.changed)
     out.write(
-        f"{verb} {result.rewritten} references in {posts} post{'s' * (posts != 1)}"
+        f"{verb} {counted(result.rewritten, 'reference')} in {counted(posts, 'post')}"
         f" (to {result.target}: {result.base or '/'}/...); {len(result.left_alone)} left alone,"
-        f" {len(result.failed)} post{'s' * (len(result.failed) != 1)} failed."
+        f" {counted(len(result.failed), 'post')} failed."
         + (f" Journal run {result.run_id}." if result.run_id is not None else "")
         + "\n"
     )
@@ -67,15 +68,16 @@ def write_revert(result: RevertResult, out: TextIO) -> None:
     verb = "Would revert" if result.dry_run else "Reverted"
     runs = ", ".join(f"{r.id} ({r.started_at}, to {r.target})" for r in result.runs)
     out.write(
-        f"{verb} rewrite run{'s' * (len(result.runs) != 1)} {runs}: {counts['restored']}"
-        f" posts restored, {counts['partial']} partially, {counts['not reverted']} not"
-        f" reverted, {counts['unchanged']} already as before.\n"
+        f"{verb} rewrite run{'s' * (len(result.runs) != 1)} {runs}:"
+        f" {counted(counts['restored'], 'post')} restored, {counts['partial']} partially,"
+        f" {counts['not reverted']} not reverted, {counts['unchanged']} already as before.\n"
     )
     if result.incomplete:
         out.write("Not fully reverted:\n")
         for post in result.incomplete:
             out.write(
-                f"  {post.post} (run {post.run_id}, {post.undone} of {post.total} edits undone):"
+                f"  {post.post} (run {post.run_id}, {post.undone} of"
+                f" {counted(post.total, 'edit')} undone):"
                 f" {post.reason}\n"
             )
 
@@ -84,8 +86,9 @@ def write_verify(result: VerifyResult, out: TextIO) -> None:
     for problem in result.problems:
         out.write(f"{problem.where}: {problem.detail}\n")
     out.write(
-        f"Checked {result.files} mirrored files and {len(result.rewritten)} rewritten"
-        f" references: {len(result.problems)} problems.\n"
+        f"Checked {counted(result.files, 'mirrored file')} and"
+        f" {counted(len(result.rewritten), 'rewritten reference')}:"
+        f" {counted(len(result.problems), 'problem')}.\n"
     )
 
 

@@ -6,13 +6,14 @@ from collections import defaultdict
 from typing import TextIO
 
 from mirror.thumbnailing import Made, ThumbsResult
+from mirror.wording import counted
 
 
 def write_thumbs_summary(result: ThumbsResult, out: TextIO) -> None:
     made, skipped, failed = (result.having(s) for s in ("made", "skipped", "failed"))
     stopped = "Interrupted: " if result.interrupted else ""
     out.write(
-        f"{stopped}Thumbnails: made for {len(made)} images, {len(skipped)} skipped,"
+        f"{stopped}Thumbnails: made for {counted(len(made), 'image')}, {len(skipped)} skipped,"
         f" {len(failed)} failed, {result.up_to_date} up to date, in {result.elapsed:.1f} s.\n"
     )
     _by_reason("Skipped (no thumbnail for this kind of file)", skipped, out)

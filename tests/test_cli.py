@@ -36,7 +36,7 @@ def test_scan_table(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "source/_posts/deepseek-post.md:9:10  front_matter" in out
     assert out.count("(repaired: scheme 'httpss://' -> 'https://')") == 5
-    assert "1 posts, 6 image references to 5 distinct URLs on 1 hosts; 5 repaired" in out
+    assert "1 post, 6 image references to 5 distinct URLs on 1 host; 5 repaired" in out
 
 
 def test_scan_json_follows_the_contract(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,7 +87,7 @@ def test_verbose_lists_skipped_text(site: Path, capsys: pytest.CaptureFixture[st
 def test_quiet_prints_only_the_summary(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "-q", "--site", str(site), "scan")
     assert out.strip().splitlines() == [out.strip()]
-    assert out.startswith("1 posts, 6 image references")
+    assert out.startswith("1 post, 6 image references")
 
 
 def test_unreadable_post_exits_1_and_is_named(

@@ -108,7 +108,7 @@ def test_an_image_that_does_not_decode_is_not_kept(
     site = make_site(tmp_path, server, {"/ok.jpg": jpeg(10), "/bad.png": png_with_garbage_pixels()})
     assert main(["-q", "fetch", "--site", str(site)]) == 1
     out = capsys.readouterr().out
-    assert "Mirrored 1 new images" in out and f"{server.base}/bad.png" in out
+    assert "Mirrored 1 new image" in out and f"{server.base}/bad.png" in out
     mirror = site / "source" / "images" / "mirror"
     assert not list(mirror.rglob("bad*")) and not list(mirror.rglob("*.part"))
 
@@ -136,7 +136,7 @@ def test_thumbnails_are_rebuilt_only_when_settings_or_files_change(
     gone = next(iter(first))
     (site / "source/images/mirror/_thumbs" / gone).unlink()
     assert main(["-q", "thumbs", "--site", str(site)]) == 0
-    assert "made for 1 images, 0 skipped, 0 failed, 2 up to date" in capsys.readouterr().out
+    assert "made for 1 image, 0 skipped, 0 failed, 2 up to date" in capsys.readouterr().out
     after = thumbs_of(site)
     assert set(after) == set(first)
     assert [k for k in first if after[k] != first[k]] == [gone]
