@@ -325,7 +325,7 @@ def _progress(
 def _migrate(args: argparse.Namespace, config: Config) -> int:
     from mirror import migrating
     from mirror.fetch_output import write_plan, write_summary
-    from mirror.rewrite_output import write_rewrite
+    from mirror.rewrite_output import interrupted_note, write_rewrite
 
     scan = _scan_posts(config)
     if args.dry_run:
@@ -342,6 +342,9 @@ def _migrate(args: argparse.Namespace, config: Config) -> int:
         _say("gallery-mirror: interrupted before the rewrite; the posts are unchanged")
         return EXIT_INTERRUPTED
     write_rewrite(result.rewritten, sys.stdout, verbose=args.verbose)
+    if result.rewritten.interrupted:
+        _say(f"gallery-mirror: {interrupted_note(result.rewritten)}")
+        return EXIT_INTERRUPTED
     failed = result.fetched.failed or result.rewritten.failed or scan.unreadable
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -386,13 +389,16 @@ def _thumbs(args: argparse.Namespace, config: Config) -> int:
 
 def _rewrite(args: argparse.Namespace, config: Config) -> int:
     from mirror import rewriting
-    from mirror.rewrite_output import write_rewrite
+    from mirror.rewrite_output import interrupted_note, write_rewrite
 
     scan = _scan_posts(config)
     result = rewriting.rewrite(
         config, scan, to=args.to, dry_run=args.dry_run, check_target=args.check_target
     )
     write_rewrite(result, sys.stdout, verbose=args.verbose)
+    if result.interrupted:
+        _say(f"gallery-mirror: {interrupted_note(result)}")
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
 
 

@@ -22,7 +22,9 @@ def write_rewrite(
     if result.dry_run and diff:
         for change in result.changed:
             out.write(unified_diff(change.post, change.before, change.after))
-    verb = "Would rewrite" if result.dry_run else "Rewrote"
+    verb = ("Interrupted: " if result.interrupted else "") + (
+        "Would rewrite" if result.dry_run else "Rewrote"
+    )
     posts = len(result.changed)
     out.write(
         f"{verb} {counted(result.rewritten, 'reference')} in {counted(posts, 'post')}"
@@ -39,6 +41,17 @@ def write_rewrite(
         out.write("Failed:\n")
         for failure in result.failed:
             out.write(f"  {failure.post}: {failure.reason}\n")
+
+
+def interrupted_note(result: RewriteResult) -> str:
+    """What a rewrite stopped by Ctrl-C left, and how to undo it."""
+    written = len(result.changed)
+    if result.dry_run or not written:
+        return "interrupted; no post was rewritten"
+    return (
+        f"interrupted after rewriting {counted(written, 'post')} (journal run {result.run_id});"
+        " `gallery-mirror revert` undoes them"
+    )
 
 
 def _left_alone(left: tuple[LeftAlone, ...], out: TextIO, *, verbose: bool) -> None:
