@@ -34,10 +34,16 @@ def is_stdout(path: Path) -> bool:
     if str(path) == STDOUT:
         return True
     try:
-        named, ours = os.stat(path), os.fstat(1)
+        named, ours, null = os.stat(path), os.fstat(1), os.stat(os.devnull)
     except OSError:  # no such file, or no standard output at all
         return False
-    return (named.st_dev, named.st_ino) == (ours.st_dev, ours.st_ino)
+    # /dev/null with standard output sent there too: a sink, not a stream the
+    # file would have to itself (what is printed stays on standard output).
+    return _same(named, ours) and not _same(named, null)
+
+
+def _same(one: os.stat_result, other: os.stat_result) -> bool:
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
 
 
 def check(path: Path) -> None:

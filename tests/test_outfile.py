@@ -147,3 +147,13 @@ def test_two_files_on_standard_output_are_refused(
 
     assert code == 2
     assert "- and - are both standard output" in capsys.readouterr().err
+
+
+def test_dev_null_for_both_is_not_taken_for_standard_output(site: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mirror", "report", "--json", os.devnull, "--site", str(site)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert done.stderr == b""  # the report went to standard output, as asked
+    assert Path(os.devnull).is_char_device()
