@@ -14,11 +14,10 @@ images nobody uses), and on a run that found no posts at all.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Literal
 
 from mirror import mirroring, pipeline
@@ -27,10 +26,9 @@ from mirror.lock import SiteLock
 from mirror.models import Outcome, ScanResult
 from mirror.ownlinks import OwnLinks
 from mirror.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.store import inside, stamped
-from mirror.thumbnailing import thumbs_root
-
-TRASH_DIR_NAME = "trash"  # under the state dir
+from mirror.store import TRASH_DIR_NAME, inside, to_trash
+from mirror.thumbnailing import thumbnails_of, thumbs_root
+from mirror.wording import counted
 
 EventKind = Literal["new", "changed", "failed", "gone", "pruned"]
 
@@ -119,7 +117,7 @@ def _newly_gone(done: Outcome, before: UrlRecord | None) -> bool:
 def _why_not_prune(scan: ScanResult) -> str | None:
     if scan.unreadable:
         count = len(scan.unreadable)
-        return f"not pruned: {count} post{'s' * (count != 1)} could not be read"
+        return f"not pruned: {counted(count, 'post')} could not be read"
     if not scan.posts:
         return "not pruned: no posts were found"
     return None
@@ -150,9 +148,9 @@ def _prune(config: Config, scan: ScanResult) -> tuple[Pruned, ...]:
         for path, urls in sorted(by_path.items()):
             # The file moves first: a crash before the rows go leaves rows whose
             # file is missing, which the next run handles as any missing file.
-            moved = _to_trash(inside(config.mirror_dir, PurePosixPath(path)), trash / path)
-            for thumb in _thumbnails_of(state, path):
-                _to_trash(thumbs / thumb, trash / config.thumbnails.dir / thumb)
+            moved = to_trash(inside(config.mirror_dir, PurePosixPath(path)), trash / path)
+            for thumb in thumbnails_of(state, path):
+                to_trash(thumbs / thumb, trash / config.thumbnails.dir / thumb)
             pruned.append(Pruned(path, tuple(sorted(urls)), moved))
         with state.transaction():
             state.forget(r.url for r in expired)
@@ -160,21 +158,3 @@ def _prune(config: Config, scan: ScanResult) -> tuple[Pruned, ...]:
                 "DELETE FROM thumbnails WHERE path = ?", ((p.path,) for p in pruned)
             )
     return tuple(pruned)
-
-
-def _thumbnails_of(state: State, path: str) -> list[str]:
-    row = state.connection.execute("SELECT files FROM thumbnails WHERE path = ?", (path,))
-    found = row.fetchone()
-    return str(found[0]).splitlines() if found else []
-
-
-def _to_trash(source: Path, target: Path) -> bool:
-    """Move ``source`` to ``target`` (a name already taken gets the time appended);
-    False when there is no such file to move."""
-    if not source.is_file():
-        return False
-    if target.exists():
-        target = stamped(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(source, target)
-    return True

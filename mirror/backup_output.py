@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 from typing import TextIO
 
+from mirror import outfile
 from mirror.backup import BackupResult, Event
-from mirror.store import AtomicFile
+from mirror.wording import counted
 
 PROBLEMS = frozenset({"failed", "gone"})
 
@@ -50,16 +51,16 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
         f"backup: {interrupted}{counts['new']} new ({counts['bytes'] / 1e6:.1f} MB),"
         f" {counts['changed']} changed, {counts['unchanged']} unchanged,"
         f" {counts['already']} already mirrored,"
-        f" {counts['failed']} failed, {counts['recheck_failed']} re-checks failed"
-        f" ({counts['gone']} sources newly gone), {counts['pruned']} pruned,"
-        f" {counts['thumbnails']} thumbnails, in {counts['seconds']:.1f} s\n"
+        f" {counts['failed']} failed, {counted(int(counts['recheck_failed']), 're-check')} failed"
+        f" ({counted(int(counts['gone']), 'source')} newly gone), {counts['pruned']} pruned,"
+        f" {counted(int(counts['thumbnails']), 'thumbnail')}, in {counts['seconds']:.1f} s\n"
     )
     if result.prune_skipped:
         out.write(f"backup: {result.prune_skipped}\n")
 
 
 def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> None:
-    """The run as JSON, replaced atomically (a monitor never reads half a file)."""
+    """The run as JSON (see :mod:`mirror.outfile`: a monitor never reads half a file)."""
     uses = {
         url: [f"{r.post}:{r.line}" for r in refs] for url, refs in result.fetched.scan.uses.items()
     }
@@ -83,5 +84,4 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
         ],
         "prune_skipped": result.prune_skipped,
     }
-    with AtomicFile(path) as out:
-        out.write(json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
+    outfile.write(path, json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")

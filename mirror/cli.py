@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import select
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
-from mirror import __version__, pipeline
+from mirror import __version__, outfile, pipeline
 from mirror.config import Config, load_config
-from mirror.errors import MirrorError
+from mirror.errors import ConfigError, MirrorError
 from mirror.models import ScanResult
 from mirror.scan_output import write_json, write_table
 
@@ -31,6 +33,10 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
+
+_SCHEMA = "schema 1, documented in the README"
+_DASH = " (what is printed then goes to standard error)"
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -87,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="find every image reference in the posts (writes nothing)",
         description="Find every image reference in the posts. Writes nothing.",
     )
-    scan.add_argument("--json", action="store_true", help="print the contract's JSON")
+    scan.add_argument("--json", action="store_true", help=f"print JSON ({_SCHEMA})")
     _global_options(scan, suppress=True)
     scan.set_defaults(run=_scan)
 
@@ -106,10 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true",
         help="probe every URL not mirrored yet (HEAD, else a one-byte GET): ok or broken",
     )  # fmt: skip
-    report.add_argument("--json", type=Path, metavar="FILE", help="write the contract's JSON here")
     report.add_argument(
-        "--html", type=Path, metavar="FILE", help="write a self-contained HTML page here"
-    )
+        "--json", type=Path, metavar="FILE",
+        help=f"write JSON ({_SCHEMA}) here; - is standard output{_DASH}",
+    )  # fmt: skip
+    report.add_argument(
+        "--html", type=Path, metavar="FILE",
+        help=f"write a self-contained HTML page here; - is standard output{_DASH}",
+    )  # fmt: skip
     report.add_argument(
         "--format", choices=("text", "md"), default="text", help="what is printed (default: text)"
     )
@@ -202,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune", action="store_true",
         help="move files no post has used for backup.prune_after days to .gallery-mirror/trash/",
     )  # fmt: skip
-    backup.add_argument("--json", type=Path, metavar="FILE", help="write the run's summary here")
+    backup.add_argument(
+        "--json", type=Path, metavar="FILE",
+        help=f"write the run as JSON here; - is standard output{_DASH}",
+    )  # fmt: skip
     _global_options(backup, suppress=True)
     backup.set_defaults(run=_backup)
 
@@ -226,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
             " pointing at the mirror resolves to a file. Writes nothing. Exit 1 on any problem."
         ),
     )
-    verify.add_argument("--json", action="store_true", help="print the contract's JSON")
+    verify.add_argument("--json", action="store_true", help=f"print JSON ({_SCHEMA})")
     _global_options(verify, suppress=True)
     verify.set_defaults(run=_verify)
     return parser
@@ -251,16 +264,31 @@ def _report(args: argparse.Namespace, config: Config) -> int:
     from mirror.report_html import write_html
     from mirror.report_output import use_colour, write_json_file, write_markdown, write_text
 
+    out = _printed_to(args.json, args.html)
     result = reporting.report(config, pipeline.scan(config), check=args.check, to=args.to)
     if args.json is not None:
         write_json_file(result, args.json)
     if args.html is not None:
         write_html(result, args.html)
     if args.format == "md":
-        write_markdown(result, sys.stdout)
+        write_markdown(result, out)
     else:
-        write_text(result, sys.stdout, colour=use_colour(sys.stdout), quiet=args.quiet)
+        write_text(result, out, colour=use_colour(out), quiet=args.quiet)
     return EXIT_FAILED if result.failed else EXIT_OK
+
+
+def _printed_to(*files: Path | None) -> TextIO:
+    """Where a command that writes ``files`` prints: standard error when one of
+    them is standard output (``-``), which then holds that file alone. Each
+    file's directory is checked here, before the run rather than after it."""
+    named = [path for path in files if path is not None]
+    for path in named:
+        outfile.check(path)
+    to_stdout = [path for path in named if outfile.is_stdout(path)]
+    if len(to_stdout) > 1:
+        named_twice = " and ".join(map(str, to_stdout))
+        raise ConfigError(f"{named_twice} are both standard output: name a file for one of them")
+    return sys.stderr if to_stdout else sys.stdout
 
 
 def _fetch(args: argparse.Namespace, config: Config) -> int:
@@ -297,7 +325,7 @@ def _progress(
 def _migrate(args: argparse.Namespace, config: Config) -> int:
     from mirror import migrating
     from mirror.fetch_output import write_plan, write_summary
-    from mirror.rewrite_output import write_rewrite
+    from mirror.rewrite_output import interrupted_note, write_rewrite
 
     scan = _scan_posts(config)
     if args.dry_run:
@@ -314,6 +342,9 @@ def _migrate(args: argparse.Namespace, config: Config) -> int:
         _say("gallery-mirror: interrupted before the rewrite; the posts are unchanged")
         return EXIT_INTERRUPTED
     write_rewrite(result.rewritten, sys.stdout, verbose=args.verbose)
+    if result.rewritten.interrupted:
+        _say(f"gallery-mirror: {interrupted_note(result.rewritten)}")
+        return EXIT_INTERRUPTED
     failed = result.fetched.failed or result.rewritten.failed or scan.unreadable
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -322,14 +353,15 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
     from mirror.backup import backup
     from mirror.backup_output import write_backup_json, write_event, write_summary_line
 
+    log = _printed_to(args.json)
     scan = _scan_posts(config)
     with _progress(args, bar_only=True) as progress:  # the events are the log
         result = backup(
             config, scan, refresh=args.refresh, prune=args.prune, on_plan=progress.planned,
             on_outcome=progress.finished,
-            on_event=lambda event: write_event(event, sys.stdout, quiet=args.quiet),
+            on_event=lambda event: write_event(event, log, quiet=args.quiet),
         )  # fmt: skip
-    write_summary_line(result, sys.stdout)
+    write_summary_line(result, log)
     if result.fetched.interrupted:
         code = EXIT_TERMINATED if _TERMINATED.is_set() else EXIT_INTERRUPTED
     else:
@@ -357,13 +389,16 @@ def _thumbs(args: argparse.Namespace, config: Config) -> int:
 
 def _rewrite(args: argparse.Namespace, config: Config) -> int:
     from mirror import rewriting
-    from mirror.rewrite_output import write_rewrite
+    from mirror.rewrite_output import interrupted_note, write_rewrite
 
     scan = _scan_posts(config)
     result = rewriting.rewrite(
         config, scan, to=args.to, dry_run=args.dry_run, check_target=args.check_target
     )
     write_rewrite(result, sys.stdout, verbose=args.verbose)
+    if result.interrupted:
+        _say(f"gallery-mirror: {interrupted_note(result)}")
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
 
 
@@ -404,6 +439,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             config = load_config(args.config, site=args.site)
             code = run(args, config)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        except BrokenPipeError:
+            if not _reader_gone():
+                raise
+            # `gallery-mirror scan | head`: the reader has what it wanted. Quiet,
+            # with the code a shell gives a process SIGPIPE ended, as `cat` has.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_PIPE
         except MirrorError as exc:
             _say(f"gallery-mirror: error: {exc}")
             return exc.exit_code
@@ -416,6 +459,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = EXIT_INTERRUPTED
     # 128 + the signal, as a shell reports it: a scheduler can tell a stop from a failure.
     return EXIT_TERMINATED if code == EXIT_INTERRUPTED and _TERMINATED.is_set() else code
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more (not some other
+    broken pipe, such as a helper process's, which is an error to report)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no fd, or no poll (Windows)
+        return False
 
 
 _TERMINATED = threading.Event()  # set once SIGTERM came (a process gets one run)

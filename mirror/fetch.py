@@ -60,6 +60,7 @@ from mirror.validate import (
     inspect,
     sniff,
 )
+from mirror.wording import counted
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -322,7 +323,7 @@ class Downloader:
                 reason, dead = exc.reason, exc.dead
             else:
                 reason, dead = _transport_reason(exc), _unresolvable(exc)
-            return _Failure(f"{reason} (after {attempts} attempts)", dead), attempts
+            return _Failure(f"{reason} (after {counted(attempts, 'attempt')})", dead), attempts
 
     def _own_headers(self, url: str) -> Mapping[str, str]:
         """The ``[download.headers]`` of ``url``'s host as written in the post."""

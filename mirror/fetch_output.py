@@ -10,6 +10,7 @@ from mirror.mirroring import FetchResult
 from mirror.models import Outcome
 from mirror.scan_output import places
 from mirror.thumbs_output import write_thumbs_summary
+from mirror.wording import counted
 
 
 def write_summary(result: FetchResult, out: TextIO) -> None:
@@ -18,7 +19,7 @@ def write_summary(result: FetchResult, out: TextIO) -> None:
     size = sum(o.size for o in new)
     stopped = "Interrupted: " if result.interrupted else ""
     out.write(
-        f"{stopped}Mirrored {len(new)} new images ({size / 1e6:.1f} MB),"
+        f"{stopped}Mirrored {counted(len(new), 'new image')} ({size / 1e6:.1f} MB),"
         f" {result.already} already mirrored, {len(result.failed)} failed,"
         f" in {result.elapsed:.1f} s.\n"
     )
@@ -56,7 +57,8 @@ _SHOWN = 20  # URLs listed in a plan without -v
 
 def write_plan(plan: FetchPlan, out: TextIO, *, verbose: bool = False, diff: bool = True) -> None:
     """What a fetch would download (a dry run's first part); ``diff``: a diff follows."""
-    out.write(f"Would fetch {len(plan.todo)} images ({plan.already} already mirrored).\n")
+    todo = counted(len(plan.todo), "image")
+    out.write(f"Would fetch {todo} ({plan.already} already mirrored).\n")
     shown = plan.todo if verbose else plan.todo[:_SHOWN]
     for url in shown:
         out.write(f"  {url}\n")

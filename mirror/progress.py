@@ -15,6 +15,7 @@ from typing import Never, TextIO
 from tqdm import tqdm
 
 from mirror.models import Outcome
+from mirror.wording import counted
 
 
 class _Bar(tqdm):  # type: ignore[type-arg]
@@ -73,7 +74,8 @@ class Progress:
 
     def _line(self) -> str:
         return (
-            f"{self._verb} {self._done}/{self._total} images ({self._bytes / 1e6:.1f} MB),"
+            f"{self._verb} {self._done}/{counted(self._total, 'image')}"
+            f" ({self._bytes / 1e6:.1f} MB),"
             f" {self._failed} failed"
         )
 

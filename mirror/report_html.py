@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+from mirror import outfile
 from mirror.report_output import (
     HOST_COLUMNS,
     check_detail,
@@ -25,7 +26,7 @@ from mirror.report_output import (
 )
 from mirror.reporting import STATUSES, Report
 from mirror.scan_output import places
-from mirror.store import AtomicFile
+from mirror.wording import counted
 
 _CSP = "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'"
 _CSS = """
@@ -64,7 +65,8 @@ def render(report: Report, page: Path) -> str:
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n',
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-        f"<title>Image report: {counts['urls']} images in {counts['posts']} posts</title>\n",
+        f"<title>Image report: {counted(counts['urls'], 'image')} in"
+        f" {counted(counts['posts'], 'post')}</title>\n",
         f"<style>{_CSS}</style>\n</head>\n<body>\n<h1>Image report</h1>\n",
         "".join(f"<p>{escape(line)}</p>\n" for line in headline(report)),
         '<dl class="summary">\n',
@@ -129,7 +131,7 @@ def _repaired(report: Report) -> str:
         f"<td><code>{escape(r.url)}</code></td><td>{escape('; '.join(r.repairs))}</td></tr>\n"
         for r in report.repaired
     ]
-    return f"<h2>Repaired URLs ({len(rows)} references)</h2>\n" + _table(
+    return f"<h2>Repaired URLs ({counted(len(rows), 'reference')})</h2>\n" + _table(
         ["where", "as written", "repaired", "repairs"], rows
     )
 
@@ -202,6 +204,5 @@ def _link(target: Path, folder: Path) -> str:
 
 
 def write_html(report: Report, path: Path) -> None:
-    """Write the page to ``path`` atomically."""
-    with AtomicFile(path, fsync=False) as out:
-        out.write(render(report, path).encode("utf-8"))
+    """Write the page to ``path`` (see :mod:`mirror.outfile`)."""
+    outfile.write(path, render(report, path).encode("utf-8"))

@@ -16,13 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from mirror import outfile
 from mirror.fetch_output import write_plan
 from mirror.models import Probe
 from mirror.reporting import STATUSES, Report
 from mirror.rewrite import unified_diff
 from mirror.rewrite_output import write_rewrite
 from mirror.scan_output import local_refs, places, scan_json
-from mirror.store import AtomicFile
+from mirror.wording import counted, ljust, rjust, width
 
 HOST_COLUMNS = ("host", "refs", "urls", *STATUSES)
 _COLOURS = {"mirrored": "32", "ok": "32", "pending": "33", "failed": "31", "broken": "31"}
@@ -45,17 +46,17 @@ def size_text(size: int) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
+    return counted(size, "byte")
 
 
 def headline(report: Report) -> list[str]:
     """The totals, as sentences."""
     c = report.counts()
-    hosts = f"{c['hosts']} host{'s' * (c['hosts'] != 1)}"
     lines = [
-        f"{c['posts']} posts, {c['refs']} image references to {c['urls']} distinct URLs on"
-        f" {hosts}{local_refs(c['local_refs'])};"
-        f" {c['repaired_refs']} references repaired, {c['unreadable']} unreadable posts.",
+        f"{counted(c['posts'], 'post')}, {counted(c['refs'], 'image reference')} to"
+        f" {counted(c['urls'], 'distinct URL')} on {counted(c['hosts'], 'host')}"
+        f"{local_refs(c['local_refs'])}; {counted(c['repaired_refs'], 'reference')} repaired,"
+        f" {counted(c['unreadable'], 'unreadable post')}.",
         "URLs: " + ", ".join(f"{c[s]} {s}" for s in STATUSES) + ".",
         f"Mirrored: {size_text(c['bytes_mirrored'])}."
         + (
@@ -90,7 +91,7 @@ def write_text(report: Report, out: TextIO, *, colour: bool = False, quiet: bool
         table = _aligned([list(HOST_COLUMNS), *host_rows(report)], numeric_from=1)
         out.write("".join(f"  {line}\n" for line in table))
         if report.repaired:
-            out.write(f"\nRepaired URLs ({len(report.repaired)} references):\n")
+            out.write(f"\nRepaired URLs ({counted(len(report.repaired), 'reference')}):\n")
             for ref in report.repaired:
                 out.write(f"  {ref.post}:{ref.line}  {ref.raw}\n")
                 out.write(f"      -> {ref.url}  ({'; '.join(ref.repairs)})\n")
@@ -116,11 +117,11 @@ def write_text(report: Report, out: TextIO, *, colour: bool = False, quiet: bool
 
 
 def _aligned(rows: list[list[str]], *, numeric_from: int) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = [max(width(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
         "  ".join(
-            cell.rjust(width) if i >= numeric_from else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            rjust(cell, columns) if i >= numeric_from else ljust(cell, columns)
+            for i, (cell, columns) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in rows
     ]
@@ -164,7 +165,7 @@ def write_markdown(report: Report, out: TextIO) -> None:
         rows = [[_md_code(u.url), _md_text(check_detail(u.probe))] for u in checked]
         out.write(_md_table(["URL", "answer"], rows))
     if report.repaired:
-        out.write(f"\n## Repaired URLs ({len(report.repaired)} references)\n\n")
+        out.write(f"\n## Repaired URLs ({counted(len(report.repaired), 'reference')})\n\n")
         rows = [
             [
                 _md_code(f"{r.post}:{r.line}"),
@@ -277,6 +278,6 @@ def _probe_json(probe: Probe | None) -> dict[str, Any] | None:
 
 
 def write_json_file(report: Report, path: Path) -> None:
-    """Write the JSON to ``path`` atomically: a reader never sees half a report."""
-    with AtomicFile(path, fsync=False) as out:
-        out.write(json.dumps(report_json(report), ensure_ascii=False, indent=2).encode() + b"\n")
+    """Write the JSON to ``path`` (see :mod:`mirror.outfile`)."""
+    text = json.dumps(report_json(report), ensure_ascii=False, indent=2)
+    outfile.write(path, text.encode() + b"\n")

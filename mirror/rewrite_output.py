@@ -10,6 +10,7 @@ from mirror.rewrite import unified_diff
 from mirror.rewriting import LeftAlone, RevertResult, RewriteResult
 from mirror.scan_output import SCHEMA_VERSION
 from mirror.verifying import VerifyResult
+from mirror.wording import counted
 
 _SHOWN = 5  # places listed per reason before "and N more"
 
@@ -21,12 +22,14 @@ def write_rewrite(
     if result.dry_run and diff:
         for change in result.changed:
             out.write(unified_diff(change.post, change.before, change.after))
-    verb = "Would rewrite" if result.dry_run else "Rewrote"
+    verb = ("Interrupted: " if result.interrupted else "") + (
+        "Would rewrite" if result.dry_run else "Rewrote"
+    )
     posts = len(result.changed)
     out.write(
-        f"{verb} {result.rewritten} references in {posts} post{'s' * (posts != 1)}"
+        f"{verb} {counted(result.rewritten, 'reference')} in {counted(posts, 'post')}"
         f" (to {result.target}: {result.base or '/'}/...); {len(result.left_alone)} left alone,"
-        f" {len(result.failed)} post{'s' * (len(result.failed) != 1)} failed."
+        f" {counted(len(result.failed), 'post')} failed."
         + (f" Journal run {result.run_id}." if result.run_id is not None else "")
         + "\n"
     )
@@ -38,6 +41,17 @@ def write_rewrite(
         out.write("Failed:\n")
         for failure in result.failed:
             out.write(f"  {failure.post}: {failure.reason}\n")
+
+
+def interrupted_note(result: RewriteResult) -> str:
+    """What a rewrite stopped by Ctrl-C left, and how to undo it."""
+    written = len(result.changed)
+    if result.dry_run or not written:
+        return "interrupted; no post was rewritten"
+    return (
+        f"interrupted after rewriting {counted(written, 'post')} (journal run {result.run_id});"
+        " `gallery-mirror revert` undoes them"
+    )
 
 
 def _left_alone(left: tuple[LeftAlone, ...], out: TextIO, *, verbose: bool) -> None:
@@ -67,15 +81,16 @@ def write_revert(result: RevertResult, out: TextIO) -> None:
     verb = "Would revert" if result.dry_run else "Reverted"
     runs = ", ".join(f"{r.id} ({r.started_at}, to {r.target})" for r in result.runs)
     out.write(
-        f"{verb} rewrite run{'s' * (len(result.runs) != 1)} {runs}: {counts['restored']}"
-        f" posts restored, {counts['partial']} partially, {counts['not reverted']} not"
-        f" reverted, {counts['unchanged']} already as before.\n"
+        f"{verb} rewrite run{'s' * (len(result.runs) != 1)} {runs}:"
+        f" {counted(counts['restored'], 'post')} restored, {counts['partial']} partially,"
+        f" {counts['not reverted']} not reverted, {counts['unchanged']} already as before.\n"
     )
     if result.incomplete:
         out.write("Not fully reverted:\n")
         for post in result.incomplete:
             out.write(
-                f"  {post.post} (run {post.run_id}, {post.undone} of {post.total} edits undone):"
+                f"  {post.post} (run {post.run_id}, {post.undone} of"
+                f" {counted(post.total, 'edit')} undone):"
                 f" {post.reason}\n"
             )
 
@@ -83,11 +98,12 @@ def write_revert(result: RevertResult, out: TextIO) -> None:
 def write_verify(result: VerifyResult, out: TextIO) -> None:
     for problem in result.problems:
         out.write(f"{problem.where}: {problem.detail}\n")
-    problems, unreadable = len(result.problems), len(result.scan.unreadable)
+    unreadable = len(result.scan.unreadable)
     out.write(
-        f"Checked {result.files} mirrored files and {len(result.rewritten)} rewritten"
-        f" references: {problems} problem{'s' * (problems != 1)}"
-        + (f", {unreadable} post{'s' * (unreadable != 1)} unreadable" if unreadable else "")
+        f"Checked {counted(result.files, 'mirrored file')} and"
+        f" {counted(len(result.rewritten), 'rewritten reference')}:"
+        f" {counted(len(result.problems), 'problem')}"
+        + (f", {counted(unreadable, 'post')} unreadable" if unreadable else "")
         + ".\n"
     )
 

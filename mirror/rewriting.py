@@ -84,6 +84,7 @@ class RewriteResult:
     left_alone: tuple[LeftAlone, ...]
     failed: tuple[PostFailure, ...]
     run_id: int | None  # the journal's run, None when nothing was written
+    interrupted: bool  # Ctrl-C: ``changed`` are the posts written before it
 
     @property
     def rewritten(self) -> int:
@@ -214,18 +215,27 @@ def rewrite(
         changed: list[PostChange] = []
         left: list[LeftAlone] = []
         failed: list[PostFailure] = []
-        for post in scan.posts:
-            if not any(isinstance(planned[r], str) for r in post.refs):
-                left.extend(d for r in post.refs if isinstance(d := planned[r], LeftAlone))
-                continue
-            outcome, post_left = _rewrite_post(config, post, decider, keys, writer)
-            left.extend(post_left)
-            if isinstance(outcome, PostChange):
-                changed.append(outcome)
-            elif outcome is not None:
-                failed.append(outcome)
+        interrupted = False
+        try:
+            for post in scan.posts:
+                if not any(isinstance(planned[r], str) for r in post.refs):
+                    left.extend(d for r in post.refs if isinstance(d := planned[r], LeftAlone))
+                    continue
+                outcome, post_left = _rewrite_post(config, post, decider, keys, writer)
+                left.extend(post_left)
+                if isinstance(outcome, PostChange):
+                    changed.append(outcome)
+                elif outcome is not None:
+                    failed.append(outcome)
+        except KeyboardInterrupt:
+            # The posts written so far stay written and journaled: the user
+            # is told how many, and that revert undoes them. A post caught in
+            # its own write is journaled first, so revert handles it either way.
+            interrupted = True
         run_id = None if writer is None else writer.finish()
-    return RewriteResult(target, base, dry_run, tuple(changed), tuple(left), tuple(failed), run_id)
+    return RewriteResult(
+        target, base, dry_run, tuple(changed), tuple(left), tuple(failed), run_id, interrupted
+    )
 
 
 def _rewrite_post(

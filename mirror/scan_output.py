@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from mirror.models import ImageRef, ScanResult
 from mirror.state import UrlRecord
 from mirror.urls import host_of
+from mirror.wording import counted, ljust, width
 
 SCHEMA_VERSION = 1
 
@@ -122,9 +123,9 @@ def _rows(refs: tuple[ImageRef, ...], out: TextIO, title: str) -> None:
         return
     out.write(f"{title}:\n")
     places = [f"{r.post}:{r.line}:{r.column}" for r in refs]
-    width = min(max(len(p) for p in places), 60)
+    columns = min(max(width(p) for p in places), 60)
     for place, ref in zip(places, refs, strict=True):
-        line = f"  {place:<{width}}  {ref.kind:<12}  {ref.url}"
+        line = f"  {ljust(place, columns)}  {ref.kind:<12}  {ref.url}"
         if ref.repairs:
             line += f"  (repaired: {'; '.join(ref.repairs)})"
         out.write(line + "\n")
@@ -139,9 +140,10 @@ def local_refs(count: int) -> str:
 def summary_line(result: ScanResult) -> str:
     c = summary_counts(result)
     return (
-        f"{c['posts']} posts, {c['refs']} image references to {c['urls']} distinct URLs"
-        f" on {c['hosts']} hosts{local_refs(c['local_refs'])};"
-        f" {c['repaired_refs']} repaired, {c['unreadable']} unreadable posts"
+        f"{counted(c['posts'], 'post')}, {counted(c['refs'], 'image reference')} to"
+        f" {counted(c['urls'], 'distinct URL')} on {counted(c['hosts'], 'host')}"
+        f"{local_refs(c['local_refs'])};"
+        f" {c['repaired_refs']} repaired, {counted(c['unreadable'], 'unreadable post')}"
     )
 
 

@@ -76,6 +76,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import stat
 import string
 import threading
@@ -614,6 +615,21 @@ class AtomicFile:
 def stamped(path: Path) -> Path:
     """``path`` with the UTC time appended to its name: where an older file is set aside."""
     return path.with_name(f"{path.name}.{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+
+
+TRASH_DIR_NAME = "trash"  # under the state dir: where files no one asks for go, never deleted
+
+
+def to_trash(source: Path, target: Path) -> bool:
+    """Move ``source`` to ``target`` (a name already taken gets the time appended);
+    False when there is no such file to move."""
+    if not source.is_file():
+        return False
+    if target.exists():
+        target = stamped(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, target)
+    return True
 
 
 def remove_partials(root: Path) -> int:

@@ -6,7 +6,8 @@ settings' fingerprint, and every file it lists still exists. Anything else is
 rebuilt: a new or replaced image, changed sizes/format/quality, a deleted
 thumbnail. A failed or skipped file is not retried until one of those
 changes (the same bytes with the same settings would fail again), or with
-``thumbs --force``.
+``thumbs --force``. Thumbnails a rebuild no longer names (another format or
+size) are moved to the trash, as ``backup --prune`` moves files.
 
 ``fetch`` makes the thumbnails of each file it downloads once the file is in
 place (:func:`make_one`; an image that cannot be decoded fails its URL) and
@@ -27,8 +28,8 @@ from mirror.config import Config
 from mirror.errors import ConfigError, MirrorError
 from mirror.lock import SiteLock
 from mirror.state import STATE_FILE_NAME, State, timestamp
-from mirror.store import inside, remove_partials
-from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable
+from mirror.store import TRASH_DIR_NAME, inside, remove_partials, to_trash
+from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class ThumbsResult:
     done: tuple[Made, ...]
     up_to_date: int
     elapsed: float
+    trashed: int  # old thumbnails no setting asks for any more, moved to the trash
     interrupted: bool = False
 
     def having(self, status: str) -> tuple[Made, ...]:
@@ -108,6 +110,27 @@ def record(state: State, path: str, sha256: str, spec: ThumbSpec, result: ThumbR
     )  # fmt: skip
 
 
+def thumbnails_of(state: State, path: str) -> list[str]:
+    """The thumbnails recorded for ``path``, relative to the thumbnails root."""
+    row = state.connection.execute("SELECT files FROM thumbnails WHERE path = ?", (path,))
+    found = row.fetchone()
+    return str(found[0]).splitlines() if found else []
+
+
+def trash_stale(state: State, config: Config, path: str, spec: ThumbSpec) -> int:
+    """Move ``path``'s recorded thumbnails that ``spec`` no longer names (another
+    format or size) to the trash, as prune moves files; return how many moved.
+
+    Called before the new thumbnails are recorded: once the row lists only
+    those, nothing would remember the old files."""
+    wanted = {thumb_path(path, size, spec).as_posix() for size in spec.sizes}
+    trash = config.state_dir / TRASH_DIR_NAME / config.thumbnails.dir
+    root = thumbs_root(config)
+    return sum(
+        to_trash(root / old, trash / old) for old in thumbnails_of(state, path) if old not in wanted
+    )
+
+
 def due(
     state: State, config: Config, spec: ThumbSpec, *, force: bool
 ) -> tuple[list[tuple[str, str]], int]:
@@ -158,16 +181,18 @@ def catch_up(
     if on_plan is not None:
         on_plan(len(todo))
     if not todo:
-        return ThumbsResult((), current, time.monotonic() - started)
+        return ThumbsResult((), current, time.monotonic() - started, 0)
     hashes = dict(todo)
     jobs = ((inside(config.mirror_dir, PurePosixPath(path)), path) for path, _ in todo)
     done: list[Made] = []
+    trashed = 0
     interrupted = False
     results: Iterator[tuple[str, ThumbResult]] = pool().map(
         jobs, thumbs_root(config), spec, fsync=config.download.fsync
     )
     try:
         for path, result in results:
+            trashed += trash_stale(state, config, path, spec)
             with state.transaction():
                 record(state, path, hashes[path], spec, result)
             made = Made(path, result)
@@ -178,7 +203,7 @@ def catch_up(
         interrupted = True
     except ThumbsUnwritable as exc:
         raise unwritable(config, exc) from exc
-    return ThumbsResult(tuple(done), current, time.monotonic() - started, interrupted)
+    return ThumbsResult(tuple(done), current, time.monotonic() - started, trashed, interrupted)
 
 
 def rebuild(

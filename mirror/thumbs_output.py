@@ -5,16 +5,23 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TextIO
 
+from mirror.store import TRASH_DIR_NAME
 from mirror.thumbnailing import Made, ThumbsResult
+from mirror.wording import counted
 
 
 def write_thumbs_summary(result: ThumbsResult, out: TextIO) -> None:
     made, skipped, failed = (result.having(s) for s in ("made", "skipped", "failed"))
     stopped = "Interrupted: " if result.interrupted else ""
     out.write(
-        f"{stopped}Thumbnails: made for {len(made)} images, {len(skipped)} skipped,"
+        f"{stopped}Thumbnails: made for {counted(len(made), 'image')}, {len(skipped)} skipped,"
         f" {len(failed)} failed, {result.up_to_date} up to date, in {result.elapsed:.1f} s.\n"
     )
+    if result.trashed:
+        out.write(
+            f"Moved {counted(result.trashed, 'old thumbnail')} that no setting asks for any more"
+            f" (thumbnails.format, thumbnails.sizes) to .gallery-mirror/{TRASH_DIR_NAME}/.\n"
+        )
     _by_reason("Skipped (no thumbnail for this kind of file)", skipped, out)
     _by_reason("Failed", failed, out)
 

@@ -95,6 +95,8 @@ from typing import IO, Final, Literal
 
 from PIL import Image, TiffImagePlugin
 
+from mirror.wording import counted
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "EXTENSIONS",
@@ -461,7 +463,7 @@ def _check_padding_after(fp: IO[bytes], end: int, size: int, what: str) -> None:
     if extra <= 0:
         return
     if extra > MAX_TRAILING_PADDING or _read_at(fp, end, extra).strip(_PADDING):
-        raise Invalid(f"{what} has {extra} bytes of trailing data")
+        raise Invalid(f"{what} has {counted(extra, 'byte')} of trailing data")
 
 
 def _check_riff(fp: IO[bytes], size: int) -> None:

@@ -113,7 +113,7 @@ def test_a_source_that_dies_is_reported_once_as_gone(
     code, out = backup(capsys, site, "--refresh")
     assert code == 0  # the mirror is complete: the copy is kept, and the log says so
     assert f"gone: {server.base}/b/2.jpg: HTTP 404; the mirrored copy is kept" in out
-    assert "0 failed, 1 re-checks failed (1 sources newly gone)" in out
+    assert "0 failed, 1 re-check failed (1 source newly gone)" in out
     mirror = site / "source" / "images" / "mirror"
     assert list(mirror.glob("*/b/2.jpg"))  # the copy stays
     code, out = backup(capsys, site, "--refresh")
@@ -129,7 +129,7 @@ def test_quiet_prints_only_problems_and_json_has_the_run(
     code, out = backup(capsys, site, "-q", "--json", str(report))
     assert code == 1
     problems = [line for line in out.splitlines() if not line.startswith("backup:")]
-    assert problems == [f"failed: {server.base}/b/0.jpg: HTTP 500 (after 1 attempts)"]
+    assert problems == [f"failed: {server.base}/b/0.jpg: HTTP 500 (after 1 attempt)"]
     data = json.loads(report.read_text())
     assert data["schema"] == 1 and data["exit_code"] == 1
     assert data["summary"]["new"] == 2 and data["summary"]["failed"] == 1
@@ -326,8 +326,8 @@ def test_a_failed_recheck_keeps_the_copy_exits_0_and_waits_refresh_after(
     server.status("/b/1.jpg", 503)
     code, out = backup(capsys, site, "--refresh")
     assert code == 0  # nothing is lost: the copy is kept
-    assert f"failed: {server.base}/b/1.jpg: HTTP 503 (after 1 attempts); the mirrored copy" in out
-    assert "1 re-checks failed" in out
+    assert f"failed: {server.base}/b/1.jpg: HTTP 503 (after 1 attempt); the mirrored copy" in out
+    assert "1 re-check failed" in out
     toml = site / "gallery-mirror.toml"
     toml.write_text(toml.read_text().replace("refresh_after = 0", "refresh_after = 7"))
     before = requests(server)

@@ -36,7 +36,7 @@ def test_scan_table(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "source/_posts/deepseek-post.md:9:10  front_matter" in out
     assert out.count("(repaired: scheme 'httpss://' -> 'https://')") == 5
-    assert "1 posts, 6 image references to 5 distinct URLs on 1 hosts; 5 repaired" in out
+    assert "1 post, 6 image references to 5 distinct URLs on 1 host; 5 repaired" in out
 
 
 def test_scan_json_follows_the_contract(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,7 +87,7 @@ def test_verbose_lists_skipped_text(site: Path, capsys: pytest.CaptureFixture[st
 def test_quiet_prints_only_the_summary(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "-q", "--site", str(site), "scan")
     assert out.strip().splitlines() == [out.strip()]
-    assert out.startswith("1 posts, 6 image references")
+    assert out.startswith("1 post, 6 image references")
 
 
 def test_unreadable_post_exits_1_and_is_named(
@@ -173,6 +173,18 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         assert f"gallery-mirror {name}" in readme, name
 
 
+def test_json_help_points_at_the_readme_not_at_a_contract_users_never_saw() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "### JSON output (schema 1)" in readme
+    commands = next(
+        a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction"
+    ).choices  # type: ignore[union-attr]
+    helps = {name: sub.format_help() for name, sub in commands.items()}
+    assert not [name for name, text in helps.items() if "contract" in text]
+    for name in ("scan", "verify", "report"):
+        assert "JSON (schema 1, documented in the README)" in " ".join(helps[name].split()), name
+
+
 def test_version_works_after_the_command_too(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["scan", "--version"])
@@ -187,5 +199,21 @@ def test_an_unwritable_output_file_is_named_not_a_traceback(
     (tmp_path / "source" / "_posts").mkdir(parents=True)
     code = main(["report", "--json", str(target), "--site", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 1 and "gallery-mirror: error: " in err and "Traceback" not in err
-    assert "a-file" in err
+    assert code == 2 and "gallery-mirror: error: " in err and "Traceback" not in err
+    assert f"the directory {tmp_path / 'a-file'} is not a directory" in err
+
+
+@pytest.mark.parametrize("flags", [(), ("--json",)], ids=["table", "json"])
+def test_a_reader_that_stopped_reading_is_not_an_error(site: Path, flags: tuple[str, ...]) -> None:
+    """`gallery-mirror scan | head`: quiet, and 141 (128 + SIGPIPE) as `cat` would exit."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line: every write fails
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mirror", "scan", *flags, "--site", str(site)],
+            stdout=write, stderr=subprocess.PIPE, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert done.stderr == b""
+    assert done.returncode == 141

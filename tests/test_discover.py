@@ -189,7 +189,7 @@ def test_verbose_says_what_was_detected_on_stderr(
     (line,) = [line for line in err.splitlines() if words in line]
     assert line.endswith(", ".join(globs))
     assert words not in out
-    assert "1 posts, 1 image references" in out
+    assert "1 post, 1 image reference" in out
 
     code, out, err = run_cli(site, capsys)
     assert code == 0

@@ -136,7 +136,7 @@ def test_a_deleted_file_is_fetched_again(
     before = requests(server)
     code, out, _ = run(capsys, "fetch", "--site", str(site))
     assert code == 0 and requests(server) == before + 1
-    assert out.startswith("Mirrored 1 new images") and (mirror / SEED_FILES[2]).exists()
+    assert out.startswith("Mirrored 1 new image") and (mirror / SEED_FILES[2]).exists()
 
 
 def test_failures_exit_1_and_name_the_url_and_the_posts(

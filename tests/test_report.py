@@ -135,6 +135,7 @@ def test_only_the_named_files_are_written_and_no_request_is_made(
     run(capsys, "fetch", "--site", str(site))
     before, hits = tree(site), requests(server)
     out = tmp_path / "reports"
+    out.mkdir()  # a missing one is an error (tests/test_outfile.py)
     code, _, _ = run(
         capsys, "report", "--site", str(site),
         "--json", str(out / "r.json"), "--html", str(out / "r.html"),
@@ -483,6 +484,7 @@ def test_html_page_in_headless_chromium(
 
     page = tmp_path / "reports" / "report.html"  # outside the site: links go up and across
     json_file = tmp_path / "reports" / "report.json"
+    page.parent.mkdir()
     code, _, _ = run(
         capsys, "report", "--site", str(site), "--html", str(page), "--json", str(json_file)
     )

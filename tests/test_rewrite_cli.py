@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from rewritehelp import HOSTS, MIRROR, POSTS, fetch, make_site, serve, tree
 
 from faultserver import FaultServer
+from mirror import rewriting
 from mirror.cli import main
 from mirror.lock import SiteLock
 
@@ -123,3 +125,35 @@ def test_usage_errors_exit_2(
     config.write_text(config.read_text() + toml)
     code, out, err = run(capsys, site, *argv)
     assert code == 2 and out == "" and named in err
+
+
+def test_ctrl_c_says_how_many_posts_were_written_and_that_revert_undoes_them(
+    tmp_path: Path, server: FaultServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    posts = {f"p{n}.md": f"![]({A})\n".encode() for n in range(3)}
+    site = make_site(tmp_path, server, posts)
+    fetch(site)
+    written, write_post = [], rewriting.write_post
+
+    def write_then_ctrl_c(path: Path, expected: bytes, data: bytes) -> str | None:
+        if len(written) == 2:  # Ctrl-C as the third post is about to be written
+            signal.raise_signal(signal.SIGINT)
+        written.append(path.name)
+        return write_post(path, expected, data)
+
+    monkeypatch.setattr(rewriting, "write_post", write_then_ctrl_c)
+    code, out, err = run(capsys, site, "rewrite")
+
+    assert code == 130
+    assert out.startswith("Interrupted: Rewrote 2 references in 2 posts")
+    assert (
+        "gallery-mirror: interrupted after rewriting 2 posts (journal run 1);"
+        " `gallery-mirror revert` undoes them" in err
+    )
+    assert [(site / POSTS / name).read_bytes() != posts[name] for name in posts] == [
+        True, True, False,
+    ]  # fmt: skip
+    monkeypatch.undo()
+    assert run(capsys, site, "revert")[0] == 0
+    assert all((site / POSTS / name).read_bytes() == data for name, data in posts.items())

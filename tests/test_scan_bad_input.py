@@ -170,7 +170,7 @@ def test_cli_reports_unreadable_post_and_exits_1(
     (line,) = [line for line in out.splitlines() if f"{POSTS}/{name}:" in line and words[0] in line]
     for word in words:
         assert word in line
-    assert "1 unreadable posts" in out
+    assert "1 unreadable post" in out
     assert out.count("img.example.com/a-good/") == 3 and out.count("img.example.com/z-good/") == 3
 
     code, report = cli_json(site, capsys)

@@ -107,7 +107,7 @@ def test_an_image_that_does_not_decode_is_not_kept(
     site = make_site(tmp_path, server, {"/ok.jpg": jpeg(10), "/bad.png": png_with_garbage_pixels()})
     assert main(["-q", "fetch", "--site", str(site)]) == 1
     out = capsys.readouterr().out
-    assert "Mirrored 1 new images" in out and f"{server.base}/bad.png" in out
+    assert "Mirrored 1 new image" in out and f"{server.base}/bad.png" in out
     mirror = site / "source" / "images" / "mirror"
     assert not list(mirror.rglob("bad*")) and not list(mirror.rglob("*.part"))
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
@@ -138,7 +138,7 @@ def test_thumbnails_are_rebuilt_only_when_settings_or_files_change(
     gone = next(iter(first))
     (site / "source/images/mirror/_thumbs" / gone).unlink()
     assert main(["-q", "thumbs", "--site", str(site)]) == 0
-    assert "made for 1 images, 0 skipped, 0 failed, 2 up to date" in capsys.readouterr().out
+    assert "made for 1 image, 0 skipped, 0 failed, 2 up to date" in capsys.readouterr().out
     after = thumbs_of(site)
     assert set(after) == set(first)
     assert [k for k in first if after[k] != first[k]] == [gone]
@@ -151,6 +151,30 @@ def test_thumbnails_are_rebuilt_only_when_settings_or_files_change(
 
     assert main(["-q", "thumbs", "--force", "--site", str(site)]) == 0
     assert "made for 3 images, 0 skipped, 0 failed, 0 up to date" in capsys.readouterr().out
+
+
+def test_thumbnails_no_setting_asks_for_any_more_go_to_the_trash(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, {f"/p/{n}.jpg": jpeg(50 * n) for n in range(2)},
+                     "[thumbnails]\nsizes = [120, 480]\n")  # fmt: skip
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    old = sorted(thumbs_of(site))
+    toml = site / "gallery-mirror.toml"
+    toml.write_text(
+        toml.read_text().replace("sizes = [120, 480]", 'sizes = [480]\nformat = "jpeg"')
+    )
+    capsys.readouterr()
+
+    assert main(["thumbs", "--site", str(site)]) == 0
+
+    out = capsys.readouterr().out
+    assert "Moved 4 old thumbnails that no setting asks for any more" in out
+    assert sorted(thumbs_of(site)) == [f"480/127.0.0.1_{server.port}/p/{n}.jpg.jpg" for n in (0, 1)]
+    trash = site / ".gallery-mirror" / "trash" / "_thumbs"
+    assert sorted(p.relative_to(trash).as_posix() for p in trash.rglob("*.webp")) == old
+    assert main(["thumbs", "--site", str(site)]) == 0  # nothing left to move
+    assert "Moved" not in capsys.readouterr().out
 
 
 def test_thumbs_with_thumbnails_turned_off_is_a_config_error(
