@@ -95,14 +95,12 @@ from typing import IO, Final, Literal
 
 from PIL import Image, TiffImagePlugin
 
+from mirror.formats import FORMATS, ImageFormat
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
-    "EXTENSIONS",
-    "EXTENSION_ALIASES",
     "MAX_TRAILING_PADDING",
-    "MIME",
     "SNIFF_BYTES",
-    "ImageFormat",
     "ImageInfo",
     "Invalid",
     "check_complete",
@@ -110,55 +108,6 @@ __all__ = [
     "inspect",
     "sniff",
 ]
-
-ImageFormat = Literal["jpeg", "png", "gif", "webp", "avif", "heic", "bmp", "tiff", "ico", "svg"]
-
-EXTENSIONS: Final[Mapping[ImageFormat, str]] = MappingProxyType(
-    {
-        "jpeg": ".jpg",
-        "png": ".png",
-        "gif": ".gif",
-        "webp": ".webp",
-        "avif": ".avif",
-        "heic": ".heic",
-        "bmp": ".bmp",
-        "tiff": ".tiff",
-        "ico": ".ico",
-        "svg": ".svg",
-    }
-)
-
-# Every extension that is right for the format (lower case, with the dot), so
-# the fetch stage keeps "photo.jpeg" as it is and only fixes a wrong one.
-EXTENSION_ALIASES: Final[Mapping[ImageFormat, frozenset[str]]] = MappingProxyType(
-    {
-        "jpeg": frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".pjpeg", ".pjp"}),
-        "png": frozenset({".png", ".apng"}),
-        "gif": frozenset({".gif"}),
-        "webp": frozenset({".webp"}),
-        "avif": frozenset({".avif", ".avifs"}),
-        "heic": frozenset({".heic", ".heif", ".heics", ".heifs", ".hif"}),
-        "bmp": frozenset({".bmp", ".dib"}),
-        "tiff": frozenset({".tiff", ".tif"}),
-        "ico": frozenset({".ico"}),
-        "svg": frozenset({".svg"}),
-    }
-)
-
-MIME: Final[Mapping[ImageFormat, str]] = MappingProxyType(
-    {
-        "jpeg": "image/jpeg",
-        "png": "image/png",
-        "gif": "image/gif",
-        "webp": "image/webp",
-        "avif": "image/avif",
-        "heic": "image/heic",
-        "bmp": "image/bmp",
-        "tiff": "image/tiff",
-        "ico": "image/x-icon",  # what servers and browsers use; IANA's is vnd.microsoft.icon
-        "svg": "image/svg+xml",
-    }
-)
 
 # Pillow's hard limit with its default settings; see the module docstring.
 DEFAULT_MAX_PIXELS: Final = 178_956_970
@@ -171,21 +120,6 @@ SNIFF_BYTES: Final = 1024
 MAX_TRAILING_PADDING: Final = 16 * 1024
 
 _PADDING = b"\x00\t\n\x0b\x0c\r "
-
-_NAMES: Final[Mapping[ImageFormat, str]] = MappingProxyType(
-    {
-        "jpeg": "JPEG",
-        "png": "PNG",
-        "gif": "GIF",
-        "webp": "WebP",
-        "avif": "AVIF",
-        "heic": "HEIC",
-        "bmp": "BMP",
-        "tiff": "TIFF",
-        "ico": "ICO",
-        "svg": "SVG",
-    }
-)
 
 # Formats whose Pillow header parse is cheap (reads the header, allocates
 # nothing); the others are checked with our own header parse only.
@@ -401,7 +335,7 @@ def _content_type_reason(content_type: str | None, head: bytes) -> str:
     if fmt is not None:
         # Misconfigured scripts serve real images as text/html; say so, so the
         # user can tell this from an error page.
-        return f"server sent Content-Type {mime} for {_NAMES[fmt]} data"
+        return f"server sent Content-Type {mime} for {FORMATS[fmt].name} data"
     reason = _describe(head)
     if reason == "not an image":
         return f"not an image (Content-Type {mime})"
@@ -422,7 +356,7 @@ def check_complete(path: Path, fmt: ImageFormat) -> None:
 
 
 def _check_complete(fp: IO[bytes], size: int, fmt: ImageFormat) -> None:
-    name = _NAMES[fmt]
+    name = FORMATS[fmt].name
     if fmt in ("jpeg", "png", "gif"):
         tail = _read_at(fp, max(0, size - MAX_TRAILING_PADDING - 16), MAX_TRAILING_PADDING + 16)
         body = _strip_padding(tail, name)
@@ -571,7 +505,7 @@ def _header_dims(fp: IO[bytes], size: int, fmt: ImageFormat) -> tuple[int, int] 
     if fmt == "ico":
         return max(((w, h) for w, h, _, _ in _ico_entries(fp, size)), key=_area)
     if fmt in ("avif", "heic"):
-        return _bmff_dims(fp, size, _NAMES[fmt])
+        return _bmff_dims(fp, size, FORMATS[fmt].name)
     return None
 
 
@@ -760,7 +694,7 @@ def _pillow_header(
     below our own limit is expected (see the module docstring), and format
     warnings about odd metadata say nothing about whether the file is whole.
     """
-    name = _NAMES[fmt]
+    name = FORMATS[fmt].name
     fp.seek(0)
     try:
         # catch_warnings swaps the process-wide filter list (before Python
@@ -855,10 +789,10 @@ def inspect(
         # Our own look first: it allocates nothing, whatever the header claims.
         dims = _header_dims(fp, size, fmt)
         if dims is not None:
-            _check_pixels(dims, max_pixels, _NAMES[fmt])
+            _check_pixels(dims, max_pixels, FORMATS[fmt].name)
         if fmt in _PILLOW_FORMATS:
             dims = _pillow_header(fp, size, fmt, max_pixels)
-            _check_pixels(dims, max_pixels, _NAMES[fmt])
+            _check_pixels(dims, max_pixels, FORMATS[fmt].name)
     width, height = dims if dims is not None else (None, None)
     return ImageInfo(fmt, width, height)
 

@@ -23,13 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, features
 
+from mirror.formats import ImageFormat
 from mirror.validate import (
     DEFAULT_MAX_PIXELS,
-    EXTENSION_ALIASES,
-    EXTENSIONS,
     MAX_TRAILING_PADDING,
-    MIME,
-    ImageFormat,
     ImageInfo,
     Invalid,
     check_complete,
@@ -772,16 +769,6 @@ def test_inspect_reads_only_head_and_tail(tmp_path: Path, fmt: str) -> None:
 
 
 # --- tables and types -------------------------------------------------------------------
-
-
-def test_every_format_has_extension_and_mime() -> None:
-    formats = set(get_args(ImageFormat))
-    assert set(EXTENSIONS) == set(MIME) == set(EXTENSION_ALIASES) == formats
-    for fmt in formats:
-        assert EXTENSIONS[fmt].startswith(".")
-        assert EXTENSIONS[fmt] in EXTENSION_ALIASES[fmt]
-        assert MIME[fmt].startswith("image/")
-    assert EXTENSIONS["jpeg"] == ".jpg"
 
 
 def test_invalid_carries_reason() -> None:
