@@ -50,7 +50,8 @@ Tolerances (otherwise the file must end exactly where the format says):
   first IFD and every strip or tile of the first image must lie inside the
   file (the IFD is read with Pillow's header parser).
 
-The pixel limit, ``DEFAULT_MAX_PIXELS = 178_956_970``, is the point where
+The pixel limit, ``mirror.config.DEFAULT_MAX_PIXELS = 178_956_970`` (the
+default of ``download.max_pixels``), is the point where
 Pillow itself (with its default ``Image.MAX_IMAGE_PIXELS``) refuses to open
 an image, so whatever passes here can be opened by the thumbnail stage
 without raising; it is about 13,000 x 13,000, more than any photo or panorama
@@ -95,10 +96,10 @@ from typing import IO, Final, Literal
 
 from PIL import Image, TiffImagePlugin
 
+from mirror.config import DEFAULT_MAX_PIXELS
 from mirror.formats import FORMATS, ImageFormat
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
     "MAX_TRAILING_PADDING",
     "SNIFF_BYTES",
     "ImageInfo",
@@ -108,9 +109,6 @@ __all__ = [
     "inspect",
     "sniff",
 ]
-
-# Pillow's hard limit with its default settings; see the module docstring.
-DEFAULT_MAX_PIXELS: Final = 178_956_970
 
 # How many leading bytes sniff() looks at: SVG may start with an XML
 # declaration, a DOCTYPE and comments before its root element.

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, features
 
+from mirror.config import DEFAULT_MAX_PIXELS
 from mirror.formats import ImageFormat
 from mirror.validate import (
-    DEFAULT_MAX_PIXELS,
     MAX_TRAILING_PADDING,
     ImageInfo,
     Invalid,
