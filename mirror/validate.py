@@ -12,16 +12,21 @@ stored as the URL's ``error``. ``inspect`` checks, in this order:
    image under such a type is refused too, with a reason that says so);
 3. magic bytes: :func:`sniff` must name a format; otherwise the reason says
    what the bytes look like (HTML page, JSON, plain text, empty file, ...);
-4. completeness: :func:`check_complete`, the format's own end marker or
-   declared sizes, which catches an image truncated at the origin (where
-   Content-Length agrees with the short body);
-5. header: the dimensions, compared with ``max_pixels`` *before* anything that
-   could allocate a canvas, then Pillow's header parser as the second opinion.
+4. completeness: the format's own end marker or declared sizes, which
+   catches an image truncated at the origin (where Content-Length agrees
+   with the short body);
+5. header: the dimensions, compared with ``max_pixels``. For JPEG, PNG, GIF
+   and TIFF they come from Pillow's header parser, which reads the header
+   only and allocates no canvas. For BMP and ICO our own parse (which checks
+   their completeness anyway) compares them first, before anything could
+   allocate, and Pillow's parse follows as the second opinion; WebP,
+   AVIF/HEIC and SVG are not given to Pillow at all (below).
 
 Nothing here decodes pixels, and every read is bounded: the first
 ``SNIFF_BYTES``, the last ``MAX_TRAILING_PADDING`` + a few bytes, and the
-header structures (JPEG segments up to the frame header, a PNG's IHDR, a
-TIFF's first IFD, an AVIF/HEIC ``meta`` box of at most 1 MiB, ...).
+header structures (what Pillow reads of a JPEG, PNG, GIF or TIFF header, a
+BMP's headers, an ICO's directory, an AVIF/HEIC ``meta`` box of at most
+1 MiB, ...).
 
 Tolerances (otherwise the file must end exactly where the format says):
 
@@ -60,7 +65,9 @@ Pillow emits a ``DecompressionBombWarning``, which is silenced here and which
 the thumbnail stage should silence too. The limit is ours, compared with
 ``width * height``; the global ``Image.MAX_IMAGE_PIXELS`` is never touched.
 Pillow's own check still runs inside ``Image.open``, so for the formats parsed
-with Pillow a ``max_pixels`` above Pillow's global limit has no effect.
+with Pillow a ``max_pixels`` above Pillow's global limit has no effect; an
+image over that limit is named by its pixel count alone where Pillow's parse
+is the only one (JPEG, PNG, GIF, TIFF), as Pillow's error gives no more.
 
 Where Pillow's header parser is not cheap it is not used: for WebP,
 ``Image.open`` reads the whole file and allocates the full canvas; for AVIF it
@@ -104,7 +111,6 @@ __all__ = [
     "SNIFF_BYTES",
     "ImageInfo",
     "Invalid",
-    "check_complete",
     "content_type_allows",
     "inspect",
     "sniff",
@@ -120,7 +126,8 @@ MAX_TRAILING_PADDING: Final = 16 * 1024
 _PADDING = b"\x00\t\n\x0b\x0c\r "
 
 # Formats whose Pillow header parse is cheap (reads the header, allocates
-# nothing); the others are checked with our own header parse only.
+# nothing), with the one Pillow plugin each may use; the others are checked
+# with our own header parse only.
 _PILLOW_FORMATS: Final[Mapping[ImageFormat, str]] = MappingProxyType(
     {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "tiff": "TIFF", "ico": "ICO"}
 )
@@ -137,11 +144,6 @@ _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # length 0, type, and its fixed C
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 # Sizes of the BMP info headers that exist (core, v1..v5, OS/2 2.x variants).
 _BMP_DIB_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
-# JPEG start-of-frame markers (the ones that carry the dimensions): C0-CF
-# except DHT (C4), JPG (C8) and DAC (CC).
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RST0-7: no length
-_MAX_JPEG_SEGMENTS = 4096
 _MAX_BOXES = 4096
 _MAX_META_BYTES = 1024 * 1024
 _WARNINGS_LOCK = threading.Lock()
@@ -343,16 +345,6 @@ def _content_type_reason(content_type: str | None, head: bytes) -> str:
 # --- completeness ------------------------------------------------------------
 
 
-def check_complete(path: Path, fmt: ImageFormat) -> None:
-    """Raise :class:`Invalid` unless the file ends where the format says it does.
-
-    Reads only the head, the tail and header structures, never the whole file.
-    The tolerances are in the module docstring.
-    """
-    with path.open("rb") as fp:
-        _check_complete(fp, os.fstat(fp.fileno()).st_size, fmt)
-
-
 def _check_complete(fp: IO[bytes], size: int, fmt: ImageFormat) -> None:
     name = FORMATS[fmt].name
     if fmt in ("jpeg", "png", "gif"):
@@ -478,23 +470,12 @@ def _top_level_boxes(fp: IO[bytes], size: int, name: str) -> Iterator[tuple[byte
 
 
 def _header_dims(fp: IO[bytes], size: int, fmt: ImageFormat) -> tuple[int, int] | None:
-    """Dimensions from the format's own header, before Pillow sees the file.
+    """Dimensions from the format's own header, where it is parsed anyway.
 
-    None when this parse cannot tell (Pillow then decides). The value is an
-    upper bound for ICO and AVIF/HEIC (the largest image the file holds).
+    None where Pillow's header parse alone decides (JPEG, PNG, GIF, TIFF)
+    and for SVG. The value is an upper bound for ICO and AVIF/HEIC (the
+    largest image the file holds).
     """
-    if fmt == "png":
-        ihdr = _read_at(fp, 8, 16)
-        if len(ihdr) < 16 or ihdr[4:8] != b"IHDR":
-            raise Invalid("unreadable PNG header (no IHDR chunk)")
-        return _u32be(ihdr, 8), _u32be(ihdr, 12)
-    if fmt == "gif":
-        screen = _read_at(fp, 6, 4)
-        if len(screen) < 4:
-            raise Invalid("unreadable GIF header")
-        return _u16le(screen, 0), _u16le(screen, 2)
-    if fmt == "jpeg":
-        return _jpeg_dims(fp)
     if fmt == "webp":
         return _webp_dims(_read_at(fp, 0, 30))
     if fmt == "bmp":
@@ -504,33 +485,6 @@ def _header_dims(fp: IO[bytes], size: int, fmt: ImageFormat) -> tuple[int, int] 
         return max(((w, h) for w, h, _, _ in _ico_entries(fp, size)), key=_area)
     if fmt in ("avif", "heic"):
         return _bmff_dims(fp, size, FORMATS[fmt].name)
-    return None
-
-
-def _jpeg_dims(fp: IO[bytes]) -> tuple[int, int] | None:
-    """Width and height from the first start-of-frame segment."""
-    pos = 2  # after SOI
-    for _ in range(_MAX_JPEG_SEGMENTS):
-        header = _read_at(fp, pos, 4)
-        if len(header) < 2 or header[0] != 0xFF:
-            return None  # garbage between segments: leave it to Pillow
-        marker = header[1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
-        if marker in _JPEG_STANDALONE:
-            pos += 2
-            continue
-        if marker in (0xD9, 0xDA) or len(header) < 4:  # EOI or scan data before any frame
-            return None
-        if marker in _JPEG_SOF:
-            frame = _read_at(fp, pos + 4, 5)  # precision, height, width
-            if len(frame) < 5:
-                return None
-            height, width = _u16be(frame, 1), _u16be(frame, 3)
-            # Height 0 means "defined later by a DNL segment": Pillow decides.
-            return (width, height) if height else None
-        pos += 2 + _u16be(header, 2)
     return None
 
 
@@ -784,7 +738,8 @@ def inspect(
         _check_complete(fp, size, fmt)
         if fmt == "svg":
             return ImageInfo(fmt, None, None)
-        # Our own look first: it allocates nothing, whatever the header claims.
+        # Our own look first where there is one: it allocates nothing,
+        # whatever the header claims.
         dims = _header_dims(fp, size, fmt)
         if dims is not None:
             _check_pixels(dims, max_pixels, FORMATS[fmt].name)
@@ -809,10 +764,6 @@ def _read_at(fp: IO[bytes], offset: int, length: int) -> bytes:
 
 def _u16le(buf: bytes, offset: int) -> int:
     return int.from_bytes(buf[offset : offset + 2], "little")
-
-
-def _u16be(buf: bytes, offset: int) -> int:
-    return int.from_bytes(buf[offset : offset + 2], "big")
 
 
 def _u24le(buf: bytes, offset: int) -> int:
