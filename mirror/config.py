@@ -376,10 +376,16 @@ def _default(key: Field[Any]) -> object:
 _KEY_PART = re.compile(r"""[ \t]*("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[A-Za-z0-9_-]+)[ \t]*""")
 
 
-def _parse_key(line: str, pos: int) -> tuple[tuple[str, ...], int] | None:
-    """Read a (dotted, maybe quoted) key at ``pos``; return its parts and end."""
+def read_toml_key(text: str, pos: int) -> tuple[tuple[str, ...], int] | None:
+    """Read a (dotted, maybe quoted) TOML key at ``pos`` in ``text``; return its
+    parts, unescaped as ``tomllib`` reads them, and where the key and the blanks
+    after it end. None when no key starts there.
+
+    The one key reader: ``_find_line`` here and ``mirror.scanner.tomlspans``
+    both use it, as ``tomllib`` reports no positions.
+    """
     parts: list[str] = []
-    while match := _KEY_PART.match(line, pos):
+    while match := _KEY_PART.match(text, pos):
         token, pos = match.group(1), match.end()
         if token.startswith("'"):  # a literal string has no escapes
             token = token[1:-1]
@@ -389,7 +395,7 @@ def _parse_key(line: str, pos: int) -> tuple[tuple[str, ...], int] | None:
             except tomllib.TOMLDecodeError:  # text inside a string we failed to skip
                 return None
         parts.append(token)
-        if not line.startswith(".", pos):
+        if not text.startswith(".", pos):
             return tuple(parts), pos
         pos += 1
     return None
@@ -405,7 +411,7 @@ def _find_line(text: str, path: tuple[str, ...]) -> int | None:
             open_string = "" if open_string in line else open_string
             continue
         header = re.match(r"[ \t]*\[\[?", line)
-        key = _parse_key(line, header.end() if header else 0)
+        key = read_toml_key(line, header.end() if header else 0)
         if key is None or not line.startswith("]" if header else "=", key[1]):
             continue
         full = key[0] if header else table + key[0]
