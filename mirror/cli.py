@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 # Each command imports its stage when it runs: `scan` and `--help` must not pay
 # for the HTTP stack and Pillow (~0.5 s of imports on a small machine).
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# Usage and configuration errors (2) and a held lock (3) exit with their
+# MirrorError's exit_code (errors.ConfigError, lock.LockHeld); argparse exits 2 itself.
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
 EXIT_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
 

@@ -1,9 +1,12 @@
 """Read ``gallery-mirror.toml`` into typed, frozen configuration sections.
 
-Every key, its default and its check live in one table, ``_SCHEMA``, which
-drives parsing and validation alike, so a key cannot be documented in one
-place and checked differently in another. Any problem is a ``ConfigError``
-whose message names the file, the line and the dotted key, for example::
+Every key is declared once, as a field of its section's dataclass that
+carries its type, its default and its check (``_key``). Parsing and
+validation are driven by those fields, so a key cannot be documented in one
+place and checked differently in another, and its default is written once
+(``DownloadConfig().max_pixels`` is what ``validate.inspect`` uses too).
+Any problem is a ``ConfigError`` whose message names the file, the line and
+the dotted key, for example::
 
     gallery-mirror.toml:12: unknown key 'download.retrys' (did you mean 'retries'?)
 
@@ -20,10 +23,10 @@ import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path, PureWindowsPath
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
 from mirror import __version__
@@ -32,87 +35,16 @@ from mirror.errors import ConfigError
 CONFIG_FILE_NAME: Final = "gallery-mirror.toml"
 STATE_DIR_NAME: Final = ".gallery-mirror"
 
+# download.max_pixels: Pillow's hard limit with its default settings, so what
+# passes validation can be opened by the thumbnail stage (see mirror.validate).
+DEFAULT_MAX_PIXELS: Final = 178_956_970
+
 DEFAULT_FRONT_MATTER_KEYS: Final[tuple[str, ...]] = (
     "headimg", "thumbnail", "images", "top_img", "cover", "pagination_cover",
     "index_img", "banner_img", "og_img", "banner", "photos", "photo", "image", "image.path",
     "featured_image", "cover.image", "header.image", "header.overlay_image", "header.teaser",
     "header.og_image", "gallery.url", "gallery.image_path",
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class SiteConfig:
-    root: Path  # absolute, resolved
-    posts: tuple[str, ...] | None  # None: the scanner auto-detects Hexo/Hugo/Jekyll
-    front_matter_keys: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorConfig:
-    dir: str  # relative to site.root, as written
-    layout: Literal["url", "hash"]
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadConfig:
-    concurrency: int
-    per_host: int
-    timeout: float
-    retries: int
-    max_bytes: int
-    user_agent: str
-    allow_private: bool
-    wayback: bool
-    wayback_base: str
-    fsync: bool
-    retry_after_max: float  # seconds: a longer Retry-After fails the attempt now
-    max_pixels: int  # an image with more pixels is refused (decompression bombs)
-    headers: Mapping[str, Mapping[str, str]]  # lower-cased host -> header name -> value
-    origins: Mapping[str, tuple[str, ...]]  # lower-cased host -> alternative origins, in order
-
-
-@dataclass(frozen=True, slots=True)
-class ThumbnailsConfig:
-    enabled: bool
-    dir: str  # relative to the mirror dir
-    sizes: tuple[int, ...]  # ascending, no duplicates
-    format: Literal["webp", "jpeg", "png", "avif", "same"]
-    quality: int
-    background: tuple[int, int, int]  # what transparency is flattened on where it cannot stay
-    animated: bool  # keep GIF/WebP animation; False takes the first frame
-
-
-@dataclass(frozen=True, slots=True)
-class BackupConfig:
-    refresh_after: float  # days: --refresh re-checks an URL at most this often
-    prune_after: float  # days since last referenced before --prune moves a file to trash
-
-
-@dataclass(frozen=True, slots=True)
-class RewriteConfig:
-    to: Literal["local", "cdn"]
-    local_prefix: str
-    cdn_base: str
-    hosts: tuple[str, ...]  # lower-cased; empty means every mirrored host
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    site: SiteConfig
-    mirror: MirrorConfig
-    download: DownloadConfig
-    thumbnails: ThumbnailsConfig
-    rewrite: RewriteConfig
-    backup: BackupConfig
-    source: Path | None  # the config file read, None when defaults only
-
-    @property
-    def mirror_dir(self) -> Path:
-        return self.site.root / self.mirror.dir
-
-    @property
-    def state_dir(self) -> Path:
-        return self.site.root / STATE_DIR_NAME
 
 
 # --- value checks: each turns a raw TOML value into the field's value or raises _Invalid
@@ -128,6 +60,7 @@ class _Invalid(Exception):
 
 
 _Convert = Callable[[object], object]
+T = TypeVar("T")
 
 
 def _describe(value: object) -> str:
@@ -183,6 +116,12 @@ def _colour(value: object) -> tuple[int, int, int]:
         raise _Invalid('a colour written "#rrggbb"', value)
     red, green, blue = (int(part, 16) for part in match.groups())
     return red, green, blue
+
+
+def _path(value: object) -> Path:
+    if not isinstance(value, str):
+        raise _Invalid("a string", value)
+    return Path(value)
 
 
 def _boolean(value: object) -> bool:
@@ -317,68 +256,119 @@ def _origins(value: object) -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType(result)
 
 
-# --- the table of every key: default (already in its final form) and check
+# --- every key, declared once: its type, its default (in final form) and its check
+
+_CHECK: Final = "check"  # the field metadata holding a key's check
 
 
-class _Key(NamedTuple):
-    default: object
-    convert: _Convert
+def _key(default: T, check: _Convert) -> T:
+    """A section field that is a config key; ``check`` turns the raw TOML value
+    into the field's value or raises ``_Invalid``."""
+    metadata = {_CHECK: check}
+    if type(default).__hash__ is None:
+        # A read-only MappingProxyType is unhashable, which dataclasses take
+        # for mutable: hand the one shared instance over through a factory.
+        return field(default_factory=lambda: default, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
-_SCHEMA: Final[dict[str, dict[str, _Key]]] = {
-    "site": {
-        "root": _Key(".", _string()),  # resolved to an absolute Path in _resolve_root
-        "posts": _Key(None, _string_list(at_least_one=True)),
-        "front_matter_keys": _Key(DEFAULT_FRONT_MATTER_KEYS, _string_list()),
-    },
-    "mirror": {
-        "dir": _Key("source/images/mirror", _subdir(of_root=True)),
-        "layout": _Key("url", _choice("url", "hash")),
-    },
-    "download": {
-        "concurrency": _Key(16, _integer(1)),
-        "per_host": _Key(4, _integer(1)),
-        "timeout": _Key(30.0, _seconds),
-        "retries": _Key(4, _integer(0)),
-        "max_bytes": _Key(52428800, _integer(1)),
-        "user_agent": _Key(f"gallery-mirror/{__version__}", _string(non_empty=True, one_line=True)),
-        "allow_private": _Key(False, _boolean),
-        "wayback": _Key(False, _boolean),
-        "wayback_base": _Key("https://web.archive.org/web/2id_/", _url()),
-        "fsync": _Key(True, _boolean),
-        "retry_after_max": _Key(60.0, _seconds),
-        "max_pixels": _Key(178_956_970, _integer(1)),
-        "headers": _Key(MappingProxyType({}), _headers),
-        "origins": _Key(MappingProxyType({}), _origins),
-    },
-    "thumbnails": {
-        "enabled": _Key(True, _boolean),
-        "dir": _Key("_thumbs", _subdir(of_root=False)),
-        "sizes": _Key((480,), _sizes),
-        "format": _Key("webp", _choice("webp", "jpeg", "png", "avif", "same")),
-        "quality": _Key(82, _integer(1, 100)),
-        "background": _Key((255, 255, 255), _colour),
-        "animated": _Key(False, _boolean),
-    },
-    "rewrite": {
-        "to": _Key("local", _choice("local", "cdn")),
-        "local_prefix": _Key("/images/mirror", _string()),  # deeper checks: rewrite stage
-        "cdn_base": _Key("", _url(allow_empty=True)),
-        "hosts": _Key((), _string_list(lower=True)),
-    },
-    "backup": {
-        "refresh_after": _Key(7.0, _days),
-        "prune_after": _Key(30.0, _days),
-    },
-}
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    root: Path = _key(Path("."), _path)  # made absolute and resolved by load_config
+    # None: the scanner auto-detects Hexo/Hugo/Jekyll
+    posts: tuple[str, ...] | None = _key(None, _string_list(at_least_one=True))
+    front_matter_keys: tuple[str, ...] = _key(DEFAULT_FRONT_MATTER_KEYS, _string_list())
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorConfig:
+    dir: str = _key("source/images/mirror", _subdir(of_root=True))  # relative to site.root
+    layout: Literal["url", "hash"] = _key("url", _choice("url", "hash"))
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadConfig:
+    concurrency: int = _key(16, _integer(1))
+    per_host: int = _key(4, _integer(1))
+    timeout: float = _key(30.0, _seconds)
+    retries: int = _key(4, _integer(0))
+    max_bytes: int = _key(52428800, _integer(1))
+    user_agent: str = _key(f"gallery-mirror/{__version__}", _string(non_empty=True, one_line=True))
+    allow_private: bool = _key(False, _boolean)
+    wayback: bool = _key(False, _boolean)
+    wayback_base: str = _key("https://web.archive.org/web/2id_/", _url())
+    fsync: bool = _key(True, _boolean)
+    # seconds: a longer Retry-After fails the attempt now
+    retry_after_max: float = _key(60.0, _seconds)
+    # an image with more pixels is refused (decompression bombs)
+    max_pixels: int = _key(DEFAULT_MAX_PIXELS, _integer(1))
+    # lower-cased host -> header name -> value
+    headers: Mapping[str, Mapping[str, str]] = _key(MappingProxyType({}), _headers)
+    # lower-cased host -> alternative origins, in order
+    origins: Mapping[str, tuple[str, ...]] = _key(MappingProxyType({}), _origins)
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbnailsConfig:
+    enabled: bool = _key(True, _boolean)
+    dir: str = _key("_thumbs", _subdir(of_root=False))  # relative to the mirror dir
+    sizes: tuple[int, ...] = _key((480,), _sizes)  # ascending, no duplicates
+    format: Literal["webp", "jpeg", "png", "avif", "same"] = _key(
+        "webp", _choice("webp", "jpeg", "png", "avif", "same")
+    )
+    quality: int = _key(82, _integer(1, 100))
+    # what transparency is flattened on where it cannot stay
+    background: tuple[int, int, int] = _key((255, 255, 255), _colour)
+    animated: bool = _key(False, _boolean)  # keep GIF/WebP animation; False takes the first frame
+
+
+@dataclass(frozen=True, slots=True)
+class BackupConfig:
+    refresh_after: float = _key(7.0, _days)  # days: --refresh re-checks an URL at most this often
+    # days since last referenced before --prune moves a file to trash
+    prune_after: float = _key(30.0, _days)
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteConfig:
+    to: Literal["local", "cdn"] = _key("local", _choice("local", "cdn"))
+    local_prefix: str = _key("/images/mirror", _string())  # deeper checks: rewrite stage
+    cdn_base: str = _key("", _url(allow_empty=True))
+    # lower-cased; empty means every mirrored host
+    hosts: tuple[str, ...] = _key((), _string_list(lower=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    site: SiteConfig
+    mirror: MirrorConfig
+    download: DownloadConfig
+    thumbnails: ThumbnailsConfig
+    rewrite: RewriteConfig
+    backup: BackupConfig
+    source: Path | None  # the config file read, None when defaults only
+
+    @property
+    def mirror_dir(self) -> Path:
+        return self.site.root / self.mirror.dir
+
+    @property
+    def state_dir(self) -> Path:
+        return self.site.root / STATE_DIR_NAME
+
+
+# Section name -> its class, in Config's order ("source" is no section).
 _SECTIONS: Final[dict[str, type[Any]]] = {
-    "site": SiteConfig,
-    "mirror": MirrorConfig,
-    "download": DownloadConfig,
-    "thumbnails": ThumbnailsConfig,
-    "rewrite": RewriteConfig,
-    "backup": BackupConfig,
+    name: cls for name, cls in get_type_hints(Config).items() if name != "source"
 }
+# Section name -> key -> its declaration.
+_SCHEMA: Final[dict[str, dict[str, Field[Any]]]] = {
+    name: {key.name: key for key in fields(cls)} for name, cls in _SECTIONS.items()
+}
+
+
+def _default(key: Field[Any]) -> object:
+    return key.default if key.default_factory is MISSING else key.default_factory()
 
 
 # --- finding the line of a key in the TOML text
@@ -386,10 +376,16 @@ _SECTIONS: Final[dict[str, type[Any]]] = {
 _KEY_PART = re.compile(r"""[ \t]*("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[A-Za-z0-9_-]+)[ \t]*""")
 
 
-def _parse_key(line: str, pos: int) -> tuple[tuple[str, ...], int] | None:
-    """Read a (dotted, maybe quoted) key at ``pos``; return its parts and end."""
+def read_toml_key(text: str, pos: int) -> tuple[tuple[str, ...], int] | None:
+    """Read a (dotted, maybe quoted) TOML key at ``pos`` in ``text``; return its
+    parts, unescaped as ``tomllib`` reads them, and where the key and the blanks
+    after it end. None when no key starts there.
+
+    The one key reader: ``_find_line`` here and ``mirror.scanner.tomlspans``
+    both use it, as ``tomllib`` reports no positions.
+    """
     parts: list[str] = []
-    while match := _KEY_PART.match(line, pos):
+    while match := _KEY_PART.match(text, pos):
         token, pos = match.group(1), match.end()
         if token.startswith("'"):  # a literal string has no escapes
             token = token[1:-1]
@@ -399,7 +395,7 @@ def _parse_key(line: str, pos: int) -> tuple[tuple[str, ...], int] | None:
             except tomllib.TOMLDecodeError:  # text inside a string we failed to skip
                 return None
         parts.append(token)
-        if not line.startswith(".", pos):
+        if not text.startswith(".", pos):
             return tuple(parts), pos
         pos += 1
     return None
@@ -415,7 +411,7 @@ def _find_line(text: str, path: tuple[str, ...]) -> int | None:
             open_string = "" if open_string in line else open_string
             continue
         header = re.match(r"[ \t]*\[\[?", line)
-        key = _parse_key(line, header.end() if header else 0)
+        key = read_toml_key(line, header.end() if header else 0)
         if key is None or not line.startswith("]" if header else "=", key[1]):
             continue
         full = key[0] if header else table + key[0]
@@ -514,7 +510,7 @@ def _build(
         problems.append(f"{where}: {message}" if where else message)
 
     values: dict[str, dict[str, Any]] = {
-        name: {k: key.default for k, key in keys.items()} for name, keys in _SCHEMA.items()
+        name: {k: _default(key) for k, key in keys.items()} for name, keys in _SCHEMA.items()
     }
     for name, table in data.items():
         keys = _SCHEMA.get(name)
@@ -531,7 +527,7 @@ def _build(
                     fail((name, key), f"unknown key '{name}.{key}'{_suggest(key, list(keys))}")
                     continue
                 try:
-                    values[name][key] = keys[key].convert(raw)
+                    values[name][key] = keys[key].metadata[_CHECK](raw)
                 except _Invalid as exc:
                     at = (name, key, *exc.subpath)
                     expected = f"expected {exc.expected}, got {exc.got}"

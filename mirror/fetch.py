@@ -47,12 +47,12 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_exponential_jitter
 
 from mirror.config import DownloadConfig
+from mirror.formats import FORMATS
 from mirror.incoming import Incoming
 from mirror.models import Outcome, Probe, Source
 from mirror.store import CheckedRoot
 from mirror.transport import PrivateAddress
 from mirror.validate import (
-    EXTENSIONS,
     SNIFF_BYTES,
     ImageInfo,
     Invalid,
@@ -417,7 +417,7 @@ class Downloader:
             if len(head) >= SNIFF_BYTES:
                 break
         fmt = sniff(bytes(head))
-        extension = EXTENSIONS[fmt] if fmt else ".bin"  # not an image: the check says why
+        extension = FORMATS[fmt].extension if fmt else ".bin"  # not an image: the check says why
         # Its final name is the commit step's to give; until then the file
         # lies in the staging root, on the same file system.
         incoming = Incoming(

@@ -14,17 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Final
 from urllib.parse import urlsplit
 
 from mirror import mirroring, pipeline, rewriting
 from mirror.config import Config
+from mirror.formats import FORMATS, ImageFormat, format_of
 from mirror.lock import SiteLock
 from mirror.models import Outcome, ScanResult
 from mirror.ownlinks import OwnLinks
 from mirror.store import url_path
-from mirror.validate import EXTENSION_ALIASES, EXTENSIONS
 
-_DEFAULT_EXTENSION = ".jpg"  # what most URLs without an extension turn out to hold
+# What most URLs without an image extension turn out to hold.
+_DEFAULT_FORMAT: Final[ImageFormat] = "jpeg"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +89,5 @@ def migrate(
 
 
 def _extension_of(url: str) -> str:
-    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
-    for fmt, aliases in EXTENSION_ALIASES.items():
-        if suffix in aliases:
-            return EXTENSIONS[fmt]
-    return _DEFAULT_EXTENSION
+    fmt = format_of(PurePosixPath(urlsplit(url).path).suffix)
+    return FORMATS[fmt or _DEFAULT_FORMAT].extension

@@ -29,10 +29,11 @@ for every common file system whatever the URL holds:
 * At most 16 path components: directories past the 15th are dropped (the file
   name stays last) and the URL hash below keeps the result unique.
 * The file name is the last component, or ``index`` when the path ends with
-  ``/`` or is empty. If its own extension (case-insensitive; ``.jpeg``,
-  ``.jpe`` and ``.jfif`` count as ``.jpg``, ``.tiff`` as ``.tif``, ``.apng``
-  as ``.png``, ``.heif`` as ``.heic``) is the sniffed one, the name is kept as
-  written; otherwise the sniffed extension is appended.
+  ``/`` or is empty. If its own extension is one of the sniffed format's
+  (case-insensitive; ``mirror.formats``: ``.jpeg``, ``.jpe``, ``.jfif``,
+  ``.pjpeg`` and ``.pjp`` count as ``.jpg``, ``.tiff`` as ``.tif``, ``.heif``
+  as ``.heic``, ...), the name is kept as written; otherwise the format's
+  extension is appended.
 
 Two different URLs never get the same path (unless an 8-hex-digit SHA-256
 prefix collides). This is how:
@@ -87,6 +88,8 @@ from types import TracebackType
 from typing import Literal, NamedTuple
 from urllib.parse import unquote
 
+from mirror import formats
+
 __all__ = [
     "MAX_COMPONENTS",
     "MAX_COMPONENT_BYTES",
@@ -108,16 +111,6 @@ MAX_COMPONENTS = 16
 _HASH_LEN = 8
 _SUFFIX_BYTES = 1 + _HASH_LEN  # "~" + hex
 
-# Spellings of one format that a file may already carry; the sniffer reports
-# the canonical one on the right.
-_EXT_ALIASES = {
-    ".jpeg": ".jpg",
-    ".jpe": ".jpg",
-    ".jfif": ".jpg",
-    ".tiff": ".tif",
-    ".apng": ".png",
-    ".heif": ".heic",
-}
 _EXTENSION = re.compile(r"\.[a-z0-9]{1,10}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 
@@ -158,7 +151,7 @@ def _check_extension(extension: str) -> str:
     ext = extension.lower()
     if not _EXTENSION.match(ext):
         raise ValueError(f"not a file extension: {extension!r}")
-    return _EXT_ALIASES.get(ext, ext)
+    return formats.written(ext)
 
 
 def _split_port(hostport: str) -> tuple[str, str | None]:
@@ -283,7 +276,7 @@ def url_path(url: str, extension: str) -> PurePosixPath:
 
     dot = name.rfind(".")
     own = name[dot:] if dot > 0 else ""
-    if own and _EXT_ALIASES.get(own.lower(), own.lower()) == ext:
+    if own and formats.written(own) == ext:
         stem, tail = name[: -len(own)], own
     else:
         # Appending can collide with a URL whose name already ends in ext.

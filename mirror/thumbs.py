@@ -61,7 +61,8 @@ from typing import Final, Literal, get_args
 
 from PIL import ExifTags, Image, ImageSequence
 
-from mirror.config import ThumbnailsConfig
+from mirror.config import DEFAULT_MAX_PIXELS, ThumbnailsConfig
+from mirror.formats import ImageFormat
 from mirror.imaging import (
     ANIMATED_FORMATS,
     encode,
@@ -74,7 +75,7 @@ from mirror.imaging import (
     working_mode,
 )
 from mirror.store import AtomicFile, inside
-from mirror.validate import DEFAULT_MAX_PIXELS, ImageFormat, Invalid, inspect
+from mirror.validate import Invalid, inspect
 
 __all__ = [
     "ALGORITHM_VERSION",

@@ -52,8 +52,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from mirror.formats import IMAGE_EXTENSIONS
+
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "Normalized",
     "UrlKind",
     "host_of",
@@ -73,25 +74,6 @@ class Normalized:
     repairs: tuple[str, ...]
     reason: str = ""
 
-
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {
-        ".jpg",
-        ".jpeg",
-        ".png",
-        ".gif",
-        ".webp",
-        ".avif",
-        ".svg",
-        ".bmp",
-        ".ico",
-        ".tif",
-        ".tiff",
-        ".heic",
-        ".jfif",
-        ".apng",
-    }
-)
 
 # str.strip() already covers Unicode whitespace (U+3000, NBSP); zero-width
 # spaces and BOMs are not whitespace to Python but are just as invisible.

@@ -12,16 +12,21 @@ stored as the URL's ``error``. ``inspect`` checks, in this order:
    image under such a type is refused too, with a reason that says so);
 3. magic bytes: :func:`sniff` must name a format; otherwise the reason says
    what the bytes look like (HTML page, JSON, plain text, empty file, ...);
-4. completeness: :func:`check_complete`, the format's own end marker or
-   declared sizes, which catches an image truncated at the origin (where
-   Content-Length agrees with the short body);
-5. header: the dimensions, compared with ``max_pixels`` *before* anything that
-   could allocate a canvas, then Pillow's header parser as the second opinion.
+4. completeness: the format's own end marker or declared sizes, which
+   catches an image truncated at the origin (where Content-Length agrees
+   with the short body);
+5. header: the dimensions, compared with ``max_pixels``. For JPEG, PNG, GIF
+   and TIFF they come from Pillow's header parser, which reads the header
+   only and allocates no canvas. For BMP and ICO our own parse (which checks
+   their completeness anyway) compares them first, before anything could
+   allocate, and Pillow's parse follows as the second opinion; WebP,
+   AVIF/HEIC and SVG are not given to Pillow at all (below).
 
 Nothing here decodes pixels, and every read is bounded: the first
 ``SNIFF_BYTES``, the last ``MAX_TRAILING_PADDING`` + a few bytes, and the
-header structures (JPEG segments up to the frame header, a PNG's IHDR, a
-TIFF's first IFD, an AVIF/HEIC ``meta`` box of at most 1 MiB, ...).
+header structures (what Pillow reads of a JPEG, PNG, GIF or TIFF header, a
+BMP's headers, an ICO's directory, an AVIF/HEIC ``meta`` box of at most
+1 MiB, ...).
 
 Tolerances (otherwise the file must end exactly where the format says):
 
@@ -50,7 +55,8 @@ Tolerances (otherwise the file must end exactly where the format says):
   first IFD and every strip or tile of the first image must lie inside the
   file (the IFD is read with Pillow's header parser).
 
-The pixel limit, ``DEFAULT_MAX_PIXELS = 178_956_970``, is the point where
+The pixel limit, ``mirror.config.DEFAULT_MAX_PIXELS = 178_956_970`` (the
+default of ``download.max_pixels``), is the point where
 Pillow itself (with its default ``Image.MAX_IMAGE_PIXELS``) refuses to open
 an image, so whatever passes here can be opened by the thumbnail stage
 without raising; it is about 13,000 x 13,000, more than any photo or panorama
@@ -59,7 +65,9 @@ Pillow emits a ``DecompressionBombWarning``, which is silenced here and which
 the thumbnail stage should silence too. The limit is ours, compared with
 ``width * height``; the global ``Image.MAX_IMAGE_PIXELS`` is never touched.
 Pillow's own check still runs inside ``Image.open``, so for the formats parsed
-with Pillow a ``max_pixels`` above Pillow's global limit has no effect.
+with Pillow a ``max_pixels`` above Pillow's global limit has no effect; an
+image over that limit is named by its pixel count alone where Pillow's parse
+is the only one (JPEG, PNG, GIF, TIFF), as Pillow's error gives no more.
 
 Where Pillow's header parser is not cheap it is not used: for WebP,
 ``Image.open`` reads the whole file and allocates the full canvas; for AVIF it
@@ -95,75 +103,19 @@ from typing import IO, Final, Literal
 
 from PIL import Image, TiffImagePlugin
 
+from mirror.config import DEFAULT_MAX_PIXELS
+from mirror.formats import FORMATS, ImageFormat
 from mirror.wording import counted
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "EXTENSIONS",
-    "EXTENSION_ALIASES",
     "MAX_TRAILING_PADDING",
-    "MIME",
     "SNIFF_BYTES",
-    "ImageFormat",
     "ImageInfo",
     "Invalid",
-    "check_complete",
     "content_type_allows",
     "inspect",
     "sniff",
 ]
-
-ImageFormat = Literal["jpeg", "png", "gif", "webp", "avif", "heic", "bmp", "tiff", "ico", "svg"]
-
-EXTENSIONS: Final[Mapping[ImageFormat, str]] = MappingProxyType(
-    {
-        "jpeg": ".jpg",
-        "png": ".png",
-        "gif": ".gif",
-        "webp": ".webp",
-        "avif": ".avif",
-        "heic": ".heic",
-        "bmp": ".bmp",
-        "tiff": ".tiff",
-        "ico": ".ico",
-        "svg": ".svg",
-    }
-)
-
-# Every extension that is right for the format (lower case, with the dot), so
-# the fetch stage keeps "photo.jpeg" as it is and only fixes a wrong one.
-EXTENSION_ALIASES: Final[Mapping[ImageFormat, frozenset[str]]] = MappingProxyType(
-    {
-        "jpeg": frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".pjpeg", ".pjp"}),
-        "png": frozenset({".png", ".apng"}),
-        "gif": frozenset({".gif"}),
-        "webp": frozenset({".webp"}),
-        "avif": frozenset({".avif", ".avifs"}),
-        "heic": frozenset({".heic", ".heif", ".heics", ".heifs", ".hif"}),
-        "bmp": frozenset({".bmp", ".dib"}),
-        "tiff": frozenset({".tiff", ".tif"}),
-        "ico": frozenset({".ico"}),
-        "svg": frozenset({".svg"}),
-    }
-)
-
-MIME: Final[Mapping[ImageFormat, str]] = MappingProxyType(
-    {
-        "jpeg": "image/jpeg",
-        "png": "image/png",
-        "gif": "image/gif",
-        "webp": "image/webp",
-        "avif": "image/avif",
-        "heic": "image/heic",
-        "bmp": "image/bmp",
-        "tiff": "image/tiff",
-        "ico": "image/x-icon",  # what servers and browsers use; IANA's is vnd.microsoft.icon
-        "svg": "image/svg+xml",
-    }
-)
-
-# Pillow's hard limit with its default settings; see the module docstring.
-DEFAULT_MAX_PIXELS: Final = 178_956_970
 
 # How many leading bytes sniff() looks at: SVG may start with an XML
 # declaration, a DOCTYPE and comments before its root element.
@@ -174,23 +126,9 @@ MAX_TRAILING_PADDING: Final = 16 * 1024
 
 _PADDING = b"\x00\t\n\x0b\x0c\r "
 
-_NAMES: Final[Mapping[ImageFormat, str]] = MappingProxyType(
-    {
-        "jpeg": "JPEG",
-        "png": "PNG",
-        "gif": "GIF",
-        "webp": "WebP",
-        "avif": "AVIF",
-        "heic": "HEIC",
-        "bmp": "BMP",
-        "tiff": "TIFF",
-        "ico": "ICO",
-        "svg": "SVG",
-    }
-)
-
 # Formats whose Pillow header parse is cheap (reads the header, allocates
-# nothing); the others are checked with our own header parse only.
+# nothing), with the one Pillow plugin each may use; the others are checked
+# with our own header parse only.
 _PILLOW_FORMATS: Final[Mapping[ImageFormat, str]] = MappingProxyType(
     {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "tiff": "TIFF", "ico": "ICO"}
 )
@@ -207,11 +145,6 @@ _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # length 0, type, and its fixed C
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 # Sizes of the BMP info headers that exist (core, v1..v5, OS/2 2.x variants).
 _BMP_DIB_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
-# JPEG start-of-frame markers (the ones that carry the dimensions): C0-CF
-# except DHT (C4), JPG (C8) and DAC (CC).
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RST0-7: no length
-_MAX_JPEG_SEGMENTS = 4096
 _MAX_BOXES = 4096
 _MAX_META_BYTES = 1024 * 1024
 _WARNINGS_LOCK = threading.Lock()
@@ -403,7 +336,7 @@ def _content_type_reason(content_type: str | None, head: bytes) -> str:
     if fmt is not None:
         # Misconfigured scripts serve real images as text/html; say so, so the
         # user can tell this from an error page.
-        return f"server sent Content-Type {mime} for {_NAMES[fmt]} data"
+        return f"server sent Content-Type {mime} for {FORMATS[fmt].name} data"
     reason = _describe(head)
     if reason == "not an image":
         return f"not an image (Content-Type {mime})"
@@ -413,18 +346,8 @@ def _content_type_reason(content_type: str | None, head: bytes) -> str:
 # --- completeness ------------------------------------------------------------
 
 
-def check_complete(path: Path, fmt: ImageFormat) -> None:
-    """Raise :class:`Invalid` unless the file ends where the format says it does.
-
-    Reads only the head, the tail and header structures, never the whole file.
-    The tolerances are in the module docstring.
-    """
-    with path.open("rb") as fp:
-        _check_complete(fp, os.fstat(fp.fileno()).st_size, fmt)
-
-
 def _check_complete(fp: IO[bytes], size: int, fmt: ImageFormat) -> None:
-    name = _NAMES[fmt]
+    name = FORMATS[fmt].name
     if fmt in ("jpeg", "png", "gif"):
         tail = _read_at(fp, max(0, size - MAX_TRAILING_PADDING - 16), MAX_TRAILING_PADDING + 16)
         body = _strip_padding(tail, name)
@@ -548,23 +471,12 @@ def _top_level_boxes(fp: IO[bytes], size: int, name: str) -> Iterator[tuple[byte
 
 
 def _header_dims(fp: IO[bytes], size: int, fmt: ImageFormat) -> tuple[int, int] | None:
-    """Dimensions from the format's own header, before Pillow sees the file.
+    """Dimensions from the format's own header, where it is parsed anyway.
 
-    None when this parse cannot tell (Pillow then decides). The value is an
-    upper bound for ICO and AVIF/HEIC (the largest image the file holds).
+    None where Pillow's header parse alone decides (JPEG, PNG, GIF, TIFF)
+    and for SVG. The value is an upper bound for ICO and AVIF/HEIC (the
+    largest image the file holds).
     """
-    if fmt == "png":
-        ihdr = _read_at(fp, 8, 16)
-        if len(ihdr) < 16 or ihdr[4:8] != b"IHDR":
-            raise Invalid("unreadable PNG header (no IHDR chunk)")
-        return _u32be(ihdr, 8), _u32be(ihdr, 12)
-    if fmt == "gif":
-        screen = _read_at(fp, 6, 4)
-        if len(screen) < 4:
-            raise Invalid("unreadable GIF header")
-        return _u16le(screen, 0), _u16le(screen, 2)
-    if fmt == "jpeg":
-        return _jpeg_dims(fp)
     if fmt == "webp":
         return _webp_dims(_read_at(fp, 0, 30))
     if fmt == "bmp":
@@ -573,34 +485,7 @@ def _header_dims(fp: IO[bytes], size: int, fmt: ImageFormat) -> tuple[int, int] 
     if fmt == "ico":
         return max(((w, h) for w, h, _, _ in _ico_entries(fp, size)), key=_area)
     if fmt in ("avif", "heic"):
-        return _bmff_dims(fp, size, _NAMES[fmt])
-    return None
-
-
-def _jpeg_dims(fp: IO[bytes]) -> tuple[int, int] | None:
-    """Width and height from the first start-of-frame segment."""
-    pos = 2  # after SOI
-    for _ in range(_MAX_JPEG_SEGMENTS):
-        header = _read_at(fp, pos, 4)
-        if len(header) < 2 or header[0] != 0xFF:
-            return None  # garbage between segments: leave it to Pillow
-        marker = header[1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
-        if marker in _JPEG_STANDALONE:
-            pos += 2
-            continue
-        if marker in (0xD9, 0xDA) or len(header) < 4:  # EOI or scan data before any frame
-            return None
-        if marker in _JPEG_SOF:
-            frame = _read_at(fp, pos + 4, 5)  # precision, height, width
-            if len(frame) < 5:
-                return None
-            height, width = _u16be(frame, 1), _u16be(frame, 3)
-            # Height 0 means "defined later by a DNL segment": Pillow decides.
-            return (width, height) if height else None
-        pos += 2 + _u16be(header, 2)
+        return _bmff_dims(fp, size, FORMATS[fmt].name)
     return None
 
 
@@ -762,7 +647,7 @@ def _pillow_header(
     below our own limit is expected (see the module docstring), and format
     warnings about odd metadata say nothing about whether the file is whole.
     """
-    name = _NAMES[fmt]
+    name = FORMATS[fmt].name
     fp.seek(0)
     try:
         # catch_warnings swaps the process-wide filter list (before Python
@@ -854,13 +739,14 @@ def inspect(
         _check_complete(fp, size, fmt)
         if fmt == "svg":
             return ImageInfo(fmt, None, None)
-        # Our own look first: it allocates nothing, whatever the header claims.
+        # Our own look first where there is one: it allocates nothing,
+        # whatever the header claims.
         dims = _header_dims(fp, size, fmt)
         if dims is not None:
-            _check_pixels(dims, max_pixels, _NAMES[fmt])
+            _check_pixels(dims, max_pixels, FORMATS[fmt].name)
         if fmt in _PILLOW_FORMATS:
             dims = _pillow_header(fp, size, fmt, max_pixels)
-            _check_pixels(dims, max_pixels, _NAMES[fmt])
+            _check_pixels(dims, max_pixels, FORMATS[fmt].name)
     width, height = dims if dims is not None else (None, None)
     return ImageInfo(fmt, width, height)
 
@@ -879,10 +765,6 @@ def _read_at(fp: IO[bytes], offset: int, length: int) -> bytes:
 
 def _u16le(buf: bytes, offset: int) -> int:
     return int.from_bytes(buf[offset : offset + 2], "little")
-
-
-def _u16be(buf: bytes, offset: int) -> int:
-    return int.from_bytes(buf[offset : offset + 2], "big")
 
 
 def _u24le(buf: bytes, offset: int) -> int:

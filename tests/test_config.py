@@ -16,6 +16,7 @@ from mirror import __version__
 from mirror.config import (
     CONFIG_FILE_NAME,
     DEFAULT_FRONT_MATTER_KEYS,
+    DEFAULT_MAX_PIXELS,
     BackupConfig,
     Config,
     DownloadConfig,
@@ -417,6 +418,19 @@ def test_missing_root_in_file_names_file_line_and_root(tmp_path: Path) -> None:
 def test_parse_config_without_source_labels_messages(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^<config>:1: unknown section 'x'$"):
         parse_config("[x]\n", source=None, cwd=tmp_path)
+
+
+def test_each_section_is_its_declared_defaults(tmp_path: Path) -> None:
+    # One declaration per key: the dataclasses alone give what a run without a
+    # config file gets.
+    config = load_config(cwd=tmp_path)
+    assert config.site == SiteConfig(root=tmp_path.resolve())
+    assert config.mirror == MirrorConfig()
+    assert config.download == DownloadConfig()
+    assert config.thumbnails == ThumbnailsConfig()
+    assert config.rewrite == RewriteConfig()
+    assert config.backup == BackupConfig()
+    assert DownloadConfig().max_pixels == DEFAULT_MAX_PIXELS == 178_956_970
 
 
 # --- config.example.toml stays honest

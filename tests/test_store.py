@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mirror import store
+from mirror.formats import FORMATS
 from mirror.store import (
     MAX_COMPONENT_BYTES,
     MAX_COMPONENTS,
@@ -308,7 +309,7 @@ HOSTS = [
     *("[::1]", "[::1]:81", "xn--fiqs8s", "中国", "con.example.com", "my_host", "a..中.com"),
 ]
 QUERIES = ["", "?", "?x=1", "?x=2", "?wx_fmt=png", "?a%20b", "?图", "?x=1#f", "#frag"]
-EXTENSIONS = [".jpg", ".png", ".gif", ".webp", ".avif", ".svg", ".bmp", ".tif", ".ico", ".heic"]
+EXTENSIONS = [f.extension for f in FORMATS.values()]
 
 tricky_urls = st.builds(
     lambda scheme, host, pieces, slash, query: (

@@ -327,6 +327,12 @@ FRONT_MATTER = {
         f'featured_image = "{H}/f.jpg"\n[cover]\nimage = "{H}/c.jpg"\n+++\nText.\n',
         [f"{H}/1.jpg", f"{H}/2.jpg", f"{H}/f.jpg", f"{H}/c.jpg"],
     ),
+    # Quoted keys are read as tomllib reads them, escapes undone.
+    "toml quoted keys": (
+        f'+++\n"cov\\u0065r" = "{H}/c.jpg"\n\'headimg\' = "{H}/h.jpg"\n'
+        f'"header"."\\u0069mage" = "{H}/x.jpg"\n"head\\u0069mg2" = "{H}/n.jpg"\n+++\n',
+        [f"{H}/c.jpg", f"{H}/h.jpg", f"{H}/x.jpg"],
+    ),
     "hexo json": (f';;;\n"title": "x",\n"headimg": "{H}/h.jpg"\n;;;\nText.\n', [f"{H}/h.jpg"]),
     "hugo json": (f'{{\n  "title": "x",\n  "images": ["{H}/1.jpg"]\n}}\nText.\n', [f"{H}/1.jpg"]),
 }

@@ -7,7 +7,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mirror.urls import (
-    IMAGE_EXTENSIONS,
     Normalized,
     host_of,
     looks_like_image,
@@ -428,26 +427,6 @@ def test_host_of(url: str, host: str) -> None:
 
 
 # --- looks_like_image ------------------------------------------------------
-
-
-def test_image_extensions() -> None:
-    assert {
-        ".jpg",
-        ".jpeg",
-        ".png",
-        ".gif",
-        ".webp",
-        ".avif",
-        ".svg",
-        ".bmp",
-        ".ico",
-        ".tif",
-        ".tiff",
-        ".heic",
-        ".jfif",
-        ".apng",
-    } == IMAGE_EXTENSIONS
-    assert all(e == e.lower() and e.startswith(".") for e in IMAGE_EXTENSIONS)
 
 
 @pytest.mark.parametrize(

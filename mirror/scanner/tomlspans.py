@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from mirror.config import read_toml_key
+
 _WS = re.compile(r"[ \t]*")
 _SKIP = re.compile(r"(?:[ \t\r\n]|#[^\n]*)*")
-_KEY_PART = re.compile(r'[ \t]*(?:([A-Za-z0-9_-]+)|"((?:[^"\\\n]|\\.)*)"|\'([^\'\n]*)\')[ \t]*')
 _HEADER = re.compile(r"[ \t]*(\[\[?)")
 _STRING = re.compile(
     r'"""(?:[^\\]|\\.)*?"""{0,2}|\'\'\'.*?\'\'\'{0,2}|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'', re.S
@@ -70,16 +71,10 @@ def _after(pattern: re.Pattern[str], text: str, pos: int) -> int:
 
 
 def _key(text: str, pos: int) -> tuple[tuple[str, ...], int]:
-    parts = []
-    while True:
-        m = _KEY_PART.match(text, pos)
-        if m is None:
-            raise _Stop
-        parts.append(next(g for g in m.groups() if g is not None))
-        pos = m.end()
-        if not text.startswith(".", pos):
-            return tuple(parts), pos
-        pos += 1
+    key = read_toml_key(text, pos)
+    if key is None:
+        raise _Stop
+    return key
 
 
 def _value(text: str, pos: int, path: tuple[str, ...]) -> Iterator[StringSpan | int]:

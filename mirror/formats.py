@@ -1,0 +1,69 @@
+"""The image formats the mirror accepts, and the file extensions of each: one table.
+
+Sniffing and validation (``validate``) name a file's format from its bytes;
+the fetch and the store (``store``) give the file the extension written here;
+the scanner (``urls.looks_like_image``) takes a URL ending in any of a
+format's extensions for an image; ``migrate`` predicts a URL's path from its
+extension. They all read this table, so they cannot disagree.
+
+``extension`` is the one the mirror writes. It may not change: the ``url``
+layout keeps a URL's own name only when the name ends in one of its format's
+extensions, and appends the written one otherwise (``a`` served as a JPEG is
+stored as ``a~<hash>.jpg``), so existing mirrors depend on it. ``aliases`` are
+every other spelling a file of the format is commonly given.
+
+Values only: no I/O, and no Pillow (the scanner imports this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Literal
+
+__all__ = ["FORMATS", "IMAGE_EXTENSIONS", "Format", "ImageFormat", "format_of", "written"]
+
+ImageFormat = Literal["jpeg", "png", "gif", "webp", "avif", "heic", "bmp", "tiff", "ico", "svg"]
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    name: str  # as messages show it: "JPEG", "WebP"
+    extension: str  # what the mirror writes, lower case with the dot
+    aliases: frozenset[str] = frozenset()  # other extensions of the format
+
+
+FORMATS: Final[Mapping[ImageFormat, Format]] = MappingProxyType(
+    {
+        "jpeg": Format("JPEG", ".jpg", frozenset({".jpeg", ".jpe", ".jfif", ".pjpeg", ".pjp"})),
+        "png": Format("PNG", ".png", frozenset({".apng"})),
+        "gif": Format("GIF", ".gif"),
+        "webp": Format("WebP", ".webp"),
+        "avif": Format("AVIF", ".avif", frozenset({".avifs"})),
+        "heic": Format("HEIC", ".heic", frozenset({".heif", ".heics", ".heifs", ".hif"})),
+        "bmp": Format("BMP", ".bmp", frozenset({".dib"})),
+        "tiff": Format("TIFF", ".tif", frozenset({".tiff"})),
+        "ico": Format("ICO", ".ico"),
+        "svg": Format("SVG", ".svg"),
+    }
+)
+
+_BY_EXTENSION: Final[Mapping[str, ImageFormat]] = MappingProxyType(
+    {ext: fmt for fmt, f in FORMATS.items() for ext in (f.extension, *f.aliases)}
+)
+
+IMAGE_EXTENSIONS: Final[frozenset[str]] = frozenset(_BY_EXTENSION)
+"""Every extension of every format, lower case with the dot."""
+
+
+def format_of(extension: str) -> ImageFormat | None:
+    """The format an extension (with its dot, any case) names, or None."""
+    return _BY_EXTENSION.get(extension.lower())
+
+
+def written(extension: str) -> str:
+    """The extension the mirror writes for ``extension``'s format, lower case;
+    an extension of no format comes back lower-cased, as it is."""
+    fmt = format_of(extension)
+    return FORMATS[fmt].extension if fmt is not None else extension.lower()
