@@ -204,6 +204,37 @@ def relocate(before: bytes, after: bytes) -> Callable[[int, int], int | None]:
     return where
 
 
+def locate_written(
+    rewritten: bytes, data: bytes, written: Sequence[tuple[int, Edit]], found: Sequence[ImageRef]
+) -> list[int | None]:
+    """Where the new text of each edit, at its start in ``rewritten`` (in file
+    order), stands in ``data`` now; None where it no longer does.
+
+    First by :func:`relocate` (the whole line unchanged: exact). The others are
+    looked for among the references the scanner ``found`` in ``data``: one whose
+    URL is the edit's URL, with the edit's whole new text around it, paired in
+    file order. So an edit is found on a line the user changed around it (the
+    alt text, the paragraph it stands in), and one whose URL was replaced is not.
+    """
+    where = relocate(rewritten, data)
+    places = [where(start, len(edit.new.encode("utf-8"))) for start, edit in written]
+    pairs = zip(places, written, strict=True)
+    taken = {at + edit.url_offset for at, (_, edit) in pairs if at is not None}
+    lost = [i for i, at in enumerate(places) if at is None]
+    urls = {written[i][1].url for i in lost}
+    free = [ref for ref in found if ref.start not in taken and ref.raw in urls]
+    matcher = difflib.SequenceMatcher(
+        None, [written[i][1].url for i in lost], [ref.raw for ref in free], autojunk=False
+    )
+    for a, b, size in matcher.get_matching_blocks():
+        for i, ref in zip(lost[a : a + size], free[b : b + size], strict=True):
+            text = written[i][1].new.encode("utf-8")
+            at = ref.start - written[i][1].url_offset
+            if at >= 0 and data[at : at + len(text)] == text:
+                places[i] = at
+    return places
+
+
 def _starts(lines: list[bytes]) -> list[int]:
     """The offset of each line, and the end of the text last."""
     starts = [0]

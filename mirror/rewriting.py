@@ -36,8 +36,8 @@ from mirror.rewrite import (
     check_rewritten,
     edit_for,
     is_root_relative,
+    locate_written,
     mirror_url,
-    relocate,
     shifted_starts,
 )
 from mirror.scanner import scan_post
@@ -294,6 +294,7 @@ def probe(urls: set[str], config: Config) -> Mapping[str, str]:
 
 
 RevertOutcome = Literal["restored", "partial", "unchanged", "not reverted"]
+_INCOMPLETE: tuple[RevertOutcome, ...] = ("partial", "not reverted")  # the run stays open
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,9 +304,10 @@ class PostRevert:
     run_id: int
     post: str
     outcome: RevertOutcome  # unchanged: it was already as before the run
-    undone: int  # edits undone
+    undone: int  # edits undone, by this revert or an earlier one
     total: int
     reason: str | None = None  # what was not reverted, and why
+    newly: tuple[int, ...] = ()  # the edits (indexes) this revert undoes
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,11 +326,16 @@ class RevertResult:
 
     @property
     def incomplete(self) -> tuple[PostRevert, ...]:
-        return tuple(p for p in self.posts if p.outcome in ("partial", "not reverted"))
+        return tuple(p for p in self.posts if p.outcome in _INCOMPLETE)
 
 
 def revert(config: Config, *, dry_run: bool = False) -> RevertResult:
-    """Undo every rewrite run not reverted yet, newest first."""
+    """Undo every rewrite run not reverted yet, newest first.
+
+    A run stays open while an edit of it is left undone (its post unreadable,
+    unwritable, or its rewritten URL replaced): a later revert tries again.
+    """
+    keys = frozenset(k.lower() for k in config.site.front_matter_keys)
     with _state(config, dry_run=dry_run) as state:
         if state is None:
             return RevertResult(dry_run, (), (), ())
@@ -342,10 +349,12 @@ def revert(config: Config, *, dry_run: bool = False) -> RevertResult:
                     on_disk[entry.post] = read_post(config.site.root / entry.post)
                 data = current.get(entry.post, on_disk[entry.post])
                 if isinstance(data, str):
-                    total = len(entry.edits)
-                    reverts.append(PostRevert(run.id, entry.post, "not reverted", 0, total, data))
+                    undone, total = len(entry.undone), len(entry.edits)
+                    reverts.append(
+                        PostRevert(run.id, entry.post, "not reverted", undone, total, data)
+                    )
                     continue
-                outcome, current[entry.post] = _undo(run.id, entry, data)
+                outcome, current[entry.post] = _undo(run.id, entry, data, keys)
                 reverts.append(outcome)
         changes = tuple(
             PostBytes(post, before, current[post])
@@ -359,47 +368,52 @@ def revert(config: Config, *, dry_run: bool = False) -> RevertResult:
                 if (problem := write_post(config.site.root / c.post, c.before, c.after))
             }
             reverts = [_unwritten(r, unwritten.get(r.post)) for r in reverts]
-            unreadable = {post for post, data in on_disk.items() if isinstance(data, str)}
             for run in runs:
-                # A run with a post that could not be read or written stays open:
-                # revert can retry once the post is back or writable.
                 mine = [r for r in reverts if r.run_id == run.id]
-                if not any(r.post in unwritten or r.post in unreadable for r in mine):
-                    journal.mark_reverted(
-                        state,
-                        run.id,
-                        [(e.id, _note(r)) for e, r in zip(run.posts, mine, strict=True)],
-                    )
+                journal.mark_undone(
+                    state,
+                    run.id,
+                    [(e.id, _note(r), r.newly) for e, r in zip(run.posts, mine, strict=True)],
+                    finished=not any(r.outcome in _INCOMPLETE for r in mine),
+                )
     return RevertResult(dry_run, tuple(runs), tuple(reverts), changes)
 
 
-def _undo(run_id: int, entry: journal.JournalPost, data: bytes) -> tuple[PostRevert, bytes]:
+def _undo(
+    run_id: int, entry: journal.JournalPost, data: bytes, keys: frozenset[str]
+) -> tuple[PostRevert, bytes]:
     """Undo one post's edits of one run in ``data``: all of them, or those still standing."""
-    total = len(entry.edits)
+    total, pending, post = len(entry.edits), entry.pending, entry.post
     digest = sha256(data)
     if digest == entry.original_sha256:
-        return PostRevert(run_id, entry.post, "unchanged", 0, total), data
+        return PostRevert(run_id, post, "unchanged", total, total, newly=pending), data
     if digest == entry.result_sha256:  # unchanged since the rewrite
-        return PostRevert(run_id, entry.post, "restored", total, total), entry.original
-    rewritten = apply_edits(entry.original, entry.edits)
-    where = relocate(rewritten, data)
-    undo, gone = [], []
-    for edit, start in zip(entry.edits, shifted_starts(entry.edits), strict=True):
-        at = where(start, len(edit.new.encode("utf-8")))
+        return PostRevert(run_id, post, "restored", total, total, newly=pending), entry.original
+    # The post as the rewrite would have left it had it made only the edits
+    # still to undo: those an earlier revert undid read as before the run.
+    edits = [entry.edits[i] for i in pending]
+    rewritten = apply_edits(entry.original, edits)
+    starts = shifted_starts(edits)
+    found = scan_post(data, post, keys).refs
+    places = locate_written(rewritten, data, list(zip(starts, edits, strict=True)), found)
+    undo, newly, gone = [], [], []
+    for i, edit, start, at in zip(pending, edits, starts, places, strict=True):
         if at is None:
             gone.append(f"line {_line(rewritten, start)} ({edit.new})")
         else:
             undo.append(Edit(at, edit.new, edit.old, edit.old))
+            newly.append(i)
     restored = apply_edits(data, undo)
+    undone = len(entry.undone) + len(newly)
     if not gone:  # edited elsewhere, but every rewritten URL still stood and is back
-        return PostRevert(run_id, entry.post, "restored", total, total), restored
+        return PostRevert(run_id, post, "restored", total, total, newly=tuple(newly)), restored
     more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
     reason = (
         f"the post was edited after the rewrite: {len(gone)} of {total} rewritten URLs"
         f" no longer stand as the rewrite left them: {', '.join(gone[:5])}{more}"
     )
-    outcome: RevertOutcome = "partial" if undo else "not reverted"
-    return PostRevert(run_id, entry.post, outcome, len(undo), total, reason), restored
+    outcome: RevertOutcome = "partial" if undone else "not reverted"
+    return PostRevert(run_id, post, outcome, undone, total, reason, tuple(newly)), restored
 
 
 def _line(data: bytes, offset: int) -> int:
@@ -409,7 +423,8 @@ def _line(data: bytes, offset: int) -> int:
 def _unwritten(outcome: PostRevert, problem: str | None) -> PostRevert:
     if problem is None or outcome.outcome == "unchanged":
         return outcome
-    return PostRevert(outcome.run_id, outcome.post, "not reverted", 0, outcome.total, problem)
+    earlier = outcome.undone - len(outcome.newly)  # by an earlier revert: still undone
+    return PostRevert(outcome.run_id, outcome.post, "not reverted", earlier, outcome.total, problem)
 
 
 def _note(outcome: PostRevert) -> str:
