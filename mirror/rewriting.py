@@ -6,9 +6,12 @@ post by span (:mod:`mirror.rewrite`), journals the edits and replaces the
 post atomically. ``revert`` undoes journaled runs, newest first. A dry run is
 the same traversal that writes nothing: no post, no state, no lock file.
 
-Each post is rescanned from its current bytes before it is edited: the
-edits then always match the file as it is, and a post changed since the
-site scan is planned afresh instead of guessed at.
+Each post is read again before it is edited, and its edits always match
+the file as it is: while every span of the site scan still holds its text
+the scan's references are used (a rescan is a third of a large post's work),
+and the read-back check (:func:`mirror.rewrite.check_rewritten`, a scan of
+the edited bytes) confirms nothing else in the post changed; a post changed
+since the site scan is rescanned and planned afresh instead of guessed at.
 """
 
 from __future__ import annotations
@@ -210,6 +213,7 @@ def rewrite(
         if check_target:
             new_urls = {u for u in planned.values() if isinstance(u, str)}
             decider.unanswered.update(probe(new_urls, config))
+            planned = {ref: decider.decide(ref) for ref in planned}  # with the answers
         writer = None if dry_run or state is None else _Writer(state, target, base)
         changed: list[PostChange] = []
         left: list[LeftAlone] = []
@@ -218,7 +222,7 @@ def rewrite(
             if not any(isinstance(planned[r], str) for r in post.refs):
                 left.extend(d for r in post.refs if isinstance(d := planned[r], LeftAlone))
                 continue
-            outcome, post_left = _rewrite_post(config, post, decider, keys, writer)
+            outcome, post_left = _rewrite_post(config, post, decider, planned, keys, writer)
             left.extend(post_left)
             if isinstance(outcome, PostChange):
                 changed.append(outcome)
@@ -232,6 +236,7 @@ def _rewrite_post(
     config: Config,
     scanned: PostScan,
     decider: _Decider,
+    planned: Mapping[ImageRef, str | LeftAlone],
     keys: frozenset[str],
     writer: _Writer | None,
 ) -> tuple[PostChange | PostFailure | None, list[LeftAlone]]:
@@ -239,20 +244,34 @@ def _rewrite_post(
     before = read_post(path)
     if isinstance(before, str):
         return PostFailure(scanned.post, before), []
-    fresh = scan_post(before, scanned.post, keys)
-    rescanned = fresh.refs != scanned.refs
-    decisions = [(ref, decider.decide(ref)) for ref in fresh.refs]
-    left = [d for _, d in decisions if isinstance(d, LeftAlone)]
-    edits = tuple(edit_for(before, ref, d) for ref, d in decisions if isinstance(d, str))
-    if not edits:  # changed since the scan: what is left is listed with its reasons
-        return None, left
-    after = apply_edits(before, edits)  # spans come from this very scan of these bytes
-    if problem := check_rewritten(fresh, after, edits, keys):
+    for current in _views(before, scanned, keys):
+        decisions = [(r, planned[r] if r in planned else decider.decide(r)) for r in current.refs]
+        left = [d for _, d in decisions if isinstance(d, LeftAlone)]
+        edits = tuple(edit_for(before, ref, d) for ref, d in decisions if isinstance(d, str))
+        if not edits:  # changed since the scan: what is left is listed with its reasons
+            return None, left
+        after = apply_edits(before, edits)  # each span holds its text in these bytes
+        problem = check_rewritten(current, after, edits, keys)
+        if problem is None:
+            break
+    if problem is not None:
         return PostFailure(scanned.post, problem), left
-    change = PostChange(scanned.post, before, after, edits, rescanned)
+    change = PostChange(scanned.post, before, after, edits, current.refs != scanned.refs)
     if writer is not None and (problem := writer.write(path, change)):
         return PostFailure(scanned.post, problem), left
     return change, left
+
+
+def _views(data: bytes, scanned: PostScan, keys: frozenset[str]) -> Iterator[PostScan]:
+    """The scans of a post to plan its edits on, the next one only if the edit
+    planned on the last does not read back: the site scan's while every span
+    still holds its text, then a fresh scan of ``data`` if that differs."""
+    holds = all(data[r.start : r.end] == r.raw.encode("utf-8") for r in scanned.refs)
+    if holds:
+        yield scanned
+    fresh = scan_post(data, scanned.post, keys)
+    if not holds or fresh != scanned:
+        yield fresh
 
 
 class _Writer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -252,6 +253,56 @@ def test_read_only_post_is_reported_and_others_keep_their_mode(
     reverted, _ = revert(site)
     assert [(p.post, p.outcome) for p in reverted.posts] == [("source/_posts/w.md", "restored")]
     assert post(site, "w.md").read_bytes() == body
+
+
+def test_a_reference_added_after_the_scan_where_every_span_still_holds(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    # The scan's spans all hold their text, so the edit is planned on the scan;
+    # the read-back finds the added reference, and the post is planned afresh.
+    serve(server, "a.jpg", "b.jpg")
+    site = make_site(tmp_path, server, {"p.md": f"![]({A})\n".encode()})
+    fetch(site)
+    config = config_of(site)
+    scan = pipeline.scan(config)
+    post(site).write_text(f"![]({A})\n![]({B})\n")
+    result = rewriting.rewrite(config, scan)
+    assert [(c.rescanned, len(c.edits)) for c in result.changed] == [(True, 1)]
+    assert post(site).read_text() == f"![]({local(HOSTS[0], 'a.jpg')})\n![]({B})\n"
+    assert [d.reason for d in result.left_alone] == ["not fetched yet"]
+
+
+def test_rewrite_work_grows_linearly_with_the_references_of_one_post(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    # Issue 15, item 8. Work counted, not timed: every Python function call
+    # (and generator step) of the rewrite stage, for one post of n and of 2n
+    # references. Linear work doubles; summing the edits before each
+    # reference again (as check_rewritten did) quadruples.
+    serve(server, "a.jpg", "b.jpg", "c.jpg")
+    site = make_site(tmp_path, server, {"p.md": f"![]({A}) ![]({B}) ![]({C})\n".encode()})
+    fetch(site)
+    config = config_of(site)
+
+    def calls(lines: int) -> int:
+        post(site).write_text(f"## {lines}\n" + f"Text ![x]({A}) and ![y]({B})\n" * lines)
+        scan = pipeline.scan(config)
+        count = 0
+
+        def profile(frame: object, event: str, arg: object) -> None:
+            nonlocal count
+            count += 1
+
+        sys.setprofile(profile)
+        try:
+            result = rewriting.rewrite(config, scan, dry_run=True)
+        finally:
+            sys.setprofile(None)
+        assert result.rewritten == 2 * lines
+        return count
+
+    small, large = calls(300), calls(600)
+    assert large < 2.3 * small, (small, large)
 
 
 def test_revert_after_the_user_edited_the_post(tmp_path: Path, server: FaultServer) -> None:
