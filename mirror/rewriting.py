@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mirror import journal, mirroring
+from mirror import journal
 from mirror.config import Config
 from mirror.errors import ConfigError
 from mirror.journal import sha256
@@ -140,6 +140,7 @@ class _Decider:
         self._files = MirrorFiles(config.mirror_dir)
         self._ours = OwnLinks(config)  # what an earlier rewrite wrote
         self.unanswered: dict[str, str] = {}  # new URL -> why --check-target refused it
+        self._new: dict[str, str] = {}  # mirror path -> its URL (quoting it is half of decide)
 
     def _record(self, url: str) -> UrlRecord | None:
         if url not in self._records and self._state is not None:
@@ -147,6 +148,11 @@ class _Decider:
             if record is not None:
                 self._records[url] = record
         return self._records.get(url)
+
+    def _url(self, path: str) -> str:
+        if path not in self._new:
+            self._new[path] = mirror_url(self._base, path)
+        return self._new[path]
 
     def decide(self, ref: ImageRef) -> str | LeftAlone:
         if self._ours.of(ref.url) is not None:
@@ -160,7 +166,7 @@ class _Decider:
             return LeftAlone(ref, ASSET_IMG)
         record = self._record(ref.url)
         if ref.url in self._assume:  # a dry run's prediction for an image not fetched yet
-            url = mirror_url(self._base, self._assume[ref.url])
+            url = self._url(self._assume[ref.url])
         elif record is None or record.status == "pending":
             return LeftAlone(ref, "not fetched yet")
         elif record.status == "failed":
@@ -168,7 +174,7 @@ class _Decider:
         elif problem := self._files.problem(record):
             return LeftAlone(ref, problem)
         else:
-            url = mirror_url(self._base, record.path or "")
+            url = self._url(record.path or "")
         if url in self.unanswered:
             return LeftAlone(ref, f"new URL {url} {self.unanswered[url]} (--check-target)")
         if self._target == "local" and ref.kind == "tag" and not is_root_relative(self._base):
@@ -304,6 +310,10 @@ def probe(urls: set[str], config: Config) -> Mapping[str, str]:
 
     Asked as a fetch would ask (limits, retries, headers, the private-address
     guard): a CDN that wants a Referer is asked with it."""
+    # Imported here: the network stack (aiohttp) would add a third of a second
+    # to the start of every rewrite and revert, and only --check-target asks.
+    from mirror import mirroring
+
     probes = asyncio.run(mirroring.probe_all(config, sorted(urls)))
     return {
         url: f"answered {probe.error}" if probe.status is not None else str(probe.error)
