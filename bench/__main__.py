@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
         default=[2_000, 10_000],
         help="URL counts of the peak-memory jobs, comma-separated",
     )
+    parser.add_argument(
+        "--rewrite-refs", type=int, default=100_000, help="references in the rewrite job's post"
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated job name prefixes")
     parser.add_argument("--work", type=Path, default=HERE / ".cache")
@@ -125,6 +128,7 @@ def _jobs(
     fetch_delay = config("fetch-delay", slow, no_thumbs)
     whole = config("whole-delay", slow, same_thumbs)
     memory = _memory_corpus(work, images_root, fast, args.memory_sizes)
+    one_post = _one_post_site(work / "one-post-site", images_root, fast, args.rewrite_refs)
     thumb_sites = {
         label: _mirrored_site(work / f"thumb-site-{label}", chosen, fast, same_thumbs)
         for label, chosen in (("jpeg", jpegs), ("mix", mix), ("all", items))
@@ -164,6 +168,10 @@ def _jobs(
             )
             for count, (urls, posts_dir, megabytes) in memory.items()
         ),
+        jobs.rewrite_job(
+            one_post, args.rewrite_refs,
+            sum(p.stat().st_size for p in (one_post / "source" / "_posts").iterdir()) / 1e6,
+        ),
     ]  # fmt: skip
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     return [j for j in todo if not wanted or any(j.name.startswith(w) for w in wanted)]
@@ -171,9 +179,36 @@ def _jobs(
 
 def _mirrored_site(site: Path, chosen: list[corpus.ImageItem], base: str, thumbs: str) -> Path:
     """A site whose images are mirrored already (fetched once, before any timing)."""
+    post = "".join(f"![](https://{corpus.HOST}/{i.path})\n" for i in chosen)
+    return _fetched_site(site, post, base, thumbs)
+
+
+def _one_post_site(site: Path, images_root: Path, base: str, refs: int) -> Path:
+    """One post of ``refs`` references to 100 small images, mirrored already.
+
+    Each reference on a line of its own, as a long photo post has them; few
+    and small images, so that the job measures the post, not the files.
+    """
+    small = images_root / "small"
+    sources = corpus.small_images(small / "src", 16)
+    links = small / "one-post"
+    links.mkdir(parents=True, exist_ok=True)
+    for n in range(100):
+        if not (links / f"{n}.jpg").exists():
+            (links / f"{n}.jpg").symlink_to(sources[n % len(sources)])
+    post = "---\ntitle: One hundred thousand photos\n---\n\n" + "".join(
+        f"Photo {n}: ![shot {n}](https://{corpus.HOST}/small/one-post/{n % 100}.jpg)\n"
+        for n in range(refs)
+    )
+    shutil.rmtree(site, ignore_errors=True)
+    return _fetched_site(site, post, base, "[thumbnails]\nenabled = false\n")
+
+
+def _fetched_site(site: Path, post: str, base: str, thumbs: str) -> Path:
+    """A site of one post whose images are fetched (once, before any timing)."""
     posts = site / "source" / "_posts"
     posts.mkdir(parents=True, exist_ok=True)
-    (posts / "all.md").write_text("".join(f"![](https://{corpus.HOST}/{i.path})\n" for i in chosen))
+    (posts / "all.md").write_text(post)
     toml = site / "gallery-mirror.toml"
     settings = (
         "[download]\nallow_private = true\nfsync = false\n"

@@ -215,3 +215,33 @@ def memory_job(label: str, urls: Path, files: int, megabytes: float, ours_tool: 
         ),
         outputs=files,
     )  # fmt: skip
+
+
+def rewrite_job(site: Path, refs: int, megabytes: float) -> Job:
+    """One post of ``refs`` references, its images mirrored already: ``rewrite``
+    (and its dry run) against the ``scan`` of the same site, the yardstick in
+    the last column (goal: under 3x). The rewrite writes the post and the
+    journal, so each run rewrites a fresh copy of the site in the output folder
+    (the post, the state and the mirror's few small files)."""
+    return Job(
+        f"rewrite one post, {refs} references",
+        1,
+        megabytes,
+        (
+            Tool(
+                "gallery-mirror rewrite",
+                lambda out: ["sh", "-c",
+                             f"cp -a {site}/. {out} && {' '.join(ours())} -q rewrite --site {out}"],
+                True,
+            ),
+            Tool(
+                "gallery-mirror rewrite --dry-run",
+                lambda out: [*ours(), "-q", "rewrite", "--dry-run", "--site", str(site)],
+                True,
+            ),
+            Tool(
+                "yardstick: gallery-mirror scan",
+                lambda out: [*ours(), "-q", "scan", "--site", str(site)],
+            ),
+        ),
+    )  # fmt: skip

@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Undo every rewrite run not reverted yet, newest first: a post unchanged since"
             " is restored byte for byte, an edited one URL by URL where the rewritten URL"
-            " still stands. Exit 1 if some edit could not be reverted."
+            " still stands, wherever it moved. Exit 1 if some edit could not be reverted: its"
+            " run stays open, and a later revert finishes it."
         ),
     )
     revert.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")

@@ -3,9 +3,11 @@
 Three tables (migration ``0003_create_rewrite_journal`` in ``mirror.state``):
 a run (id, time, target, base URL, when reverted), per post of a run the
 SHA-256 of the file before and after and the file before itself, and per post
-its edits (byte offset in the file before, old text, new text). A post
-unchanged since the run gets its old bytes back; in a post edited since, the
-kept copy tells where each rewritten URL now stands (see ``rewrite.relocate``).
+its edits (byte offset in the file before, old text, new text, when revert
+undid it). A post unchanged since the run gets its old bytes back; in a post
+edited since, each rewritten URL is looked for where it now stands (see
+``rewrite.locate_written``). A run is marked reverted once every edit of it
+is undone: until then, each ``revert`` tries the edits still standing out.
 
 The stage writes a post's rows and commits them *before* it renames the new
 post into place: after a crash the journal may name a rewrite that never
@@ -32,6 +34,12 @@ class JournalPost:
     result_sha256: str
     original: bytes
     edits: tuple[Edit, ...]  # sorted by start; starts are offsets in the original
+    undone: frozenset[int]  # indexes into ``edits`` that an earlier revert undid
+
+    @property
+    def pending(self) -> tuple[int, ...]:
+        """The indexes of the edits not undone yet."""
+        return tuple(i for i in range(len(self.edits)) if i not in self.undone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +103,7 @@ def forget_run_if_empty(state: State, run_id: int) -> bool:
 
 
 def open_runs(state: State) -> list[JournalRun]:
-    """The runs not reverted yet, newest first, with their posts and edits."""
+    """The runs not reverted yet, newest first, with their posts that have edits to undo."""
     conn = state.connection
     runs = []
     for run_id, started, target, base in conn.execute(
@@ -108,26 +116,36 @@ def open_runs(state: State) -> list[JournalRun]:
             " WHERE run_id = ? ORDER BY post",
             (run_id,),
         ).fetchall():
-            edits = tuple(
-                # The URL part of `new` is not needed to undo an edit.
-                Edit(offset, old, new, new)
-                for offset, old, new in conn.execute(
-                    "SELECT byte_offset, old, new FROM rewrite_edits"
-                    " WHERE post_id = ? ORDER BY seq",
-                    (post_id,),
+            rows = conn.execute(
+                "SELECT old, new, byte_offset, undone_at FROM rewrite_edits"
+                " WHERE post_id = ? ORDER BY seq",
+                (post_id,),
+            ).fetchall()
+            # `new` is the URL, or the URL in added double quotes (rewrite.edit_for),
+            # and a URL written never holds a '"' (rewrite.base_problem, quote).
+            edits = tuple(Edit(offset, old, new, new.strip('"')) for old, new, offset, _ in rows)
+            undone = frozenset(seq for seq, row in enumerate(rows) if row[3] is not None)
+            if len(undone) < len(edits):  # a post an earlier revert finished is left out
+                posts.append(
+                    JournalPost(post_id, post, original_sha, result_sha, original, edits, undone)
                 )
-            )
-            posts.append(JournalPost(post_id, post, original_sha, result_sha, original, edits))
         runs.append(JournalRun(run_id, started, target, base, tuple(posts)))
     return runs
 
 
-def mark_reverted(state: State, run_id: int, outcomes: Iterable[tuple[int, str]]) -> None:
-    """Mark a run reverted, with what revert did to each of its posts (row id, note)."""
+def mark_undone(
+    state: State, run_id: int, outcomes: Iterable[tuple[int, str, Iterable[int]]], *, finished: bool
+) -> None:
+    """Record what revert did to each post of a run (row id, note, indexes of the edits
+    it undid); ``finished``: every edit of the run is undone now, the run is reverted."""
     conn = state.connection
+    now = timestamp()
     with state.transaction():
-        conn.executemany(
-            "UPDATE rewrite_posts SET reverted = ? WHERE id = ?",
-            ((note, post_id) for post_id, note in outcomes),
-        )
-        conn.execute("UPDATE rewrite_runs SET reverted_at = ? WHERE id = ?", (timestamp(), run_id))
+        for post_id, note, undone in outcomes:
+            conn.execute("UPDATE rewrite_posts SET reverted = ? WHERE id = ?", (note, post_id))
+            conn.executemany(
+                "UPDATE rewrite_edits SET undone_at = ? WHERE post_id = ? AND seq = ?",
+                ((now, post_id, seq) for seq in undone),
+            )
+        if finished:
+            conn.execute("UPDATE rewrite_runs SET reverted_at = ? WHERE id = ?", (now, run_id))

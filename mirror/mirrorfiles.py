@@ -1,8 +1,8 @@
 """Is a mirrored file still what the state recorded? Asked by rewrite and verify.
 
 A reference is only pointed at a file that is there with the recorded
-SHA-256, and verify re-asks the same question; each file is hashed once per
-run however many posts use it.
+SHA-256, and verify re-asks the same question; each file is located and
+hashed once per run however many references use it.
 """
 
 from __future__ import annotations
@@ -19,18 +19,21 @@ class MirrorFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._hashes: dict[str, str | None] = {}
+        # path -> its SHA-256 (None: no file), or why it cannot be looked at;
+        # locating a path resolves symlinks, too slow to repeat per reference.
+        self._hashes: dict[str, str | ValueError | None] = {}
 
     def problem(self, record: UrlRecord) -> str | None:
         """Why ``record``'s file is not as recorded, or None; the record must be mirrored."""
         path = record.path or ""
-        try:
-            target = inside(self.root, PurePosixPath(path))
-        except ValueError:
-            return f"file path outside mirror.dir: {path}"
         if path not in self._hashes:
-            self._hashes[path] = sha256_file(target)
+            try:
+                self._hashes[path] = sha256_file(inside(self.root, PurePosixPath(path)))
+            except ValueError as exc:
+                self._hashes[path] = exc
         digest = self._hashes[path]
+        if isinstance(digest, ValueError):
+            return f"file path outside mirror.dir: {path}"
         if digest is None:
             return f"file missing: {path}"
         if digest != record.sha256:

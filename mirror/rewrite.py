@@ -1,8 +1,9 @@
 """Pure span editing of one post's bytes: no file, state or network here.
 
 A rewrite replaces the byte span of each chosen reference (as the scanner
-found it) and nothing else, from the end of the file backwards so that the
-offsets of the spans before each edit stay valid. Two checks keep it honest:
+found it) and nothing else: the new post is joined, in one pass, from the
+text between the spans and the new texts, so every span keeps the offsets
+the scanner gave it. Two checks keep it honest:
 
 * before: the bytes at every span must still be the reference's raw text
   (:func:`apply_edits` raises otherwise; the caller rescans, never guesses);
@@ -119,7 +120,7 @@ def _plain_ok(text: str) -> bool:
 
 
 def apply_edits(data: bytes, edits: Iterable[Edit]) -> bytes:
-    """``data`` with every edit applied, from the end backwards.
+    """``data`` with every edit applied.
 
     Raises ValueError if the bytes at an edit are not its ``old`` text, or if
     two edits overlap: the caller's view of the file is out of date.
@@ -128,12 +129,17 @@ def apply_edits(data: bytes, edits: Iterable[Edit]) -> bytes:
     for before, after in pairwise(ordered):
         if after.start < before.end:
             raise ValueError(f"overlapping edits at bytes {before.start} and {after.start}")
-    out = bytearray(data)
-    for edit in reversed(ordered):
+    # Joined from pieces, each byte copied once: replacing spans in place would
+    # move the whole tail of the post at each edit (quadratic in the references).
+    pieces: list[bytes] = []
+    done = 0
+    for edit in ordered:
         if data[edit.start : edit.end] != edit.old.encode("utf-8"):
             raise ValueError(f"the text at byte {edit.start} is no longer {edit.old!r}")
-        out[edit.start : edit.end] = edit.new.encode("utf-8")
-    return bytes(out)
+        pieces += (data[done : edit.start], edit.new.encode("utf-8"))
+        done = edit.end
+    pieces.append(data[done:])
+    return b"".join(pieces)
 
 
 def shifted_starts(edits: Sequence[Edit]) -> list[int]:
@@ -158,9 +164,13 @@ def check_rewritten(
         return "after the edit it no longer reads: " + "; ".join(after.problems)
     ordered = sorted(edits, key=lambda e: e.start)
     by_start = {e.start: e for e in ordered}
-    expected = []
-    for ref in before.refs:
-        delta = sum(e.delta for e in ordered if e.start < ref.start)
+    # One walk over the references and the edits, both in file order, carrying
+    # the shift of the edits passed so far (not summed again per reference).
+    expected, passed, delta = [], 0, 0
+    for ref in sorted(before.refs, key=lambda r: r.start):
+        while passed < len(ordered) and ordered[passed].start < ref.start:
+            delta += ordered[passed].delta
+            passed += 1
         edit = by_start.get(ref.start)
         if edit is None:
             expected.append((ref.start + delta, ref.raw))
@@ -202,6 +212,37 @@ def relocate(before: bytes, after: bytes) -> Callable[[int, int], int | None]:
         return new_starts[line_map[line]] + start - old_starts[line]
 
     return where
+
+
+def locate_written(
+    rewritten: bytes, data: bytes, written: Sequence[tuple[int, Edit]], found: Sequence[ImageRef]
+) -> list[int | None]:
+    """Where the new text of each edit, at its start in ``rewritten`` (in file
+    order), stands in ``data`` now; None where it no longer does.
+
+    First by :func:`relocate` (the whole line unchanged: exact). The others are
+    looked for among the references the scanner ``found`` in ``data``: one whose
+    URL is the edit's URL, with the edit's whole new text around it, paired in
+    file order. So an edit is found on a line the user changed around it (the
+    alt text, the paragraph it stands in), and one whose URL was replaced is not.
+    """
+    where = relocate(rewritten, data)
+    places = [where(start, len(edit.new.encode("utf-8"))) for start, edit in written]
+    pairs = zip(places, written, strict=True)
+    taken = {at + edit.url_offset for at, (_, edit) in pairs if at is not None}
+    lost = [i for i, at in enumerate(places) if at is None]
+    urls = {written[i][1].url for i in lost}
+    free = [ref for ref in found if ref.start not in taken and ref.raw in urls]
+    matcher = difflib.SequenceMatcher(
+        None, [written[i][1].url for i in lost], [ref.raw for ref in free], autojunk=False
+    )
+    for a, b, size in matcher.get_matching_blocks():
+        for i, ref in zip(lost[a : a + size], free[b : b + size], strict=True):
+            text = written[i][1].new.encode("utf-8")
+            at = ref.start - written[i][1].url_offset
+            if at >= 0 and data[at : at + len(text)] == text:
+                places[i] = at
+    return places
 
 
 def _starts(lines: list[bytes]) -> list[int]:

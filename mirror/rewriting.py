@@ -6,9 +6,12 @@ post by span (:mod:`mirror.rewrite`), journals the edits and replaces the
 post atomically. ``revert`` undoes journaled runs, newest first. A dry run is
 the same traversal that writes nothing: no post, no state, no lock file.
 
-Each post is rescanned from its current bytes before it is edited: the
-edits then always match the file as it is, and a post changed since the
-site scan is planned afresh instead of guessed at.
+Each post is read again before it is edited, and its edits always match
+the file as it is: while every span of the site scan still holds its text
+the scan's references are used (a rescan is a third of a large post's work),
+and the read-back check (:func:`mirror.rewrite.check_rewritten`, a scan of
+the edited bytes) confirms nothing else in the post changed; a post changed
+since the site scan is rescanned and planned afresh instead of guessed at.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mirror import journal, mirroring
+from mirror import journal
 from mirror.config import Config
 from mirror.errors import ConfigError
 from mirror.journal import sha256
@@ -36,8 +39,8 @@ from mirror.rewrite import (
     check_rewritten,
     edit_for,
     is_root_relative,
+    locate_written,
     mirror_url,
-    relocate,
     shifted_starts,
 )
 from mirror.scanner import scan_post
@@ -138,6 +141,7 @@ class _Decider:
         self._files = MirrorFiles(config.mirror_dir)
         self._ours = OwnLinks(config)  # what an earlier rewrite wrote
         self.unanswered: dict[str, str] = {}  # new URL -> why --check-target refused it
+        self._new: dict[str, str] = {}  # mirror path -> its URL (quoting it is half of decide)
 
     def _record(self, url: str) -> UrlRecord | None:
         if url not in self._records and self._state is not None:
@@ -145,6 +149,11 @@ class _Decider:
             if record is not None:
                 self._records[url] = record
         return self._records.get(url)
+
+    def _url(self, path: str) -> str:
+        if path not in self._new:
+            self._new[path] = mirror_url(self._base, path)
+        return self._new[path]
 
     def decide(self, ref: ImageRef) -> str | LeftAlone:
         if self._ours.of(ref.url) is not None:
@@ -158,7 +167,7 @@ class _Decider:
             return LeftAlone(ref, ASSET_IMG)
         record = self._record(ref.url)
         if ref.url in self._assume:  # a dry run's prediction for an image not fetched yet
-            url = mirror_url(self._base, self._assume[ref.url])
+            url = self._url(self._assume[ref.url])
         elif record is None or record.status == "pending":
             return LeftAlone(ref, "not fetched yet")
         elif record.status == "failed":
@@ -166,7 +175,7 @@ class _Decider:
         elif problem := self._files.problem(record):
             return LeftAlone(ref, problem)
         else:
-            url = mirror_url(self._base, record.path or "")
+            url = self._url(record.path or "")
         if url in self.unanswered:
             return LeftAlone(ref, f"new URL {url} {self.unanswered[url]} (--check-target)")
         if self._target == "local" and ref.kind == "tag" and not is_root_relative(self._base):
@@ -211,6 +220,7 @@ def rewrite(
         if check_target:
             new_urls = {u for u in planned.values() if isinstance(u, str)}
             decider.unanswered.update(probe(new_urls, config))
+            planned = {ref: decider.decide(ref) for ref in planned}  # with the answers
         writer = None if dry_run or state is None else _Writer(state, target, base)
         changed: list[PostChange] = []
         left: list[LeftAlone] = []
@@ -221,7 +231,7 @@ def rewrite(
                 if not any(isinstance(planned[r], str) for r in post.refs):
                     left.extend(d for r in post.refs if isinstance(d := planned[r], LeftAlone))
                     continue
-                outcome, post_left = _rewrite_post(config, post, decider, keys, writer)
+                outcome, post_left = _rewrite_post(config, post, decider, planned, keys, writer)
                 left.extend(post_left)
                 if isinstance(outcome, PostChange):
                     changed.append(outcome)
@@ -242,6 +252,7 @@ def _rewrite_post(
     config: Config,
     scanned: PostScan,
     decider: _Decider,
+    planned: Mapping[ImageRef, str | LeftAlone],
     keys: frozenset[str],
     writer: _Writer | None,
 ) -> tuple[PostChange | PostFailure | None, list[LeftAlone]]:
@@ -249,20 +260,34 @@ def _rewrite_post(
     before = read_post(path)
     if isinstance(before, str):
         return PostFailure(scanned.post, before), []
-    fresh = scan_post(before, scanned.post, keys)
-    rescanned = fresh.refs != scanned.refs
-    decisions = [(ref, decider.decide(ref)) for ref in fresh.refs]
-    left = [d for _, d in decisions if isinstance(d, LeftAlone)]
-    edits = tuple(edit_for(before, ref, d) for ref, d in decisions if isinstance(d, str))
-    if not edits:  # changed since the scan: what is left is listed with its reasons
-        return None, left
-    after = apply_edits(before, edits)  # spans come from this very scan of these bytes
-    if problem := check_rewritten(fresh, after, edits, keys):
+    for current in _views(before, scanned, keys):
+        decisions = [(r, planned[r] if r in planned else decider.decide(r)) for r in current.refs]
+        left = [d for _, d in decisions if isinstance(d, LeftAlone)]
+        edits = tuple(edit_for(before, ref, d) for ref, d in decisions if isinstance(d, str))
+        if not edits:  # changed since the scan: what is left is listed with its reasons
+            return None, left
+        after = apply_edits(before, edits)  # each span holds its text in these bytes
+        problem = check_rewritten(current, after, edits, keys)
+        if problem is None:
+            break
+    if problem is not None:
         return PostFailure(scanned.post, problem), left
-    change = PostChange(scanned.post, before, after, edits, rescanned)
+    change = PostChange(scanned.post, before, after, edits, current.refs != scanned.refs)
     if writer is not None and (problem := writer.write(path, change)):
         return PostFailure(scanned.post, problem), left
     return change, left
+
+
+def _views(data: bytes, scanned: PostScan, keys: frozenset[str]) -> Iterator[PostScan]:
+    """The scans of a post to plan its edits on, the next one only if the edit
+    planned on the last does not read back: the site scan's while every span
+    still holds its text, then a fresh scan of ``data`` if that differs."""
+    holds = all(data[r.start : r.end] == r.raw.encode("utf-8") for r in scanned.refs)
+    if holds:
+        yield scanned
+    fresh = scan_post(data, scanned.post, keys)
+    if not holds or fresh != scanned:
+        yield fresh
 
 
 class _Writer:
@@ -295,6 +320,10 @@ def probe(urls: set[str], config: Config) -> Mapping[str, str]:
 
     Asked as a fetch would ask (limits, retries, headers, the private-address
     guard): a CDN that wants a Referer is asked with it."""
+    # Imported here: the network stack (aiohttp) would add a third of a second
+    # to the start of every rewrite and revert, and only --check-target asks.
+    from mirror import mirroring
+
     probes = asyncio.run(mirroring.probe_all(config, sorted(urls)))
     return {
         url: f"answered {probe.error}" if probe.status is not None else str(probe.error)
@@ -304,6 +333,7 @@ def probe(urls: set[str], config: Config) -> Mapping[str, str]:
 
 
 RevertOutcome = Literal["restored", "partial", "unchanged", "not reverted"]
+_INCOMPLETE: tuple[RevertOutcome, ...] = ("partial", "not reverted")  # the run stays open
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,9 +343,10 @@ class PostRevert:
     run_id: int
     post: str
     outcome: RevertOutcome  # unchanged: it was already as before the run
-    undone: int  # edits undone
+    undone: int  # edits undone, by this revert or an earlier one
     total: int
     reason: str | None = None  # what was not reverted, and why
+    newly: tuple[int, ...] = ()  # the edits (indexes) this revert undoes
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,11 +365,16 @@ class RevertResult:
 
     @property
     def incomplete(self) -> tuple[PostRevert, ...]:
-        return tuple(p for p in self.posts if p.outcome in ("partial", "not reverted"))
+        return tuple(p for p in self.posts if p.outcome in _INCOMPLETE)
 
 
 def revert(config: Config, *, dry_run: bool = False) -> RevertResult:
-    """Undo every rewrite run not reverted yet, newest first."""
+    """Undo every rewrite run not reverted yet, newest first.
+
+    A run stays open while an edit of it is left undone (its post unreadable,
+    unwritable, or its rewritten URL replaced): a later revert tries again.
+    """
+    keys = frozenset(k.lower() for k in config.site.front_matter_keys)
     with _state(config, dry_run=dry_run) as state:
         if state is None:
             return RevertResult(dry_run, (), (), ())
@@ -352,10 +388,12 @@ def revert(config: Config, *, dry_run: bool = False) -> RevertResult:
                     on_disk[entry.post] = read_post(config.site.root / entry.post)
                 data = current.get(entry.post, on_disk[entry.post])
                 if isinstance(data, str):
-                    total = len(entry.edits)
-                    reverts.append(PostRevert(run.id, entry.post, "not reverted", 0, total, data))
+                    undone, total = len(entry.undone), len(entry.edits)
+                    reverts.append(
+                        PostRevert(run.id, entry.post, "not reverted", undone, total, data)
+                    )
                     continue
-                outcome, current[entry.post] = _undo(run.id, entry, data)
+                outcome, current[entry.post] = _undo(run.id, entry, data, keys)
                 reverts.append(outcome)
         changes = tuple(
             PostBytes(post, before, current[post])
@@ -369,47 +407,52 @@ def revert(config: Config, *, dry_run: bool = False) -> RevertResult:
                 if (problem := write_post(config.site.root / c.post, c.before, c.after))
             }
             reverts = [_unwritten(r, unwritten.get(r.post)) for r in reverts]
-            unreadable = {post for post, data in on_disk.items() if isinstance(data, str)}
             for run in runs:
-                # A run with a post that could not be read or written stays open:
-                # revert can retry once the post is back or writable.
                 mine = [r for r in reverts if r.run_id == run.id]
-                if not any(r.post in unwritten or r.post in unreadable for r in mine):
-                    journal.mark_reverted(
-                        state,
-                        run.id,
-                        [(e.id, _note(r)) for e, r in zip(run.posts, mine, strict=True)],
-                    )
+                journal.mark_undone(
+                    state,
+                    run.id,
+                    [(e.id, _note(r), r.newly) for e, r in zip(run.posts, mine, strict=True)],
+                    finished=not any(r.outcome in _INCOMPLETE for r in mine),
+                )
     return RevertResult(dry_run, tuple(runs), tuple(reverts), changes)
 
 
-def _undo(run_id: int, entry: journal.JournalPost, data: bytes) -> tuple[PostRevert, bytes]:
+def _undo(
+    run_id: int, entry: journal.JournalPost, data: bytes, keys: frozenset[str]
+) -> tuple[PostRevert, bytes]:
     """Undo one post's edits of one run in ``data``: all of them, or those still standing."""
-    total = len(entry.edits)
+    total, pending, post = len(entry.edits), entry.pending, entry.post
     digest = sha256(data)
     if digest == entry.original_sha256:
-        return PostRevert(run_id, entry.post, "unchanged", 0, total), data
+        return PostRevert(run_id, post, "unchanged", total, total, newly=pending), data
     if digest == entry.result_sha256:  # unchanged since the rewrite
-        return PostRevert(run_id, entry.post, "restored", total, total), entry.original
-    rewritten = apply_edits(entry.original, entry.edits)
-    where = relocate(rewritten, data)
-    undo, gone = [], []
-    for edit, start in zip(entry.edits, shifted_starts(entry.edits), strict=True):
-        at = where(start, len(edit.new.encode("utf-8")))
+        return PostRevert(run_id, post, "restored", total, total, newly=pending), entry.original
+    # The post as the rewrite would have left it had it made only the edits
+    # still to undo: those an earlier revert undid read as before the run.
+    edits = [entry.edits[i] for i in pending]
+    rewritten = apply_edits(entry.original, edits)
+    starts = shifted_starts(edits)
+    found = scan_post(data, post, keys).refs
+    places = locate_written(rewritten, data, list(zip(starts, edits, strict=True)), found)
+    undo, newly, gone = [], [], []
+    for i, edit, start, at in zip(pending, edits, starts, places, strict=True):
         if at is None:
             gone.append(f"line {_line(rewritten, start)} ({edit.new})")
         else:
             undo.append(Edit(at, edit.new, edit.old, edit.old))
+            newly.append(i)
     restored = apply_edits(data, undo)
+    undone = len(entry.undone) + len(newly)
     if not gone:  # edited elsewhere, but every rewritten URL still stood and is back
-        return PostRevert(run_id, entry.post, "restored", total, total), restored
+        return PostRevert(run_id, post, "restored", total, total, newly=tuple(newly)), restored
     more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
     reason = (
         f"the post was edited after the rewrite: {len(gone)} of {total} rewritten URLs"
         f" no longer stand as the rewrite left them: {', '.join(gone[:5])}{more}"
     )
-    outcome: RevertOutcome = "partial" if undo else "not reverted"
-    return PostRevert(run_id, entry.post, outcome, len(undo), total, reason), restored
+    outcome: RevertOutcome = "partial" if undone else "not reverted"
+    return PostRevert(run_id, post, outcome, undone, total, reason, tuple(newly)), restored
 
 
 def _line(data: bytes, offset: int) -> int:
@@ -419,7 +462,8 @@ def _line(data: bytes, offset: int) -> int:
 def _unwritten(outcome: PostRevert, problem: str | None) -> PostRevert:
     if problem is None or outcome.outcome == "unchanged":
         return outcome
-    return PostRevert(outcome.run_id, outcome.post, "not reverted", 0, outcome.total, problem)
+    earlier = outcome.undone - len(outcome.newly)  # by an earlier revert: still undone
+    return PostRevert(outcome.run_id, outcome.post, "not reverted", earlier, outcome.total, problem)
 
 
 def _note(outcome: PostRevert) -> str:

@@ -190,6 +190,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         UPDATE urls SET last_checked = last_fetched;
         """,
     ),
+    Migration(
+        "0007_rewrite_edits_undone",
+        # When revert undid the edit: a run whose post was edited since may be
+        # undone in parts, and stays open until its last edit is undone.
+        "ALTER TABLE rewrite_edits ADD COLUMN undone_at TEXT;",
+    ),
 )
 
 

@@ -23,6 +23,7 @@ def test_bench_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--posts", "12", "--images", "8", "--thumb-jpegs", "3",
          "--min-side", "300", "--max-side", "500", "--runs", "1", "--memory-sizes", "20,60",
+         "--rewrite-refs", "300",
          "--work", str(tmp_path / "work"), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
@@ -34,7 +35,7 @@ def test_bench_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
     scan = by_tool[("scan posts", "gallery-mirror")]
     assert scan[2] != "—" and scan[7].endswith("x |")  # measured, with a ratio to rg
     ours = [(job, tool) for job, tool in by_tool if tool.startswith("gallery-mirror")]
-    assert len(ours) == 10  # scan, 3 fetches, 3 thumbnails, the whole job, 2 memory
+    assert len(ours) == 12  # scan, 3 fetches, 3 thumbnails, the whole job, 2 memory, 2 rewrite
     for job, tool in ours:
         row = by_tool[(job, tool)]
         assert row[2] != "—", f"{job} / {tool}: {row[-1]}"  # ran, and made every file

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,6 +255,56 @@ def test_read_only_post_is_reported_and_others_keep_their_mode(
     assert post(site, "w.md").read_bytes() == body
 
 
+def test_a_reference_added_after_the_scan_where_every_span_still_holds(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    # The scan's spans all hold their text, so the edit is planned on the scan;
+    # the read-back finds the added reference, and the post is planned afresh.
+    serve(server, "a.jpg", "b.jpg")
+    site = make_site(tmp_path, server, {"p.md": f"![]({A})\n".encode()})
+    fetch(site)
+    config = config_of(site)
+    scan = pipeline.scan(config)
+    post(site).write_text(f"![]({A})\n![]({B})\n")
+    result = rewriting.rewrite(config, scan)
+    assert [(c.rescanned, len(c.edits)) for c in result.changed] == [(True, 1)]
+    assert post(site).read_text() == f"![]({local(HOSTS[0], 'a.jpg')})\n![]({B})\n"
+    assert [d.reason for d in result.left_alone] == ["not fetched yet"]
+
+
+def test_rewrite_work_grows_linearly_with_the_references_of_one_post(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    # Issue 15, item 8. Work counted, not timed: every Python function call
+    # (and generator step) of the rewrite stage, for one post of n and of 2n
+    # references. Linear work doubles; summing the edits before each
+    # reference again (as check_rewritten did) quadruples.
+    serve(server, "a.jpg", "b.jpg", "c.jpg")
+    site = make_site(tmp_path, server, {"p.md": f"![]({A}) ![]({B}) ![]({C})\n".encode()})
+    fetch(site)
+    config = config_of(site)
+
+    def calls(lines: int) -> int:
+        post(site).write_text(f"## {lines}\n" + f"Text ![x]({A}) and ![y]({B})\n" * lines)
+        scan = pipeline.scan(config)
+        count = 0
+
+        def profile(frame: object, event: str, arg: object) -> None:
+            nonlocal count
+            count += 1
+
+        sys.setprofile(profile)
+        try:
+            result = rewriting.rewrite(config, scan, dry_run=True)
+        finally:
+            sys.setprofile(None)
+        assert result.rewritten == 2 * lines
+        return count
+
+    small, large = calls(300), calls(600)
+    assert large < 2.3 * small, (small, large)
+
+
 def test_revert_after_the_user_edited_the_post(tmp_path: Path, server: FaultServer) -> None:
     serve(server, "a.jpg", "b.jpg", "c.jpg")
     original = f"---\ncover: {A}\n---\n![]({B})\n![]({C})\n".encode()
@@ -272,8 +323,42 @@ def test_revert_after_the_user_edited_the_post(tmp_path: Path, server: FaultServ
         post(site).read_text()
         == f"---\ncover: {A}\n---\nIntro.\n![](/b.png)\n![]({C})\nmore text\n"
     )
-    again, _ = revert(site)
-    assert not again.runs
+    # The run stays open: the next revert still names the edit left undone ...
+    again, out = revert(site)
+    assert [(p.outcome, p.undone, p.total) for p in again.posts] == [("partial", 2, 3)]
+    assert "line 4 (/images/mirror/img.example.com/b.jpg)" in out
+    # ... and finishes it once the rewritten URL is back, leaving the rest alone.
+    post(site).write_text(post(site).read_text().replace("/b.png", local(HOSTS[0], "b.jpg")))
+    last, _ = revert(site)
+    assert [(p.outcome, p.undone, p.total) for p in last.posts] == [("restored", 3, 3)]
+    assert post(site).read_text() == (
+        f"---\ncover: {A}\n---\nIntro.\n![]({B})\n![]({C})\nmore text\n"
+    )
+    assert not revert(site)[0].runs
+
+
+def test_revert_finds_a_url_whose_line_was_edited_around_it(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    # Issue 15, item 2: the alt text changed on a line holding three rewritten URLs.
+    names = [f"{n}.jpg" for n in range(7)]
+    serve(server, *names)
+    urls = [f"https://{HOSTS[0]}/{name}" for name in names]
+    body = "".join(f"![{c}]({u})\n\n" for c, u in zip("abcd", urls, strict=False))
+    last = f"![e]({urls[4]}) ![f]({urls[5]}) ![g]({urls[6]})\n"
+    original = f"---\ncover: {urls[0]}\n---\n{body}{last}"
+    site = make_site(tmp_path, server, {"p.md": original.encode()})
+    fetch(site)
+    assert rewrite(site)[0].rewritten == 8
+
+    def edited(text: str) -> str:  # the alt text, and a line added above: all moves
+        return text.replace("![e]", "![E edited]").replace("![a]", "A\n![a]")
+
+    post(site).write_text(edited(post(site).read_text()))
+    result, _ = revert(site)
+    assert [(p.outcome, p.undone, p.total) for p in result.posts] == [("restored", 8, 8)]
+    assert post(site).read_text() == edited(original)
+    assert not revert(site)[0].runs
 
 
 def test_revert_undoes_runs_newest_first(tmp_path: Path, server: FaultServer) -> None:
@@ -410,3 +495,22 @@ def test_revert_keeps_a_run_open_while_a_post_cannot_be_read(seed_site: Path) ->
     away.rename(target)
     again, _ = revert(seed_site)  # the run is still open: now the post is back
     assert target.read_bytes() == original and again.runs
+
+
+def test_locate_written_takes_added_quotes_and_refuses_a_replaced_url() -> None:
+    from mirror.rewrite import Edit, apply_edits, locate_written, shifted_starts
+    from mirror.scanner import scan_post
+
+    original = b"---\ncover: https://h/a.jpg\n---\n![x](https://h/b.jpg) ![y](https://h/c.jpg)\n"
+    edits = [
+        Edit(11, "https://h/a.jpg", '"/m/a: 1.jpg"', "/m/a: 1.jpg"),
+        Edit(36, "https://h/b.jpg", "/m/b.jpg", "/m/b.jpg"),
+        Edit(58, "https://h/c.jpg", "/m/c.jpg", "/m/c.jpg"),
+    ]
+    rewritten = apply_edits(original, edits)
+    assert rewritten == b'---\ncover: "/m/a: 1.jpg"\n---\n![x](/m/b.jpg) ![y](/m/c.jpg)\n'
+    # Every line changed: a comment after the cover, new alt texts, c.jpg replaced.
+    data = b'---\ncover: "/m/a: 1.jpg"  # new\n---\n![X](/m/b.jpg) ![Y](/m/other.jpg)\n'
+    found = scan_post(data, "p.md", frozenset({"cover"})).refs
+    written = list(zip(shifted_starts(edits), edits, strict=True))
+    assert locate_written(rewritten, data, written, found) == [11, 41, None]
