@@ -19,14 +19,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from mirror import __version__, outfile, pipeline
+from mirror import __version__
 from mirror.config import Config, load_config
 from mirror.errors import ConfigError, MirrorError
 from mirror.models import ScanResult
-from mirror.scan_output import write_json, write_table
+from mirror.output import files as outfile
+from mirror.output.scan import write_json, write_table
+from mirror.stages import scan as scanning
 
 if TYPE_CHECKING:
-    from mirror.progress import Progress
+    from mirror.output.progress import Progress
 
 # Each command imports its stage when it runs: `scan` and `--help` must not pay
 # for the HTTP stack and Pillow (~0.5 s of imports on a small machine).
@@ -249,26 +251,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scan(args: argparse.Namespace, config: Config) -> int:
-    result = pipeline.scan(config)
+    result = scanning.scan(config)
     if args.verbose:
         _say(f"site: {result.root}")
         _say(f"posts: {result.detected}: {', '.join(result.globs)}")
         for note in result.notes:
             _say(f"note: {note}")
     if args.json:
-        write_json(result, pipeline.site_records(config, result), sys.stdout)
+        write_json(result, scanning.site_records(config, result), sys.stdout)
     else:
         write_table(result, sys.stdout, quiet=args.quiet, verbose=args.verbose)
     return EXIT_FAILED if result.unreadable else EXIT_OK
 
 
 def _report(args: argparse.Namespace, config: Config) -> int:
-    from mirror import reporting
-    from mirror.report_html import write_html
-    from mirror.report_output import use_colour, write_json_file, write_markdown, write_text
+    from mirror.output.report import use_colour, write_json_file, write_markdown, write_text
+    from mirror.output.report_html import write_html
+    from mirror.stages import report as reporting
 
     out = _printed_to(args.json, args.html)
-    result = reporting.report(config, pipeline.scan(config), check=args.check, to=args.to)
+    result = reporting.report(config, scanning.scan(config), check=args.check, to=args.to)
     if args.json is not None:
         write_json_file(result, args.json)
     if args.html is not None:
@@ -295,12 +297,12 @@ def _printed_to(*files: Path | None) -> TextIO:
 
 
 def _fetch(args: argparse.Namespace, config: Config) -> int:
-    from mirror import mirroring
-    from mirror.fetch_output import write_summary
+    from mirror.output.fetch import write_summary
+    from mirror.stages import fetch as fetching
 
     scan = _scan_posts(config)
     with _progress(args) as progress:
-        result = mirroring.fetch(
+        result = fetching.fetch(
             config, scan, refresh_after=0.0 if args.refresh else None,
             on_plan=progress.planned, on_outcome=progress.finished,
         )  # fmt: skip
@@ -316,7 +318,7 @@ def _progress(
 ) -> Progress:
     """The progress the global options ask for; ``bar_only``: no lines (the
     command logs something else), a bar only where someone watches."""
-    from mirror.progress import Progress
+    from mirror.output.progress import Progress
 
     shown = not (args.quiet or args.no_progress)
     lines, each = (False, False) if bar_only else (shown, args.verbose)
@@ -326,9 +328,9 @@ def _progress(
 
 
 def _migrate(args: argparse.Namespace, config: Config) -> int:
-    from mirror import migrating
-    from mirror.fetch_output import write_plan, write_summary
-    from mirror.rewrite_output import interrupted_note, write_rewrite
+    from mirror.output.fetch import write_plan, write_summary
+    from mirror.output.rewrite import interrupted_note, write_rewrite
+    from mirror.stages import migrate as migrating
 
     scan = _scan_posts(config)
     if args.dry_run:
@@ -353,8 +355,8 @@ def _migrate(args: argparse.Namespace, config: Config) -> int:
 
 
 def _backup(args: argparse.Namespace, config: Config) -> int:
-    from mirror.backup import backup
-    from mirror.backup_output import write_backup_json, write_event, write_summary_line
+    from mirror.output.backup import write_backup_json, write_event, write_summary_line
+    from mirror.stages.backup import backup
 
     log = _printed_to(args.json)
     scan = _scan_posts(config)
@@ -375,8 +377,8 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
 
 
 def _thumbs(args: argparse.Namespace, config: Config) -> int:
-    from mirror import thumbnailing
-    from mirror.thumbs_output import write_thumbs_summary
+    from mirror.output.thumbs import write_thumbs_summary
+    from mirror.stages import thumbs as thumbnailing
 
     with _progress(args, "thumbnails for") as progress:
         result = thumbnailing.rebuild(
@@ -391,8 +393,8 @@ def _thumbs(args: argparse.Namespace, config: Config) -> int:
 
 
 def _rewrite(args: argparse.Namespace, config: Config) -> int:
-    from mirror import rewriting
-    from mirror.rewrite_output import interrupted_note, write_rewrite
+    from mirror.output.rewrite import interrupted_note, write_rewrite
+    from mirror.stages import rewrite as rewriting
 
     scan = _scan_posts(config)
     result = rewriting.rewrite(
@@ -406,8 +408,8 @@ def _rewrite(args: argparse.Namespace, config: Config) -> int:
 
 
 def _revert(args: argparse.Namespace, config: Config) -> int:
-    from mirror import rewriting
-    from mirror.rewrite_output import write_revert
+    from mirror.output.rewrite import write_revert
+    from mirror.stages import rewrite as rewriting
 
     result = rewriting.revert(config, dry_run=args.dry_run)
     write_revert(result, sys.stdout)
@@ -415,17 +417,17 @@ def _revert(args: argparse.Namespace, config: Config) -> int:
 
 
 def _verify(args: argparse.Namespace, config: Config) -> int:
-    from mirror import verifying
-    from mirror.rewrite_output import write_verify, write_verify_json
+    from mirror.output.rewrite import write_verify, write_verify_json
+    from mirror.stages import verify as verifying
 
-    result = verifying.verify(config, pipeline.scan(config))
+    result = verifying.verify(config, scanning.scan(config))
     (write_verify_json if args.json else write_verify)(result, sys.stdout)
     return EXIT_FAILED if result.problems else EXIT_OK  # an unreadable post is one
 
 
 def _scan_posts(config: Config) -> ScanResult:
     """Scan for a command that goes on despite unreadable posts: it names them first."""
-    scan = pipeline.scan(config)
+    scan = scanning.scan(config)
     for post in scan.unreadable:
         _say(f"unreadable: {post.post}: {'; '.join(post.problems)}")
     return scan

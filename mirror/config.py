@@ -36,7 +36,7 @@ CONFIG_FILE_NAME: Final = "gallery-mirror.toml"
 STATE_DIR_NAME: Final = ".gallery-mirror"
 
 # download.max_pixels: Pillow's hard limit with its default settings, so what
-# passes validation can be opened by the thumbnail stage (see mirror.validate).
+# passes validation can be opened by the thumbnail stage (see mirror.pixels.validate).
 DEFAULT_MAX_PIXELS: Final = 178_956_970
 
 DEFAULT_FRONT_MATTER_KEYS: Final[tuple[str, ...]] = (

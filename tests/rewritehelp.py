@@ -10,11 +10,14 @@ from typing import Any
 from PIL import Image
 
 from faultserver import FaultServer
-from mirror import mirroring, pipeline, rewriting, verifying
 from mirror.config import Config, load_config
-from mirror.rewrite_output import write_revert, write_rewrite, write_verify
-from mirror.rewriting import RevertResult, RewriteResult
-from mirror.verifying import VerifyResult
+from mirror.output.rewrite import write_revert, write_rewrite, write_verify
+from mirror.stages import fetch as fetching
+from mirror.stages import rewrite as rewriting
+from mirror.stages import scan as scanning
+from mirror.stages import verify as verifying
+from mirror.stages.rewrite import RevertResult, RewriteResult
+from mirror.stages.verify import VerifyResult
 
 HOSTS = ("img.example.com", "pics.example.org")
 POSTS = Path("source") / "_posts"
@@ -68,13 +71,13 @@ def config_of(site: Path) -> Config:
 def fetch(site: Path) -> None:
     """Mirror what the site's posts reference, as `gallery-mirror fetch` does."""
     config = config_of(site)
-    mirroring.fetch(config, pipeline.scan(config))
+    fetching.fetch(config, scanning.scan(config))
 
 
 def rewrite(site: Path, **options: Any) -> tuple[RewriteResult, str]:
     """The rewrite stage on the site as it is now, and what it prints."""
     config = config_of(site)
-    result = rewriting.rewrite(config, pipeline.scan(config), **options)
+    result = rewriting.rewrite(config, scanning.scan(config), **options)
     out = io.StringIO()
     write_rewrite(result, out)
     return result, out.getvalue()
@@ -89,7 +92,7 @@ def revert(site: Path, *, dry_run: bool = False) -> tuple[RevertResult, str]:
 
 def verify(site: Path) -> tuple[VerifyResult, str]:
     config = config_of(site)
-    result = verifying.verify(config, pipeline.scan(config))
+    result = verifying.verify(config, scanning.scan(config))
     out = io.StringIO()
     write_verify(result, out)
     return result, out.getvalue()

@@ -210,7 +210,7 @@ def run_backup(site: Path, *flags: str) -> subprocess.Popen[str]:
 HOLD = """
 import sys, time
 from pathlib import Path
-from mirror.lock import SiteLock
+from mirror.keep.lock import SiteLock
 with SiteLock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(60)

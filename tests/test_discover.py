@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mirror import pipeline
 from mirror.cli import main
 from mirror.config import DEFAULT_FRONT_MATTER_KEYS, load_config
 from mirror.models import ScanResult
 from mirror.scanner import scan_site
 from mirror.scanner.discover import detect_globs, discover, translate_glob
+from mirror.stages import scan as scanning
 
 HEXO_GLOBS = (
     "source/_posts/**/*.md",
@@ -204,7 +204,7 @@ def test_configured_posts_override_detection(
 ) -> None:
     site = tree(tmp_path, "source/_posts/a.md", "notes/n1.md", "notes/sub/n2.md", "notes/n3.txt")
     (site / "gallery-mirror.toml").write_text('[site]\nposts = ["notes/*.md"]\n', "utf-8")
-    result = pipeline.scan(load_config(None, site=site))
+    result = scanning.scan(load_config(None, site=site))
     assert result.globs == ("notes/*.md",)
     assert result.detected == "configured in site.posts"
     assert scanned(result) == ["notes/n1.md"]
@@ -263,7 +263,7 @@ def test_mirror_state_and_node_modules_are_never_scanned(
     if config:
         (site / "gallery-mirror.toml").write_text(config, "utf-8")
     expected = {"source/_posts/a.md", "source/about/index.md"}
-    assert set(scanned(pipeline.scan(load_config(None, site=site)))) == expected
+    assert set(scanned(scanning.scan(load_config(None, site=site)))) == expected
     assert cli_posts(site, capsys) == expected
 
 

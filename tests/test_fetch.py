@@ -19,13 +19,13 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from PIL import Image
 
 from faultserver import FaultServer
-from mirror.commit import Commit
 from mirror.config import DownloadConfig, parse_config
-from mirror.fetch import Downloader, _retry_after, is_transient
-from mirror.mirroring import fetch_one
+from mirror.keep.commit import Commit
+from mirror.keep.state import UrlRecord
 from mirror.models import Outcome
-from mirror.state import UrlRecord
-from mirror.transport import make_client
+from mirror.net.downloader import Downloader, _retry_after, is_transient
+from mirror.net.transport import make_client
+from mirror.stages.fetch import fetch_one
 
 
 def image(
@@ -473,7 +473,7 @@ def test_long_retry_after_is_capped_by_the_config(tmp_path: Path, server: FaultS
 
 
 def record_of(outcome: Outcome) -> UrlRecord:
-    """The state's row for a mirrored outcome, as mirroring would have written it."""
+    """The state's row for a mirrored outcome, as the fetch stage would have written it."""
     assert outcome.path and outcome.sha256
     return UrlRecord(
         url=outcome.url, final_url=outcome.final_url, status="mirrored", path=outcome.path,

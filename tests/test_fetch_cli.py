@@ -15,9 +15,10 @@ import pytest
 from seedsite import SEED_FILES, SEED_PATH, jpeg
 
 from faultserver import FaultServer
-from mirror import mirroring, store
 from mirror.cli import main
-from mirror.lock import SiteLock
+from mirror.keep import store
+from mirror.keep.lock import SiteLock
+from mirror.stages import fetch as fetching
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -92,7 +93,7 @@ def test_a_failed_directory_fsync_records_nothing_it_covers(
 ) -> None:
     # More images than one batch of rows: the batch's sync fails mid-run, and
     # the last flush (after the error) must not record that batch either.
-    count = mirroring._BATCH + 6
+    count = fetching._BATCH + 6
     site = tmp_path / "blog"
     (site / "source" / "_posts").mkdir(parents=True)
     for n in range(count):

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from faultserver import FaultServer
-from mirror.lock import LockHeld, SiteLock
+from mirror.keep.lock import LockHeld, SiteLock
 
 # (thumbnails on, number of images)
 WAYS = [pytest.param(True, 10, id="thumbnails"), pytest.param(False, 24, id="no-thumbnails")]

@@ -10,7 +10,7 @@ from typing import get_args
 import pytest
 
 from mirror.formats import FORMATS, IMAGE_EXTENSIONS, ImageFormat, format_of, written
-from mirror.store import hash_path, url_path
+from mirror.keep.store import hash_path, url_path
 from mirror.urls import looks_like_image
 
 SHA = "ab" * 32

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from mirror.errors import MirrorError
-from mirror.lock import LOCK_FILE_NAME, LockHeld, SiteLock
+from mirror.keep.lock import LOCK_FILE_NAME, LockHeld, SiteLock
 
 # Takes the lock, says so, then holds it until stdin closes (or it is killed).
 HOLDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from mirror.lock import SiteLock
+    from mirror.keep.lock import SiteLock
     with SiteLock(Path(sys.argv[1])):
         sys.stdout.write("locked\\n")
         sys.stdout.flush()
@@ -84,7 +84,7 @@ def try_lock_in_subprocess(state_dir: Path) -> subprocess.CompletedProcess[str]:
         """
         import sys
         from pathlib import Path
-        from mirror.lock import LockHeld, SiteLock
+        from mirror.keep.lock import LockHeld, SiteLock
         try:
             with SiteLock(Path(sys.argv[1])):
                 print("got it")

@@ -12,7 +12,7 @@ from seedsite import SEED_FILES, SEED_PATH
 
 from faultserver import FaultServer
 from mirror.cli import main
-from mirror.lock import SiteLock
+from mirror.keep.lock import SiteLock
 
 ROOT = Path(__file__).parents[1]
 

@@ -11,9 +11,9 @@ from aiohttp.abc import AbstractResolver
 from test_fetch import JPEG, Answers, download_config
 
 from faultserver import FaultServer
-from mirror.fetch import Downloader
 from mirror.models import Probe
-from mirror.transport import make_client
+from mirror.net.downloader import Downloader
+from mirror.net.transport import make_client
 
 
 @pytest.fixture

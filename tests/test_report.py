@@ -22,7 +22,7 @@ from PIL import Image
 
 from faultserver import FaultServer
 from mirror.cli import main
-from mirror.report_output import use_colour
+from mirror.output.report import use_colour
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "hexo-blog"
 IMAGES = Path(__file__).parents[1] / "examples" / "images"

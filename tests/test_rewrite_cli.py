@@ -11,9 +11,9 @@ import pytest
 from rewritehelp import HOSTS, MIRROR, POSTS, fetch, make_site, serve, tree
 
 from faultserver import FaultServer
-from mirror import rewriting
 from mirror.cli import main
-from mirror.lock import SiteLock
+from mirror.keep.lock import SiteLock
+from mirror.stages import rewrite as rewriting
 
 A, B = (f"https://{HOSTS[0]}/{n}.jpg" for n in "ab")
 

@@ -27,9 +27,10 @@ from rewritehelp import (
 from seedsite import SEED, SEED_FILES, SEED_PATH
 
 from faultserver import FaultServer
-from mirror import pipeline, rewriting
 from mirror.errors import ConfigError
-from mirror.lock import LockHeld, SiteLock
+from mirror.keep.lock import LockHeld, SiteLock
+from mirror.stages import rewrite as rewriting
+from mirror.stages import scan as scanning
 
 A, B, C = (f"https://{HOSTS[0]}/{n}.jpg" for n in "abc")
 
@@ -223,7 +224,7 @@ def test_a_post_edited_between_scan_and_rewrite_is_rescanned(
     site = make_site(tmp_path, server, {"p.md": f"---\ncover: {A}\n---\n![]({B})\n".encode()})
     fetch(site)
     config = config_of(site)
-    scan = pipeline.scan(config)
+    scan = scanning.scan(config)
     edited = f"---\ntitle: added later\ncover: {A}\n---\n```\n![]({B})\n```\nnew ![]({B})\n"
     post(site).write_text(edited)
     result = rewriting.rewrite(config, scan)
@@ -264,7 +265,7 @@ def test_a_reference_added_after_the_scan_where_every_span_still_holds(
     site = make_site(tmp_path, server, {"p.md": f"![]({A})\n".encode()})
     fetch(site)
     config = config_of(site)
-    scan = pipeline.scan(config)
+    scan = scanning.scan(config)
     post(site).write_text(f"![]({A})\n![]({B})\n")
     result = rewriting.rewrite(config, scan)
     assert [(c.rescanned, len(c.edits)) for c in result.changed] == [(True, 1)]
@@ -286,7 +287,7 @@ def test_rewrite_work_grows_linearly_with_the_references_of_one_post(
 
     def calls(lines: int) -> int:
         post(site).write_text(f"## {lines}\n" + f"Text ![x]({A}) and ![y]({B})\n" * lines)
-        scan = pipeline.scan(config)
+        scan = scanning.scan(config)
         count = 0
 
         def profile(frame: object, event: str, arg: object) -> None:
@@ -472,7 +473,7 @@ def test_a_symlinked_post_is_rewritten_through_the_link(
 
 
 def test_front_matter_second_opinion_refuses_yaml_that_no_longer_parses() -> None:
-    from mirror.rewrite import Edit, _front_matter_holds, apply_edits
+    from mirror.scanner.edit import Edit, _front_matter_holds, apply_edits
 
     before = b"---\ncover: https://h/a.jpg\n---\nbody\n"
     start = before.index(b"https://")
@@ -498,8 +499,8 @@ def test_revert_keeps_a_run_open_while_a_post_cannot_be_read(seed_site: Path) ->
 
 
 def test_locate_written_takes_added_quotes_and_refuses_a_replaced_url() -> None:
-    from mirror.rewrite import Edit, apply_edits, locate_written, shifted_starts
     from mirror.scanner import scan_post
+    from mirror.scanner.edit import Edit, apply_edits, locate_written, shifted_starts
 
     original = b"---\ncover: https://h/a.jpg\n---\n![x](https://h/b.jpg) ![y](https://h/c.jpg)\n"
     edits = [

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mirror.errors import MirrorError
-from mirror.state import (
+from mirror.keep.state import (
     MIGRATIONS,
     STATE_FILE_NAME,
     Migration,
@@ -481,7 +481,7 @@ def test_process_killed_mid_transaction_leaves_previous_state(db: Path) -> None:
         f"""
         import os, sys
         from pathlib import Path
-        from mirror.state import State
+        from mirror.keep.state import State
         state = State.open(Path({str(db)!r}))
         with state.transaction():
             state.seen([f"https://h/{{i}}.jpg" for i in range(1000)])

@@ -1,4 +1,4 @@
-"""Tests for mirror.store: mirror paths and atomic writes."""
+"""Tests for mirror.keep.store: mirror paths and atomic writes."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mirror import store
 from mirror.formats import FORMATS
-from mirror.store import (
+from mirror.keep import store
+from mirror.keep.store import (
     MAX_COMPONENT_BYTES,
     MAX_COMPONENTS,
     AtomicFile,

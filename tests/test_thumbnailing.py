@@ -16,11 +16,11 @@ import pytest
 from PIL import Image
 
 from faultserver import FaultServer
-from mirror import mirroring
 from mirror.cli import main
-from mirror.commit import Commit
-from mirror.incoming import Incoming
-from mirror.thumbs import ThumbPool
+from mirror.keep.commit import Commit
+from mirror.keep.incoming import Incoming
+from mirror.pixels.thumbnails import ThumbPool
+from mirror.stages import fetch as fetching
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
 
@@ -197,7 +197,7 @@ def test_no_worker_processes_start_when_nothing_is_due(
             super().__init__(workers)
             started.append(self)
 
-    monkeypatch.setattr(mirroring, "ThumbPool", Counted)
+    monkeypatch.setattr(fetching, "ThumbPool", Counted)
     site = make_site(tmp_path, server, {"/a.jpg": jpeg(1)})
     assert main(["-q", "fetch", "--site", str(site)]) == 0
     assert len(started) == 1

@@ -19,9 +19,9 @@ import pytest
 from PIL import Image, ImageCms, ImageDraw
 
 from mirror.config import ThumbnailsConfig
-from mirror.imaging import working_mode
-from mirror.store import inside
-from mirror.thumbs import (
+from mirror.keep.store import inside
+from mirror.pixels.imaging import working_mode
+from mirror.pixels.thumbnails import (
     ALGORITHM_VERSION,
     ThumbPool,
     ThumbResult,

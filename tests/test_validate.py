@@ -1,4 +1,4 @@
-"""Tests for mirror.validate: sniffing, Content-Type, completeness, pixel limit.
+"""Tests for mirror.pixels.validate: sniffing, Content-Type, completeness, pixel limit.
 
 Every image is made with Pillow (or by hand) in memory; nothing is downloaded.
 Warnings are errors in this module, so a Pillow warning that leaked out of
@@ -25,7 +25,7 @@ from PIL import Image, features
 
 from mirror.config import DEFAULT_MAX_PIXELS
 from mirror.formats import ImageFormat
-from mirror.validate import (
+from mirror.pixels.validate import (
     MAX_TRAILING_PADDING,
     ImageInfo,
     Invalid,

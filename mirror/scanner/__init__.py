@@ -17,8 +17,8 @@ from itertools import repeat
 from multiprocessing import get_context
 from pathlib import Path
 
+from mirror.keep.postfile import read_post
 from mirror.models import PostScan, ScanResult
-from mirror.postfile import read_post
 from mirror.scanner.discover import discover
 from mirror.scanner.post import scan_post
 

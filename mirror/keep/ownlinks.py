@@ -21,8 +21,8 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 from mirror.config import Config
+from mirror.keep.state import State, UrlRecord
 from mirror.models import ScanResult
-from mirror.state import State, UrlRecord
 from mirror.urls import normalize
 
 

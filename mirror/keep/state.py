@@ -124,7 +124,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         "0003_create_rewrite_journal",
         # What `rewrite` changed, so that `revert` can put every byte back
-        # (mirror.journal reads and writes these tables). Offsets are bytes.
+        # (mirror.keep.journal reads and writes these tables). Offsets are bytes.
         """
         CREATE TABLE rewrite_runs (
             -- AUTOINCREMENT: a run id is never reused, even after rows are deleted.
@@ -158,7 +158,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "0004_create_thumbnails",
         # What each mirrored file's thumbnails were made from and with, so that
         # they are rebuilt only when the file or the settings change
-        # (mirror.thumbnailing reads and writes this table).
+        # (mirror.stages.thumbs reads and writes this table).
         """
         CREATE TABLE thumbnails (
             path        TEXT PRIMARY KEY NOT NULL,  -- the original, relative to mirror.dir
@@ -452,7 +452,7 @@ class State:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The connection, for modules that own their tables (``mirror.journal``).
+        """The connection, for modules that own their tables (``mirror.keep.journal``).
 
         Write through it only inside :meth:`transaction`.
         """

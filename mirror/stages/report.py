@@ -19,16 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from mirror import migrating, pipeline, rewriting, thumbnailing
 from mirror.config import Config
 from mirror.errors import ConfigError
-from mirror.migrating import FetchPlan
-from mirror.mirroring import probe_all
+from mirror.keep.state import UrlRecord
+from mirror.keep.store import inside
 from mirror.models import ImageRef, Probe, ScanResult
-from mirror.scan_output import summary_counts
-from mirror.state import UrlRecord
-from mirror.store import inside
-from mirror.thumbs import ThumbSpec, thumb_path
+from mirror.output.scan import summary_counts
+from mirror.pixels.thumbnails import ThumbSpec, thumb_path
+from mirror.stages import migrate as migrating
+from mirror.stages import rewrite as rewriting
+from mirror.stages import scan as scanning
+from mirror.stages import thumbs as thumbnailing
+from mirror.stages.fetch import probe_all
+from mirror.stages.migrate import FetchPlan
 from mirror.urls import host_of
 
 UrlStatus = Literal["mirrored", "pending", "failed", "ok", "broken"]
@@ -135,7 +138,7 @@ def report(
 ) -> Report:
     """Everything the report shows; with ``check``, the URLs to fetch are probed."""
     fetch, rewrite = migrating.dry_run(config, scan, to=to)
-    records = pipeline.site_records(config, scan)
+    records = scanning.site_records(config, scan)
     probes = asyncio.run(probe_all(config, fetch.todo)) if check and fetch.todo else {}
     todo = set(fetch.todo)
     urls = tuple(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TextIO
 
-from mirror.migrating import FetchPlan
-from mirror.mirroring import FetchResult
 from mirror.models import Outcome
-from mirror.scan_output import places
-from mirror.thumbs_output import write_thumbs_summary
+from mirror.output.scan import places
+from mirror.output.thumbs import write_thumbs_summary
+from mirror.stages.fetch import FetchResult
+from mirror.stages.migrate import FetchPlan
 from mirror.wording import counted
 
 

@@ -1,6 +1,6 @@
 """Pixel steps of a thumbnail: Pillow images in, Pillow images or bytes out.
 
-No file system here; :mod:`mirror.thumbs` opens the source, decides what to
+No file system here; :mod:`mirror.pixels.thumbnails` opens the source, decides what to
 make and writes the files. The steps, in the order ``thumbs`` runs them:
 
 1. :func:`fit` computes the box-fitted size, never larger than the image;

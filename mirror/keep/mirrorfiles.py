@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path, PurePosixPath
 
-from mirror.state import UrlRecord
-from mirror.store import inside
+from mirror.keep.state import UrlRecord
+from mirror.keep.store import inside
 
 
 class MirrorFiles:

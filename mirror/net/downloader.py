@@ -2,14 +2,14 @@
 
 One URL's life: refuse what must not be fetched (a scheme other than http(s);
 a private address unless ``allow_private``, refused by the client's guard as
-it connects, see ``mirror.transport``), send the request with the headers of
+it connects, see ``mirror.net.transport``), send the request with the headers of
 the host the post names and of the host contacted (an origin, a redirect
 target), follow redirects by hand (each hop is checked again, a loop is a
 failure), stream the body to a temporary file in the staging directory while
 hashing it and counting it against ``max_bytes``, and validate the file
 (``validate.inspect``). What comes out is a checked temporary file
 (:class:`Downloaded`): where it goes, and the state row, are the commit
-step's (``mirror.commit``).
+step's (``mirror.keep.commit``).
 
 Whether a failed attempt is tried again is decided in one place,
 ``is_transient``: transport errors and timeouts (a short body is one), and
@@ -48,11 +48,11 @@ from tenacity.wait import wait_exponential_jitter
 
 from mirror.config import DownloadConfig
 from mirror.formats import FORMATS
-from mirror.incoming import Incoming
+from mirror.keep.incoming import Incoming
+from mirror.keep.store import CheckedRoot
 from mirror.models import Outcome, Probe, Source
-from mirror.store import CheckedRoot
-from mirror.transport import PrivateAddress
-from mirror.validate import (
+from mirror.net.transport import PrivateAddress
+from mirror.pixels.validate import (
     SNIFF_BYTES,
     ImageInfo,
     Invalid,

@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from mirror.keep.state import UrlRecord
 from mirror.models import ImageRef, ScanResult
-from mirror.state import UrlRecord
 from mirror.urls import host_of
 from mirror.wording import counted, ljust, width
 

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import TextIO
 
-from mirror import outfile
-from mirror.backup import BackupResult, Event
+from mirror.output import files as outfile
+from mirror.stages.backup import BackupResult, Event
 from mirror.wording import counted
 
 PROBLEMS = frozenset({"failed", "gone"})
@@ -60,7 +60,7 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
 
 
 def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> None:
-    """The run as JSON (see :mod:`mirror.outfile`: a monitor never reads half a file)."""
+    """The run as JSON (see :mod:`mirror.output.files`: a monitor never reads half a file)."""
     uses = {
         url: [f"{r.post}:{r.line}" for r in refs] for url, refs in result.fetched.scan.uses.items()
     }

@@ -1,9 +1,9 @@
 """The report as text (a terminal, a CI log), Markdown (an issue, a CI summary) and JSON.
 
-The JSON is the scan's contract JSON (:func:`mirror.scan_output.scan_json`)
+The JSON is the scan's contract JSON (:func:`mirror.output.scan.scan_json`)
 with each URL's status as the report sees it (``ok``/``broken`` after
 ``--check``) and the report's own parts added. The HTML page is in
-:mod:`mirror.report_html`.
+:mod:`mirror.output.report_html`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from mirror import outfile
-from mirror.fetch_output import write_plan
 from mirror.models import Probe
-from mirror.reporting import STATUSES, Report
-from mirror.rewrite import unified_diff
-from mirror.rewrite_output import write_rewrite
-from mirror.scan_output import local_refs, places, scan_json
+from mirror.output import files as outfile
+from mirror.output.fetch import write_plan
+from mirror.output.rewrite import write_rewrite
+from mirror.output.scan import local_refs, places, scan_json
+from mirror.scanner.edit import unified_diff
+from mirror.stages.report import STATUSES, Report
 from mirror.wording import counted, ljust, rjust, width
 
 HOST_COLUMNS = ("host", "refs", "urls", *STATUSES)
@@ -278,6 +278,6 @@ def _probe_json(probe: Probe | None) -> dict[str, Any] | None:
 
 
 def write_json_file(report: Report, path: Path) -> None:
-    """Write the JSON to ``path`` (see :mod:`mirror.outfile`)."""
+    """Write the JSON to ``path`` (see :mod:`mirror.output.files`)."""
     text = json.dumps(report_json(report), ensure_ascii=False, indent=2)
     outfile.write(path, text.encode() + b"\n")

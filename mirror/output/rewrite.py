@@ -6,10 +6,10 @@ import json
 from collections import Counter, defaultdict
 from typing import Any, TextIO
 
-from mirror.rewrite import unified_diff
-from mirror.rewriting import LeftAlone, RevertResult, RewriteResult
-from mirror.scan_output import SCHEMA_VERSION
-from mirror.verifying import VerifyResult
+from mirror.output.scan import SCHEMA_VERSION
+from mirror.scanner.edit import unified_diff
+from mirror.stages.rewrite import LeftAlone, RevertResult, RewriteResult
+from mirror.stages.verify import VerifyResult
 from mirror.wording import counted
 
 _SHOWN = 5  # places listed per reason before "and N more"

@@ -20,19 +20,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
-from mirror import thumbnailing
-from mirror.commit import Commit
 from mirror.config import Config
 from mirror.errors import MirrorError
-from mirror.fetch import Conditional, Downloaded, Downloader
-from mirror.lock import SiteLock
+from mirror.keep.commit import Commit
+from mirror.keep.lock import SiteLock
+from mirror.keep.ownlinks import OwnLinks
+from mirror.keep.state import STATE_FILE_NAME, State, UrlRecord
+from mirror.keep.store import DirSync, inside, remove_partials
 from mirror.models import Outcome, Probe, ScanResult
-from mirror.ownlinks import OwnLinks
-from mirror.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.store import DirSync, inside, remove_partials
-from mirror.thumbnailing import ThumbsResult
-from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec
-from mirror.transport import make_client
+from mirror.net.downloader import Conditional, Downloaded, Downloader
+from mirror.net.transport import make_client
+from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec
+from mirror.stages import thumbs as thumbnailing
+from mirror.stages.thumbs import ThumbsResult
 
 _BATCH = 64  # state rows per commit
 VERSIONS_DIR_NAME = "versions"  # under the state dir: files a refresh replaced

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TextIO
 
-from mirror.store import TRASH_DIR_NAME
-from mirror.thumbnailing import Made, ThumbsResult
+from mirror.keep.store import TRASH_DIR_NAME
+from mirror.stages.thumbs import Made, ThumbsResult
 from mirror.wording import counted
 
 

@@ -20,7 +20,7 @@ from mirror.wording import counted
 
 class _Bar(tqdm):  # type: ignore[type-arg]
     """A tqdm bar without its monitor thread: the thumbnail workers are forked
-    only from a process without threads (see :mod:`mirror.thumbs`), and the
+    only from a process without threads (see :mod:`mirror.pixels.thumbnails`), and the
     bar is refreshed on every image anyway."""
 
     monitor_interval = 0

@@ -18,16 +18,16 @@ from collections.abc import Sequence
 from io import BufferedWriter
 from pathlib import Path, PurePosixPath
 
-from mirror.store import AtomicFile, CheckedRoot, DirSync
+from mirror.keep.store import AtomicFile, CheckedRoot, DirSync
 
 
 class Incoming:
-    """The temporary file of one download (see :class:`~mirror.store.AtomicFile`),
+    """The temporary file of one download (see :class:`~mirror.keep.store.AtomicFile`),
     written below ``root`` under a name that only says where the temporary
     file lies; :meth:`commit` gives the final name.
 
     ``relative`` is checked to stay inside the mirror (a shared
-    :class:`~mirror.store.CheckedRoot` resolves each directory once) on the
+    :class:`~mirror.keep.store.CheckedRoot` resolves each directory once) on the
     first write, in the worker thread rather than on the event loop.
     """
 

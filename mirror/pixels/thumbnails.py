@@ -4,7 +4,7 @@
 process pool (:class:`ThumbPool`): decoding is CPU-bound and Pillow's decoders
 hold the GIL for part of their work. For one source it
 
-1. checks the file with :func:`mirror.validate.inspect` (magic bytes, a
+1. checks the file with :func:`mirror.pixels.validate.inspect` (magic bytes, a
    complete file, the pixel count against ``max_pixels``) *before* Pillow
    decodes anything, so a decompression bomb costs a few header reads;
 2. opens it with Pillow restricted to the sniffed format (a file never reaches
@@ -14,8 +14,8 @@ hold the GIL for part of their work. For one source it
    reducing by an integer factor before the bicubic resampling;
 4. converts the small results, not the decode, to sRGB and to the output's
    mode, applies the EXIF orientation and encodes without metadata
-   (:mod:`mirror.imaging` holds those pixel steps);
-5. writes each size with :class:`mirror.store.AtomicFile` only once every size
+   (:mod:`mirror.pixels.imaging` holds those pixel steps);
+5. writes each size with :class:`mirror.keep.store.AtomicFile` only once every size
    has been encoded, so a failing image leaves no file, and an earlier set of
    thumbnails at those paths stays as it was.
 
@@ -63,7 +63,8 @@ from PIL import ExifTags, Image, ImageSequence
 
 from mirror.config import DEFAULT_MAX_PIXELS, ThumbnailsConfig
 from mirror.formats import ImageFormat
-from mirror.imaging import (
+from mirror.keep.store import AtomicFile, inside
+from mirror.pixels.imaging import (
     ANIMATED_FORMATS,
     encode,
     encode_animation,
@@ -74,8 +75,7 @@ from mirror.imaging import (
     to_srgb,
     working_mode,
 )
-from mirror.store import AtomicFile, inside
-from mirror.validate import Invalid, inspect
+from mirror.pixels.validate import Invalid, inspect
 
 __all__ = [
     "ALGORITHM_VERSION",

@@ -2,14 +2,14 @@
 
 ``rewrite`` decides per reference whether it may change (its URL mirrored,
 the file there with the recorded hash, its host selected, ...), edits each
-post by span (:mod:`mirror.rewrite`), journals the edits and replaces the
+post by span (:mod:`mirror.scanner.edit`), journals the edits and replaces the
 post atomically. ``revert`` undoes journaled runs, newest first. A dry run is
 the same traversal that writes nothing: no post, no state, no lock file.
 
 Each post is read again before it is edited, and its edits always match
 the file as it is: while every span of the site scan still holds its text
 the scan's references are used (a rescan is a third of a large post's work),
-and the read-back check (:func:`mirror.rewrite.check_rewritten`, a scan of
+and the read-back check (:func:`mirror.scanner.edit.check_rewritten`, a scan of
 the edited bytes) confirms nothing else in the post changed; a post changed
 since the site scan is rescanned and planned afresh instead of guessed at.
 """
@@ -23,16 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mirror import journal
 from mirror.config import Config
 from mirror.errors import ConfigError
-from mirror.journal import sha256
-from mirror.lock import SiteLock
-from mirror.mirrorfiles import MirrorFiles
+from mirror.keep import journal
+from mirror.keep.journal import sha256
+from mirror.keep.lock import SiteLock
+from mirror.keep.mirrorfiles import MirrorFiles
+from mirror.keep.ownlinks import OwnLinks
+from mirror.keep.postfile import read_post, write_post
+from mirror.keep.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.models import ImageRef, PostScan, ScanResult
-from mirror.ownlinks import OwnLinks
-from mirror.postfile import read_post, write_post
-from mirror.rewrite import (
+from mirror.scanner import scan_post
+from mirror.scanner.edit import (
     Edit,
     apply_edits,
     base_problem,
@@ -43,8 +45,6 @@ from mirror.rewrite import (
     mirror_url,
     shifted_starts,
 )
-from mirror.scanner import scan_post
-from mirror.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.urls import host_of
 
 Target = Literal["local", "cdn"]
@@ -322,9 +322,9 @@ def probe(urls: set[str], config: Config) -> Mapping[str, str]:
     guard): a CDN that wants a Referer is asked with it."""
     # Imported here: the network stack (aiohttp) would add a third of a second
     # to the start of every rewrite and revert, and only --check-target asks.
-    from mirror import mirroring
+    from mirror.stages import fetch as fetching
 
-    probes = asyncio.run(mirroring.probe_all(config, sorted(urls)))
+    probes = asyncio.run(fetching.probe_all(config, sorted(urls)))
     return {
         url: f"answered {probe.error}" if probe.status is not None else str(probe.error)
         for url, probe in probes.items()

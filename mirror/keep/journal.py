@@ -1,6 +1,6 @@
 """The rewrite journal: what each `rewrite` run changed, so `revert` can undo it.
 
-Three tables (migration ``0003_create_rewrite_journal`` in ``mirror.state``):
+Three tables (migration ``0003_create_rewrite_journal`` in ``mirror.keep.state``):
 a run (id, time, target, base URL, when reverted), per post of a run the
 SHA-256 of the file before and after and the file before itself, and per post
 its edits (byte offset in the file before, old text, new text, when revert
@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from mirror.rewrite import Edit
-from mirror.state import State, timestamp
+from mirror.keep.state import State, timestamp
+from mirror.scanner.edit import Edit
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mirror.config import Config
+from mirror.keep.ownlinks import OwnLinks
+from mirror.keep.state import STATE_FILE_NAME, State, UrlRecord
 from mirror.models import ScanResult
-from mirror.ownlinks import OwnLinks
 from mirror.scanner import scan_site
-from mirror.state import STATE_FILE_NAME, State, UrlRecord
 
 
 def scan(config: Config) -> ScanResult:

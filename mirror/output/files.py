@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from mirror.errors import ConfigError
-from mirror.store import AtomicFile
+from mirror.keep.store import AtomicFile
 
 STDOUT = "-"
 

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from mirror.store import AtomicFile
+from mirror.keep.store import AtomicFile
 
 __all__ = ["read_post", "write_post"]
 

@@ -26,10 +26,10 @@ from pathlib import Path, PurePosixPath
 
 from mirror.config import Config
 from mirror.errors import ConfigError, MirrorError
-from mirror.lock import SiteLock
-from mirror.state import STATE_FILE_NAME, State, timestamp
-from mirror.store import TRASH_DIR_NAME, inside, remove_partials, to_trash
-from mirror.thumbs import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
+from mirror.keep.lock import SiteLock
+from mirror.keep.state import STATE_FILE_NAME, State, timestamp
+from mirror.keep.store import TRASH_DIR_NAME, inside, remove_partials, to_trash
+from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from mirror.incoming import Incoming
-from mirror.state import UrlRecord
-from mirror.store import CheckedRoot, DirSync, hash_path, stamped, url_path
+from mirror.keep.incoming import Incoming
+from mirror.keep.state import UrlRecord
+from mirror.keep.store import CheckedRoot, DirSync, hash_path, stamped, url_path
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,13 +17,15 @@ from pathlib import PurePosixPath
 from typing import Final
 from urllib.parse import urlsplit
 
-from mirror import mirroring, pipeline, rewriting
 from mirror.config import Config
 from mirror.formats import FORMATS, ImageFormat, format_of
-from mirror.lock import SiteLock
+from mirror.keep.lock import SiteLock
+from mirror.keep.ownlinks import OwnLinks
+from mirror.keep.store import url_path
 from mirror.models import Outcome, ScanResult
-from mirror.ownlinks import OwnLinks
-from mirror.store import url_path
+from mirror.stages import fetch as fetching
+from mirror.stages import rewrite as rewriting
+from mirror.stages import scan as scanning
 
 # What most URLs without an image extension turn out to hold.
 _DEFAULT_FORMAT: Final[ImageFormat] = "jpeg"
@@ -40,7 +42,7 @@ class FetchPlan:
 
 @dataclass(frozen=True, slots=True)
 class MigrateResult:
-    fetched: mirroring.FetchResult
+    fetched: fetching.FetchResult
     rewritten: rewriting.RewriteResult | None  # None: interrupted before the rewrite
 
 
@@ -48,9 +50,9 @@ def plan(config: Config, scan: ScanResult) -> FetchPlan:
     """The URLs a fetch would download, from the state read-only."""
     links = OwnLinks(config)
     urls = links.to_fetch(scan)
-    records = pipeline.site_records(config, scan)
+    records = scanning.site_records(config, scan)
     todo = tuple(
-        url for url in urls if not mirroring.still_mirrored(records.get(url), config.mirror_dir)
+        url for url in urls if not fetching.still_mirrored(records.get(url), config.mirror_dir)
     )
     # Content-addressed names cannot be known before the content is.
     predicted = (
@@ -82,7 +84,7 @@ def migrate(
     The site lock is held across both: a backup starting in between would
     otherwise make the rewrite fail after the whole fetch."""
     with SiteLock(config.state_dir):
-        fetched = mirroring.fetch(config, scan, on_plan=on_plan, on_outcome=on_outcome, locked=True)
+        fetched = fetching.fetch(config, scan, on_plan=on_plan, on_outcome=on_outcome, locked=True)
         if fetched.interrupted:
             return MigrateResult(fetched, None)
         return MigrateResult(fetched, rewriting.rewrite(config, scan, to=to, locked=True))

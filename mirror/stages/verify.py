@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
-from mirror import pipeline
 from mirror.config import Config
-from mirror.mirrorfiles import MirrorFiles
+from mirror.keep.mirrorfiles import MirrorFiles
+from mirror.keep.ownlinks import OwnLinks
+from mirror.keep.state import UrlRecord
+from mirror.keep.store import inside
 from mirror.models import ImageRef, ScanResult
-from mirror.ownlinks import OwnLinks
-from mirror.state import UrlRecord
-from mirror.store import inside
+from mirror.stages import scan as scanning
 
 ProblemKind = Literal["file", "reference", "post"]
 
@@ -49,7 +49,7 @@ class VerifyResult:
 
 
 def verify(config: Config, scan: ScanResult) -> VerifyResult:
-    records = pipeline.url_records(config)
+    records = scanning.url_records(config)
     files = MirrorFiles(config.mirror_dir)
     problems = []
     mirrored = [r for r in records.values() if r.status == "mirrored"]

@@ -14,8 +14,8 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from mirror import outfile
-from mirror.report_output import (
+from mirror.output import files as outfile
+from mirror.output.report import (
     HOST_COLUMNS,
     check_detail,
     diffs,
@@ -24,8 +24,8 @@ from mirror.report_output import (
     plan_text,
     size_text,
 )
-from mirror.reporting import STATUSES, Report
-from mirror.scan_output import places
+from mirror.output.scan import places
+from mirror.stages.report import STATUSES, Report
 from mirror.wording import counted
 
 _CSP = "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'"
@@ -204,5 +204,5 @@ def _link(target: Path, folder: Path) -> str:
 
 
 def write_html(report: Report, path: Path) -> None:
-    """Write the page to ``path`` (see :mod:`mirror.outfile`)."""
+    """Write the page to ``path`` (see :mod:`mirror.output.files`)."""
     outfile.write(path, render(report, path).encode("utf-8"))

@@ -20,14 +20,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Literal
 
-from mirror import mirroring, pipeline
 from mirror.config import Config
-from mirror.lock import SiteLock
+from mirror.keep.lock import SiteLock
+from mirror.keep.ownlinks import OwnLinks
+from mirror.keep.state import STATE_FILE_NAME, State, UrlRecord
+from mirror.keep.store import TRASH_DIR_NAME, inside, to_trash
 from mirror.models import Outcome, ScanResult
-from mirror.ownlinks import OwnLinks
-from mirror.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.store import TRASH_DIR_NAME, inside, to_trash
-from mirror.thumbnailing import thumbnails_of, thumbs_root
+from mirror.stages import fetch as fetching
+from mirror.stages import scan as scanning
+from mirror.stages.thumbs import thumbnails_of, thumbs_root
 from mirror.wording import counted
 
 EventKind = Literal["new", "changed", "failed", "gone", "pruned"]
@@ -49,7 +50,7 @@ class Pruned:
 
 @dataclass(frozen=True, slots=True)
 class BackupResult:
-    fetched: mirroring.FetchResult
+    fetched: fetching.FetchResult
     gone: tuple[Outcome, ...]  # mirrored before, now 404/410 or no longer resolving
     pruned: tuple[Pruned, ...]
     prune_skipped: str | None  # why --prune did nothing this run
@@ -65,7 +66,7 @@ def backup(
     on_outcome: Callable[[Outcome], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> BackupResult:
-    before = pipeline.url_records(config, scan.urls)  # who was mirrored, and fine, until now
+    before = scanning.url_records(config, scan.urls)  # who was mirrored, and fine, until now
     gone: list[Outcome] = []
 
     def tell(kind: EventKind, url: str, detail: str) -> None:
@@ -88,7 +89,7 @@ def backup(
             tell("failed", done.url, done.error or "failed")
 
     refresh_after = config.backup.refresh_after if refresh else None
-    fetched = mirroring.fetch(
+    fetched = fetching.fetch(
         config, scan, refresh_after=refresh_after, on_plan=on_plan, on_outcome=outcome
     )
     pruned: tuple[Pruned, ...] = ()
