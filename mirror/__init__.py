@@ -6,13 +6,12 @@ normalize a URL the way the scanner does.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from mirror.config import Config, load_config  # after __version__: config reads it
+from mirror.config import Config, load_config
 from mirror.errors import ConfigError, MirrorError
 from mirror.models import ImageRef, PostScan, RefKind, ScanResult
 from mirror.scanner import scan_post, scan_site
 from mirror.urls import Normalized, normalize
+from mirror.version import __version__
 
 __all__ = [
     "Config",

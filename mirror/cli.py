@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 from mirror import __version__
 from mirror.config import Config, load_config
 from mirror.errors import ConfigError, MirrorError
+from mirror.keep.site import Site, open_site
 from mirror.models import ScanResult
 from mirror.output import files as outfile
 from mirror.output.scan import write_json, write_table
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--json", action="store_true", help=f"print JSON ({_SCHEMA})")
     _global_options(scan, suppress=True)
-    scan.set_defaults(run=_scan)
+    scan.set_defaults(run=_scan, writes=_never)
 
     report = commands.add_parser(
         "report",
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--to", choices=("local", "cdn"), help="overrides rewrite.to")
     _global_options(report, suppress=True)
-    report.set_defaults(run=_report)
+    report.set_defaults(run=_report, writes=_never)
 
     fetch = commands.add_parser(
         "fetch",
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-check mirrored images with conditional requests; replace those that changed",
     )  # fmt: skip
     _global_options(fetch, suppress=True)
-    fetch.set_defaults(run=_fetch)
+    fetch.set_defaults(run=_fetch, writes=_always)
 
     rewrite = commands.add_parser(
         "rewrite",
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe each new URL first; leave references whose new URL does not answer 200",
     )
     _global_options(rewrite, suppress=True)
-    rewrite.set_defaults(run=_rewrite)
+    rewrite.set_defaults(run=_rewrite, writes=_unless_dry_run)
 
     revert = commands.add_parser(
         "revert",
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revert.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
     _global_options(revert, suppress=True)
-    revert.set_defaults(run=_revert)
+    revert.set_defaults(run=_revert, writes=_unless_dry_run)
 
     migrate = commands.add_parser(
         "migrate",
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list what would be fetched and print the diff; write nothing",
     )  # fmt: skip
     _global_options(migrate, suppress=True)
-    migrate.set_defaults(run=_migrate)
+    migrate.set_defaults(run=_migrate, writes=_unless_dry_run)
 
     backup = commands.add_parser(
         "backup",
@@ -222,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"write the run as JSON here; - is standard output{_DASH}",
     )  # fmt: skip
     _global_options(backup, suppress=True)
-    backup.set_defaults(run=_backup)
+    backup.set_defaults(run=_backup, writes=_always)
 
     thumbs = commands.add_parser(
         "thumbs",
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     thumbs.add_argument("--force", action="store_true", help="rebuild every thumbnail")
     _global_options(thumbs, suppress=True)
-    thumbs.set_defaults(run=_thumbs)
+    thumbs.set_defaults(run=_thumbs, writes=_always)
 
     verify = commands.add_parser(
         "verify",
@@ -246,31 +247,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--json", action="store_true", help=f"print JSON ({_SCHEMA})")
     _global_options(verify, suppress=True)
-    verify.set_defaults(run=_verify)
+    verify.set_defaults(run=_verify, writes=_never)
     return parser
 
 
-def _scan(args: argparse.Namespace, config: Config) -> int:
-    result = scanning.scan(config)
+def _never(args: argparse.Namespace) -> bool:
+    return False
+
+
+def _always(args: argparse.Namespace) -> bool:
+    return True
+
+
+def _unless_dry_run(args: argparse.Namespace) -> bool:
+    return not args.dry_run
+
+
+def _scan(args: argparse.Namespace, site: Site) -> int:
+    result = scanning.scan(site.config)
     if args.verbose:
         _say(f"site: {result.root}")
         _say(f"posts: {result.detected}: {', '.join(result.globs)}")
         for note in result.notes:
             _say(f"note: {note}")
     if args.json:
-        write_json(result, scanning.site_records(config, result), sys.stdout)
+        write_json(result, site.scan_records(result), sys.stdout)
     else:
         write_table(result, sys.stdout, quiet=args.quiet, verbose=args.verbose)
     return EXIT_FAILED if result.unreadable else EXIT_OK
 
 
-def _report(args: argparse.Namespace, config: Config) -> int:
+def _report(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.report import use_colour, write_json_file, write_markdown, write_text
     from mirror.output.report_html import write_html
     from mirror.stages import report as reporting
 
     out = _printed_to(args.json, args.html)
-    result = reporting.report(config, scanning.scan(config), check=args.check, to=args.to)
+    result = reporting.report(site, scanning.scan(site.config), check=args.check, to=args.to)
     if args.json is not None:
         write_json_file(result, args.json)
     if args.html is not None:
@@ -296,14 +309,14 @@ def _printed_to(*files: Path | None) -> TextIO:
     return sys.stderr if to_stdout else sys.stdout
 
 
-def _fetch(args: argparse.Namespace, config: Config) -> int:
+def _fetch(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.fetch import write_summary
     from mirror.stages import fetch as fetching
 
-    scan = _scan_posts(config)
+    scan = _scan_posts(site.config)
     with _progress(args) as progress:
         result = fetching.fetch(
-            config, scan, refresh_after=0.0 if args.refresh else None,
+            site, scan, refresh_after=0.0 if args.refresh else None,
             on_plan=progress.planned, on_outcome=progress.finished,
         )  # fmt: skip
     write_summary(result, sys.stdout)
@@ -327,20 +340,20 @@ def _progress(
     )
 
 
-def _migrate(args: argparse.Namespace, config: Config) -> int:
+def _migrate(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.fetch import write_plan, write_summary
     from mirror.output.rewrite import interrupted_note, write_rewrite
     from mirror.stages import migrate as migrating
 
-    scan = _scan_posts(config)
+    scan = _scan_posts(site.config)
     if args.dry_run:
-        plan, diff = migrating.dry_run(config, scan, to=args.to)
+        plan, diff = migrating.dry_run(site, scan, to=args.to)
         write_plan(plan, sys.stdout, verbose=args.verbose)
         write_rewrite(diff, sys.stdout, verbose=args.verbose)
         return EXIT_FAILED if scan.unreadable else EXIT_OK
     with _progress(args) as progress:
         result = migrating.migrate(
-            config, scan, to=args.to, on_plan=progress.planned, on_outcome=progress.finished
+            site, scan, to=args.to, on_plan=progress.planned, on_outcome=progress.finished
         )
     write_summary(result.fetched, sys.stdout)
     if result.rewritten is None:
@@ -354,15 +367,15 @@ def _migrate(args: argparse.Namespace, config: Config) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _backup(args: argparse.Namespace, config: Config) -> int:
+def _backup(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.backup import write_backup_json, write_event, write_summary_line
     from mirror.stages.backup import backup
 
     log = _printed_to(args.json)
-    scan = _scan_posts(config)
+    scan = _scan_posts(site.config)
     with _progress(args, bar_only=True) as progress:  # the events are the log
         result = backup(
-            config, scan, refresh=args.refresh, prune=args.prune, on_plan=progress.planned,
+            site, scan, refresh=args.refresh, prune=args.prune, on_plan=progress.planned,
             on_outcome=progress.finished,
             on_event=lambda event: write_event(event, log, quiet=args.quiet),
         )  # fmt: skip
@@ -376,13 +389,13 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
     return code
 
 
-def _thumbs(args: argparse.Namespace, config: Config) -> int:
+def _thumbs(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.thumbs import write_thumbs_summary
     from mirror.stages import thumbs as thumbnailing
 
     with _progress(args, "thumbnails for") as progress:
         result = thumbnailing.rebuild(
-            config, force=args.force, on_plan=progress.planned,
+            site, force=args.force, on_plan=progress.planned,
             on_made=lambda made: progress.step(made.path, made.result.status, made.result.reason),
         )  # fmt: skip
     write_thumbs_summary(result, sys.stdout)
@@ -392,13 +405,13 @@ def _thumbs(args: argparse.Namespace, config: Config) -> int:
     return EXIT_FAILED if result.having("failed") else EXIT_OK
 
 
-def _rewrite(args: argparse.Namespace, config: Config) -> int:
+def _rewrite(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.rewrite import interrupted_note, write_rewrite
     from mirror.stages import rewrite as rewriting
 
-    scan = _scan_posts(config)
+    scan = _scan_posts(site.config)
     result = rewriting.rewrite(
-        config, scan, to=args.to, dry_run=args.dry_run, check_target=args.check_target
+        site, scan, to=args.to, dry_run=args.dry_run, check_target=args.check_target
     )
     write_rewrite(result, sys.stdout, verbose=args.verbose)
     if result.interrupted:
@@ -407,20 +420,20 @@ def _rewrite(args: argparse.Namespace, config: Config) -> int:
     return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
 
 
-def _revert(args: argparse.Namespace, config: Config) -> int:
-    from mirror.output.rewrite import write_revert
-    from mirror.stages import rewrite as rewriting
+def _revert(args: argparse.Namespace, site: Site) -> int:
+    from mirror.output.revert import write_revert
+    from mirror.stages import revert as reverting
 
-    result = rewriting.revert(config, dry_run=args.dry_run)
+    result = reverting.revert(site, dry_run=args.dry_run)
     write_revert(result, sys.stdout)
     return EXIT_FAILED if result.incomplete else EXIT_OK
 
 
-def _verify(args: argparse.Namespace, config: Config) -> int:
-    from mirror.output.rewrite import write_verify, write_verify_json
+def _verify(args: argparse.Namespace, site: Site) -> int:
+    from mirror.output.verify import write_verify, write_verify_json
     from mirror.stages import verify as verifying
 
-    result = verifying.verify(config, scanning.scan(config))
+    result = verifying.verify(site, scanning.scan(site.config))
     (write_verify_json if args.json else write_verify)(result, sys.stdout)
     return EXIT_FAILED if result.problems else EXIT_OK  # an unreadable post is one
 
@@ -439,11 +452,19 @@ def _say(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace, Config], int] = args.run
+    run: Callable[[argparse.Namespace, Site], int] = args.run
+    writes: Callable[[argparse.Namespace], bool] = args.writes
     with _terminate_like_ctrl_c():
         try:
             config = load_config(args.config, site=args.site)
-            code = run(args, config)
+            # --json FILE / --html FILE: a missing directory stops the run before
+            # anything (the state, the lock) is made.
+            named = (getattr(args, option, None) for option in ("json", "html"))
+            _printed_to(*(path for path in named if isinstance(path, Path)))
+            # The one session of the command: the lock (when it writes) is
+            # held from here to the end, whatever stages it runs.
+            with open_site(config, write=writes(args)) as site:
+                code = run(args, site)
             sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         except BrokenPipeError:
             if not _reader_gone():

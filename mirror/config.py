@@ -29,8 +29,8 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
-from mirror import __version__
 from mirror.errors import ConfigError
+from mirror.version import __version__
 
 CONFIG_FILE_NAME: Final = "gallery-mirror.toml"
 STATE_DIR_NAME: Final = ".gallery-mirror"

@@ -134,3 +134,28 @@ class Probe:
     method: Literal["HEAD", "GET"] = "HEAD"  # GET: HEAD was refused, a one-byte range was asked
     error: str | None = None  # why it is not reachable
     attempts: int = 0
+
+
+class Edit(NamedTuple):
+    """Replace ``old`` at byte ``start`` of a post with ``new``.
+
+    ``new`` may be the URL in added quotes; ``url`` is the URL alone.
+    """
+
+    start: int
+    old: str
+    new: str
+    url: str
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.old.encode("utf-8"))
+
+    @property
+    def delta(self) -> int:
+        return len(self.new.encode("utf-8")) - len(self.old.encode("utf-8"))
+
+    @property
+    def url_offset(self) -> int:
+        """Where the URL starts inside ``new``: after an added opening quote."""
+        return self.new.index(self.url) if self.new != self.url else 0

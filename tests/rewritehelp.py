@@ -11,12 +11,17 @@ from PIL import Image
 
 from faultserver import FaultServer
 from mirror.config import Config, load_config
-from mirror.output.rewrite import write_revert, write_rewrite, write_verify
+from mirror.keep.site import open_site
+from mirror.output.revert import write_revert
+from mirror.output.rewrite import write_rewrite
+from mirror.output.verify import write_verify
 from mirror.stages import fetch as fetching
+from mirror.stages import revert as reverting
 from mirror.stages import rewrite as rewriting
 from mirror.stages import scan as scanning
 from mirror.stages import verify as verifying
-from mirror.stages.rewrite import RevertResult, RewriteResult
+from mirror.stages.revert import RevertResult
+from mirror.stages.rewrite import RewriteResult
 from mirror.stages.verify import VerifyResult
 
 HOSTS = ("img.example.com", "pics.example.org")
@@ -71,20 +76,23 @@ def config_of(site: Path) -> Config:
 def fetch(site: Path) -> None:
     """Mirror what the site's posts reference, as `gallery-mirror fetch` does."""
     config = config_of(site)
-    fetching.fetch(config, scanning.scan(config))
+    with open_site(config, write=True) as opened:
+        fetching.fetch(opened, scanning.scan(config))
 
 
 def rewrite(site: Path, **options: Any) -> tuple[RewriteResult, str]:
     """The rewrite stage on the site as it is now, and what it prints."""
     config = config_of(site)
-    result = rewriting.rewrite(config, scanning.scan(config), **options)
+    with open_site(config, write=not options.get("dry_run", False)) as opened:
+        result = rewriting.rewrite(opened, scanning.scan(config), **options)
     out = io.StringIO()
     write_rewrite(result, out)
     return result, out.getvalue()
 
 
 def revert(site: Path, *, dry_run: bool = False) -> tuple[RevertResult, str]:
-    result = rewriting.revert(config_of(site), dry_run=dry_run)
+    with open_site(config_of(site), write=not dry_run) as opened:
+        result = reverting.revert(opened, dry_run=dry_run)
     out = io.StringIO()
     write_revert(result, out)
     return result, out.getvalue()
@@ -92,7 +100,8 @@ def revert(site: Path, *, dry_run: bool = False) -> tuple[RevertResult, str]:
 
 def verify(site: Path) -> tuple[VerifyResult, str]:
     config = config_of(site)
-    result = verifying.verify(config, scanning.scan(config))
+    with open_site(config, write=False) as opened:
+        result = verifying.verify(opened, scanning.scan(config))
     out = io.StringIO()
     write_verify(result, out)
     return result, out.getvalue()

@@ -11,10 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mirror.config import load_config
+from mirror.keep.site import open_site
 from mirror.keep.state import STATE_FILE_NAME, State
 from mirror.keep.store import url_path
 from mirror.scanner import scan_post
 from mirror.scanner.edit import Edit, apply_edits, check_rewritten, edit_for, mirror_url, relocate
+from mirror.stages import revert as reverting
 from mirror.stages import rewrite as rewriting
 from mirror.stages import scan as scanning
 from mirror.urls import normalize
@@ -99,16 +101,19 @@ def test_revert_of_rewrite_is_identity_and_rewrite_is_idempotent(text: str) -> N
         post.write_bytes(original)
         config = load_config(None, site=site)
 
-        first = rewriting.rewrite(config, scanning.scan(config))
+        with open_site(config, write=True) as opened:
+            first = rewriting.rewrite(opened, scanning.scan(config))
         assert not first.failed
         once = post.read_bytes()
         mirrored = {normalize(u).url for u in MIRRORED}
         for change in first.changed:  # only mirrored URLs change
             assert all(normalize(e.old).url in mirrored for e in change.edits)
-        second = rewriting.rewrite(config, scanning.scan(config))
+        with open_site(config, write=True) as opened:
+            second = rewriting.rewrite(opened, scanning.scan(config))
         assert not second.changed and post.read_bytes() == once
 
-        rewriting.revert(config)
+        with open_site(config, write=True) as opened:
+            reverting.revert(opened)
         assert post.read_bytes() == original
 
 

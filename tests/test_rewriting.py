@@ -29,6 +29,7 @@ from seedsite import SEED, SEED_FILES, SEED_PATH
 from faultserver import FaultServer
 from mirror.errors import ConfigError
 from mirror.keep.lock import LockHeld, SiteLock
+from mirror.keep.site import open_site
 from mirror.stages import rewrite as rewriting
 from mirror.stages import scan as scanning
 
@@ -227,7 +228,8 @@ def test_a_post_edited_between_scan_and_rewrite_is_rescanned(
     scan = scanning.scan(config)
     edited = f"---\ntitle: added later\ncover: {A}\n---\n```\n![]({B})\n```\nnew ![]({B})\n"
     post(site).write_text(edited)
-    result = rewriting.rewrite(config, scan)
+    with open_site(config, write=True) as opened:
+        result = rewriting.rewrite(opened, scan)
     assert [c.rescanned for c in result.changed] == [True]
     assert post(site).read_text() == edited.replace(A, local(HOSTS[0], "a.jpg")).replace(
         f"new ![]({B})", f"new ![]({local(HOSTS[0], 'b.jpg')})"
@@ -267,7 +269,8 @@ def test_a_reference_added_after_the_scan_where_every_span_still_holds(
     config = config_of(site)
     scan = scanning.scan(config)
     post(site).write_text(f"![]({A})\n![]({B})\n")
-    result = rewriting.rewrite(config, scan)
+    with open_site(config, write=True) as opened:
+        result = rewriting.rewrite(opened, scan)
     assert [(c.rescanned, len(c.edits)) for c in result.changed] == [(True, 1)]
     assert post(site).read_text() == f"![]({local(HOSTS[0], 'a.jpg')})\n![]({B})\n"
     assert [d.reason for d in result.left_alone] == ["not fetched yet"]
@@ -296,7 +299,8 @@ def test_rewrite_work_grows_linearly_with_the_references_of_one_post(
 
         sys.setprofile(profile)
         try:
-            result = rewriting.rewrite(config, scan, dry_run=True)
+            with open_site(config, write=False) as opened:
+                result = rewriting.rewrite(opened, scan, dry_run=True)
         finally:
             sys.setprofile(None)
         assert result.rewritten == 2 * lines

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from mirror.keep.state import State, timestamp
-from mirror.scanner.edit import Edit
+from mirror.models import Edit
 
 
 @dataclass(frozen=True, slots=True)

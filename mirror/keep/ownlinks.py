@@ -14,14 +14,14 @@ blog's own site paths, so that a local rewrite keeps every count it had.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 from urllib.parse import unquote
 
 from mirror.config import Config
-from mirror.keep.state import State, UrlRecord
+from mirror.keep.state import UrlRecord
 from mirror.models import ScanResult
 from mirror.urls import normalize
 
@@ -63,7 +63,9 @@ class OwnLinks:
         )  # fmt: skip
         return replace(scan, posts=posts)
 
-    def records(self, scan: ScanResult, state: State | None) -> dict[str, UrlRecord]:
+    def records(
+        self, scan: ScanResult, every: Callable[[], Mapping[str, UrlRecord]]
+    ) -> dict[str, UrlRecord]:
         """Each own link of ``scan`` -> the state record of the mirrored file it names.
 
         A link whose file the state does not hold as mirrored gets a ``failed``
@@ -74,7 +76,7 @@ class OwnLinks:
         if not links:
             return {}
         by_path: dict[str, UrlRecord] = {}
-        for record in state.records().values() if state is not None else ():
+        for record in every().values():  # asked only when there are own links
             if record.status == "mirrored" and record.path:
                 by_path.setdefault(record.path, record)  # by URL: the same one each run
         return {

@@ -47,8 +47,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, cast, get_args
 
-from mirror import __version__
 from mirror.errors import MirrorError
+from mirror.version import __version__
 
 __all__ = [
     "MIGRATIONS",

@@ -9,37 +9,11 @@ from typing import Any, TextIO
 
 from mirror.keep.state import UrlRecord
 from mirror.models import ImageRef, ScanResult
+from mirror.stages.scan import summary_counts
 from mirror.urls import host_of
 from mirror.wording import counted, ljust, width
 
 SCHEMA_VERSION = 1
-
-
-def _status(url: str, records: Mapping[str, UrlRecord]) -> str:
-    record = records.get(url)
-    return "pending" if record is None else record.status
-
-
-def summary_counts(
-    result: ScanResult, records: Mapping[str, UrlRecord] | None = None
-) -> dict[str, int]:
-    """The counts shared by the text summary and the JSON ``summary``."""
-    refs = result.refs
-    urls = result.urls
-    statuses = Counter(_status(url, records or {}) for url in urls)
-    return {
-        "posts": len(result.posts),
-        "refs": len(refs),
-        "urls": len(urls),
-        "pending": statuses["pending"],
-        "mirrored": statuses["mirrored"],
-        "failed": statuses["failed"],
-        "hosts": len({host_of(u) for u in urls}),
-        "repaired_refs": sum(1 for r in refs if r.repairs),
-        "local_refs": len(result.local_refs),
-        "unreadable": len(result.unreadable),
-        "skipped": len(result.skipped),
-    }
 
 
 def scan_json(result: ScanResult, records: Mapping[str, UrlRecord]) -> dict[str, Any]:

@@ -24,13 +24,12 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import pairwise
-from typing import NamedTuple
 from urllib.parse import quote
 
 import frontmatter
 import yaml
 
-from mirror.models import ImageRef, PostScan
+from mirror.models import Edit, ImageRef, PostScan
 from mirror.scanner import scan_post
 
 # Characters of a configured base that would end or break the URL in some
@@ -45,31 +44,6 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
 # Lines end at "\n" only (str.splitlines would also split at U+2028, \x0c, ...).
 _LINES = re.compile(r"[^\n]*\n|[^\n]+\Z")
-
-
-class Edit(NamedTuple):
-    """Replace ``old`` at byte ``start`` of a post with ``new``.
-
-    ``new`` may be the URL in added quotes; ``url`` is the URL alone.
-    """
-
-    start: int
-    old: str
-    new: str
-    url: str
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.old.encode("utf-8"))
-
-    @property
-    def delta(self) -> int:
-        return len(self.new.encode("utf-8")) - len(self.old.encode("utf-8"))
-
-    @property
-    def url_offset(self) -> int:
-        """Where the URL starts inside ``new``: after an added opening quote."""
-        return self.new.index(self.url) if self.new != self.url else 0
 
 
 def base_problem(base: str) -> str | None:

@@ -20,14 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Literal
 
-from mirror.config import Config
-from mirror.keep.lock import SiteLock
 from mirror.keep.ownlinks import OwnLinks
-from mirror.keep.state import STATE_FILE_NAME, State, UrlRecord
+from mirror.keep.site import Site
+from mirror.keep.state import UrlRecord
 from mirror.keep.store import TRASH_DIR_NAME, inside, to_trash
 from mirror.models import Outcome, ScanResult
 from mirror.stages import fetch as fetching
-from mirror.stages import scan as scanning
 from mirror.stages.thumbs import thumbnails_of, thumbs_root
 from mirror.wording import counted
 
@@ -57,7 +55,7 @@ class BackupResult:
 
 
 def backup(
-    config: Config,
+    site: Site,
     scan: ScanResult,
     *,
     refresh: bool = False,
@@ -66,7 +64,8 @@ def backup(
     on_outcome: Callable[[Outcome], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> BackupResult:
-    before = scanning.url_records(config, scan.urls)  # who was mirrored, and fine, until now
+    config = site.config
+    before = site.records(scan.urls)  # who was mirrored, and fine, until now
     gone: list[Outcome] = []
 
     def tell(kind: EventKind, url: str, detail: str) -> None:
@@ -90,14 +89,14 @@ def backup(
 
     refresh_after = config.backup.refresh_after if refresh else None
     fetched = fetching.fetch(
-        config, scan, refresh_after=refresh_after, on_plan=on_plan, on_outcome=outcome
+        site, scan, refresh_after=refresh_after, on_plan=on_plan, on_outcome=outcome
     )
     pruned: tuple[Pruned, ...] = ()
     skipped = None
     if prune and not fetched.interrupted:
         skipped = _why_not_prune(scan)
         if skipped is None:
-            pruned = _prune(config, scan)
+            pruned = _prune(site, scan)
             for item in pruned:
                 detail = (
                     f"{item.path} moved to .gallery-mirror/{TRASH_DIR_NAME}/" if item.moved
@@ -124,38 +123,38 @@ def _why_not_prune(scan: ScanResult) -> str | None:
     return None
 
 
-def _prune(config: Config, scan: ScanResult) -> tuple[Pruned, ...]:
+def _prune(site: Site, scan: ScanResult) -> tuple[Pruned, ...]:
     """Move the files of URLs unreferenced for ``prune_after`` days to the trash."""
+    config, state = site.config, site.state
     cutoff = datetime.now(UTC) - timedelta(days=config.backup.prune_after)
     referenced = set(scan.urls)
     trash = config.state_dir / TRASH_DIR_NAME
-    with SiteLock(config.state_dir), State.open(config.state_dir / STATE_FILE_NAME) as state:
-        records = state.records()
-        # In use: the files of referenced URLs (with the hash layout one file
-        # serves several URLs), and those that rewritten posts point at.
-        in_use = {r.path for r in records.values() if r.url in referenced and r.path}
-        in_use |= OwnLinks(config).in_use(scan)
-        expired = [
-            r for r in records.values()
-            if r.url not in referenced and r.path not in in_use
-            and (r.last_referenced or r.first_seen) <= cutoff
-        ]  # fmt: skip
-        by_path: dict[str, list[str]] = {}
-        for record in expired:
-            if record.path and record.status == "mirrored":
-                by_path.setdefault(record.path, []).append(record.url)
-        pruned: list[Pruned] = []
-        thumbs = thumbs_root(config)
-        for path, urls in sorted(by_path.items()):
-            # The file moves first: a crash before the rows go leaves rows whose
-            # file is missing, which the next run handles as any missing file.
-            moved = to_trash(inside(config.mirror_dir, PurePosixPath(path)), trash / path)
-            for thumb in thumbnails_of(state, path):
-                to_trash(thumbs / thumb, trash / config.thumbnails.dir / thumb)
-            pruned.append(Pruned(path, tuple(sorted(urls)), moved))
-        with state.transaction():
-            state.forget(r.url for r in expired)
-            state.connection.executemany(
-                "DELETE FROM thumbnails WHERE path = ?", ((p.path,) for p in pruned)
-            )
+    records = state.records()
+    # In use: the files of referenced URLs (with the hash layout one file
+    # serves several URLs), and those that rewritten posts point at.
+    in_use = {r.path for r in records.values() if r.url in referenced and r.path}
+    in_use |= OwnLinks(config).in_use(scan)
+    expired = [
+        r for r in records.values()
+        if r.url not in referenced and r.path not in in_use
+        and (r.last_referenced or r.first_seen) <= cutoff
+    ]  # fmt: skip
+    by_path: dict[str, list[str]] = {}
+    for record in expired:
+        if record.path and record.status == "mirrored":
+            by_path.setdefault(record.path, []).append(record.url)
+    pruned: list[Pruned] = []
+    thumbs = thumbs_root(config)
+    for path, urls in sorted(by_path.items()):
+        # The file moves first: a crash before the rows go leaves rows whose
+        # file is missing, which the next run handles as any missing file.
+        moved = to_trash(inside(config.mirror_dir, PurePosixPath(path)), trash / path)
+        for thumb in thumbnails_of(state, path):
+            to_trash(thumbs / thumb, trash / config.thumbnails.dir / thumb)
+        pruned.append(Pruned(path, tuple(sorted(urls)), moved))
+    with state.transaction():
+        state.forget(r.url for r in expired)
+        state.connection.executemany(
+            "DELETE FROM thumbnails WHERE path = ?", ((p.path,) for p in pruned)
+        )
     return tuple(pruned)

@@ -23,9 +23,9 @@ from pathlib import Path, PurePosixPath
 from mirror.config import Config
 from mirror.errors import MirrorError
 from mirror.keep.commit import Commit
-from mirror.keep.lock import SiteLock
 from mirror.keep.ownlinks import OwnLinks
-from mirror.keep.state import STATE_FILE_NAME, State, UrlRecord
+from mirror.keep.site import Site
+from mirror.keep.state import State, UrlRecord
 from mirror.keep.store import DirSync, inside, remove_partials
 from mirror.models import Outcome, Probe, ScanResult
 from mirror.net.downloader import Conditional, Downloaded, Downloader
@@ -72,34 +72,29 @@ class FetchResult:
 
 
 def fetch(
-    config: Config,
+    site: Site,
     scan: ScanResult,
     *,
     refresh_after: float | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
-    locked: bool = False,
 ) -> FetchResult:
     """Mirror every URL of ``scan`` that is not mirrored yet.
 
     With ``refresh_after`` (days; 0 = all), the mirrored URLs last fetched
     longer ago than that are re-validated with conditional requests too.
-    ``locked``: the caller holds the site lock (``migrate``, for both steps).
     """
     started = time.monotonic()
+    config, state = site.config, site.state
     root = config.mirror_dir
     spec = thumbnailing.spec_of(config) if config.thumbnails.enabled else None
-    with (
-        contextlib.nullcontext() if locked else SiteLock(config.state_dir),
-        State.open(config.state_dir / STATE_FILE_NAME) as state,
-        contextlib.ExitStack() as stack,
-    ):
+    with contextlib.ExitStack() as stack:
         remove_partials(root)
         links = OwnLinks(config)
         urls = links.to_fetch(scan)  # never the mirror itself (after a rewrite)
         state.seen(urls)
         records = state.records(urls)
-        own = links.mirrored(links.records(scan, state))  # counted as already mirrored
+        own = links.mirrored(links.records(scan, state.records))  # counted as already mirrored
         mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
         stale = _stale(records, mirrored, refresh_after)
         todo = [url for url in urls if url not in mirrored or url in stale]
@@ -142,7 +137,7 @@ def fetch(
             flush()  # also after Ctrl-C: what finished is recorded
         made = None
         if spec is not None and not interrupted:  # images mirrored before, settings changed
-            made = thumbnailing.catch_up(state, config, lambda: stack.enter_context(ThumbPool()))
+            made = thumbnailing.catch_up(site, lambda: stack.enter_context(ThumbPool()))
             if thumbs is not None:
                 # The catch-up found this run's own thumbnails current: they
                 # count as made, not also as up to date; and they were made

@@ -1,12 +1,13 @@
 """``migrate``: fetch, then rewrite, as one command; and its dry run.
 
 The dry run writes nothing at all (no mirror dir, no state, no lock, no
-post): it lists what a fetch would download and shows the diff a rewrite
-would then make. For the images not fetched yet that diff uses the path a
-fetch would give them, predicted from the URL (its extension names the
-format); a fetch corrects a wrong extension from the bytes (``a.jpg`` that
-holds a WebP becomes ``a.jpg~<hash>.webp``), so a prediction can be wrong
-for such an image, and is then said to be a prediction.
+post: the CLI opens the site read-only for it): it lists what a fetch would
+download and shows the diff a rewrite would then make. For the images not
+fetched yet that diff uses the path a fetch would give them, predicted from
+the URL (its extension names the format); a fetch corrects a wrong extension
+from the bytes (``a.jpg`` that holds a WebP becomes ``a.jpg~<hash>.webp``),
+so a prediction can be wrong for such an image, and is then said to be a
+prediction.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from pathlib import PurePosixPath
 from typing import Final
 from urllib.parse import urlsplit
 
-from mirror.config import Config
 from mirror.formats import FORMATS, ImageFormat, format_of
-from mirror.keep.lock import SiteLock
 from mirror.keep.ownlinks import OwnLinks
+from mirror.keep.site import Site
 from mirror.keep.store import url_path
 from mirror.models import Outcome, ScanResult
 from mirror.stages import fetch as fetching
 from mirror.stages import rewrite as rewriting
-from mirror.stages import scan as scanning
 
 # What most URLs without an image extension turn out to hold.
 _DEFAULT_FORMAT: Final[ImageFormat] = "jpeg"
@@ -46,11 +45,12 @@ class MigrateResult:
     rewritten: rewriting.RewriteResult | None  # None: interrupted before the rewrite
 
 
-def plan(config: Config, scan: ScanResult) -> FetchPlan:
-    """The URLs a fetch would download, from the state read-only."""
+def plan(site: Site, scan: ScanResult) -> FetchPlan:
+    """The URLs a fetch would download, from the state as it is."""
+    config = site.config
     links = OwnLinks(config)
     urls = links.to_fetch(scan)
-    records = scanning.site_records(config, scan)
+    records = site.scan_records(scan)
     todo = tuple(
         url for url in urls if not fetching.still_mirrored(records.get(url), config.mirror_dir)
     )
@@ -64,15 +64,15 @@ def plan(config: Config, scan: ScanResult) -> FetchPlan:
 
 
 def dry_run(
-    config: Config, scan: ScanResult, *, to: rewriting.Target | None
+    site: Site, scan: ScanResult, *, to: rewriting.Target | None
 ) -> tuple[FetchPlan, rewriting.RewriteResult]:
-    fetch_plan = plan(config, scan)
-    diff = rewriting.rewrite(config, scan, to=to, dry_run=True, assume=fetch_plan.predicted)
+    fetch_plan = plan(site, scan)
+    diff = rewriting.rewrite(site, scan, to=to, dry_run=True, assume=fetch_plan.predicted)
     return fetch_plan, diff
 
 
 def migrate(
-    config: Config,
+    site: Site,
     scan: ScanResult,
     *,
     to: rewriting.Target | None,
@@ -81,13 +81,12 @@ def migrate(
 ) -> MigrateResult:
     """Fetch what is missing, then rewrite every reference whose image is now mirrored.
 
-    The site lock is held across both: a backup starting in between would
-    otherwise make the rewrite fail after the whole fetch."""
-    with SiteLock(config.state_dir):
-        fetched = fetching.fetch(config, scan, on_plan=on_plan, on_outcome=on_outcome, locked=True)
-        if fetched.interrupted:
-            return MigrateResult(fetched, None)
-        return MigrateResult(fetched, rewriting.rewrite(config, scan, to=to, locked=True))
+    The session holds the site lock across both: a backup starting in between
+    would otherwise make the rewrite fail after the whole fetch."""
+    fetched = fetching.fetch(site, scan, on_plan=on_plan, on_outcome=on_outcome)
+    if fetched.interrupted:
+        return MigrateResult(fetched, None)
+    return MigrateResult(fetched, rewriting.rewrite(site, scan, to=to))
 
 
 def _extension_of(url: str) -> str:

@@ -21,17 +21,17 @@ from typing import Literal
 
 from mirror.config import Config
 from mirror.errors import ConfigError
+from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import inside
 from mirror.models import ImageRef, Probe, ScanResult
-from mirror.output.scan import summary_counts
 from mirror.pixels.thumbnails import ThumbSpec, thumb_path
 from mirror.stages import migrate as migrating
 from mirror.stages import rewrite as rewriting
-from mirror.stages import scan as scanning
 from mirror.stages import thumbs as thumbnailing
 from mirror.stages.fetch import probe_all
 from mirror.stages.migrate import FetchPlan
+from mirror.stages.scan import summary_counts
 from mirror.urls import host_of
 
 UrlStatus = Literal["mirrored", "pending", "failed", "ok", "broken"]
@@ -134,11 +134,14 @@ class Report:
 
 
 def report(
-    config: Config, scan: ScanResult, *, check: bool = False, to: rewriting.Target | None = None
+    site: Site, scan: ScanResult, *, check: bool = False, to: rewriting.Target | None = None
 ) -> Report:
-    """Everything the report shows; with ``check``, the URLs to fetch are probed."""
-    fetch, rewrite = migrating.dry_run(config, scan, to=to)
-    records = scanning.site_records(config, scan)
+    """Everything the report shows; with ``check``, the URLs to fetch are probed.
+
+    One read of the state serves all of it (the session is read-only)."""
+    config = site.config
+    fetch, rewrite = migrating.dry_run(site, scan, to=to)
+    records = site.scan_records(scan)
     probes = asyncio.run(probe_all(config, fetch.todo)) if check and fetch.todo else {}
     todo = set(fetch.todo)
     urls = tuple(

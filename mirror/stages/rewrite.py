@@ -1,10 +1,10 @@
-"""The rewrite and revert stages: point posts at the mirror, and back.
+"""The rewrite stage: point posts at the mirror (``revert`` points them back).
 
 ``rewrite`` decides per reference whether it may change (its URL mirrored,
 the file there with the recorded hash, its host selected, ...), edits each
 post by span (:mod:`mirror.scanner.edit`), journals the edits and replaces the
-post atomically. ``revert`` undoes journaled runs, newest first. A dry run is
-the same traversal that writes nothing: no post, no state, no lock file.
+post atomically (:mod:`mirror.stages.revert` undoes journaled runs). A dry
+run is the same traversal that writes nothing: no post, no state, no lock file.
 
 Each post is read again before it is edited, and its edits always match
 the file as it is: while every span of the site scan still holds its text
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,24 +25,20 @@ from typing import Literal
 from mirror.config import Config
 from mirror.errors import ConfigError
 from mirror.keep import journal
-from mirror.keep.journal import sha256
-from mirror.keep.lock import SiteLock
 from mirror.keep.mirrorfiles import MirrorFiles
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.postfile import read_post, write_post
-from mirror.keep.state import STATE_FILE_NAME, State, UrlRecord
-from mirror.models import ImageRef, PostScan, ScanResult
+from mirror.keep.site import Site
+from mirror.keep.state import State, UrlRecord
+from mirror.models import Edit, ImageRef, PostScan, ScanResult
 from mirror.scanner import scan_post
 from mirror.scanner.edit import (
-    Edit,
     apply_edits,
     base_problem,
     check_rewritten,
     edit_for,
     is_root_relative,
-    locate_written,
     mirror_url,
-    shifted_starts,
 )
 from mirror.urls import host_of
 
@@ -106,48 +101,29 @@ def target_base(config: Config, to: Target | None) -> tuple[Target, str]:
     return target, base.rstrip("/")
 
 
-@contextmanager
-def _state(config: Config, *, dry_run: bool, locked: bool = False) -> Iterator[State | None]:
-    """The state: under the site lock for a real run (``locked``: the caller holds
-    it), read-only (maybe none) for a dry run."""
-    path = config.state_dir / STATE_FILE_NAME
-    if dry_run:
-        state = State.read(path)
-        if state is None:
-            yield None
-            return
-        with state:
-            yield state
-        return
-    with nullcontext() if locked else SiteLock(config.state_dir), State.open(path) as state:
-        yield state
-
-
 class _Decider:
     """Per reference: the new URL, or why it stays as it is."""
 
     def __init__(
         self,
-        config: Config,
+        site: Site,
         target: Target,
         base: str,
-        state: State | None,
         scan: ScanResult,
         assume: Mapping[str, str],
     ) -> None:
-        self._config, self._target, self._base, self._state = config, target, base, state
+        config = site.config
+        self._config, self._target, self._base, self._site = config, target, base, site
         self._assume = assume
-        self._records: dict[str, UrlRecord] = {} if state is None else state.records(scan.urls)
+        self._records: dict[str, UrlRecord] = site.records(scan.urls)
         self._files = MirrorFiles(config.mirror_dir)
         self._ours = OwnLinks(config)  # what an earlier rewrite wrote
         self.unanswered: dict[str, str] = {}  # new URL -> why --check-target refused it
         self._new: dict[str, str] = {}  # mirror path -> its URL (quoting it is half of decide)
 
     def _record(self, url: str) -> UrlRecord | None:
-        if url not in self._records and self._state is not None:
-            record = self._state.get(url)  # a URL added to the post since the scan
-            if record is not None:
-                self._records[url] = record
+        if url not in self._records:  # a URL added to the post since the scan
+            self._records.update(self._site.records([url]))
         return self._records.get(url)
 
     def _url(self, path: str) -> str:
@@ -189,14 +165,13 @@ class _Decider:
 
 
 def rewrite(
-    config: Config,
+    site: Site,
     scan: ScanResult,
     *,
     to: Target | None = None,
     dry_run: bool = False,
     check_target: bool = False,
     assume: Mapping[str, str] | None = None,
-    locked: bool = False,
 ) -> RewriteResult:
     """Point the references of ``scan`` at their mirrored copies.
 
@@ -205,6 +180,7 @@ def rewrite(
     """
     if assume and not dry_run:
         raise ValueError("assumed paths are for dry runs only: nothing is written from them")
+    config = site.config
     target, base = target_base(config, to)
     if check_target and not base.startswith(("http://", "https://")):
         raise ConfigError(
@@ -212,37 +188,36 @@ def rewrite(
             " use it with --to cdn (rewrite.cdn_base), or a full URL as rewrite.local_prefix"
         )
     keys = frozenset(k.lower() for k in config.site.front_matter_keys)
-    with _state(config, dry_run=dry_run, locked=locked) as state:
-        decider = _Decider(config, target, base, state, scan, assume or {})
-        # Decided for every reference before any post is written: a config
-        # the tags cannot take stops the run here, with nothing changed.
-        planned = {ref: decider.decide(ref) for post in scan.posts for ref in post.refs}
-        if check_target:
-            new_urls = {u for u in planned.values() if isinstance(u, str)}
-            decider.unanswered.update(probe(new_urls, config))
-            planned = {ref: decider.decide(ref) for ref in planned}  # with the answers
-        writer = None if dry_run or state is None else _Writer(state, target, base)
-        changed: list[PostChange] = []
-        left: list[LeftAlone] = []
-        failed: list[PostFailure] = []
-        interrupted = False
-        try:
-            for post in scan.posts:
-                if not any(isinstance(planned[r], str) for r in post.refs):
-                    left.extend(d for r in post.refs if isinstance(d := planned[r], LeftAlone))
-                    continue
-                outcome, post_left = _rewrite_post(config, post, decider, planned, keys, writer)
-                left.extend(post_left)
-                if isinstance(outcome, PostChange):
-                    changed.append(outcome)
-                elif outcome is not None:
-                    failed.append(outcome)
-        except KeyboardInterrupt:
-            # The posts written so far stay written and journaled: the user
-            # is told how many, and that revert undoes them. A post caught in
-            # its own write is journaled first, so revert handles it either way.
-            interrupted = True
-        run_id = None if writer is None else writer.finish()
+    decider = _Decider(site, target, base, scan, assume or {})
+    # Decided for every reference before any post is written: a config
+    # the tags cannot take stops the run here, with nothing changed.
+    planned = {ref: decider.decide(ref) for post in scan.posts for ref in post.refs}
+    if check_target:
+        new_urls = {u for u in planned.values() if isinstance(u, str)}
+        decider.unanswered.update(probe(new_urls, config))
+        planned = {ref: decider.decide(ref) for ref in planned}  # with the answers
+    writer = None if dry_run else _Writer(site.state, target, base)
+    changed: list[PostChange] = []
+    left: list[LeftAlone] = []
+    failed: list[PostFailure] = []
+    interrupted = False
+    try:
+        for post in scan.posts:
+            if not any(isinstance(planned[r], str) for r in post.refs):
+                left.extend(d for r in post.refs if isinstance(d := planned[r], LeftAlone))
+                continue
+            outcome, post_left = _rewrite_post(config, post, decider, planned, keys, writer)
+            left.extend(post_left)
+            if isinstance(outcome, PostChange):
+                changed.append(outcome)
+            elif outcome is not None:
+                failed.append(outcome)
+    except KeyboardInterrupt:
+        # The posts written so far stay written and journaled: the user
+        # is told how many, and that revert undoes them. A post caught in
+        # its own write is journaled first, so revert handles it either way.
+        interrupted = True
+    run_id = None if writer is None else writer.finish()
     return RewriteResult(
         target, base, dry_run, tuple(changed), tuple(left), tuple(failed), run_id, interrupted
     )
@@ -330,141 +305,3 @@ def probe(urls: set[str], config: Config) -> Mapping[str, str]:
         for url, probe in probes.items()
         if not probe.reachable
     }
-
-
-RevertOutcome = Literal["restored", "partial", "unchanged", "not reverted"]
-_INCOMPLETE: tuple[RevertOutcome, ...] = ("partial", "not reverted")  # the run stays open
-
-
-@dataclass(frozen=True, slots=True)
-class PostRevert:
-    """What revert did to one post of one run."""
-
-    run_id: int
-    post: str
-    outcome: RevertOutcome  # unchanged: it was already as before the run
-    undone: int  # edits undone, by this revert or an earlier one
-    total: int
-    reason: str | None = None  # what was not reverted, and why
-    newly: tuple[int, ...] = ()  # the edits (indexes) this revert undoes
-
-
-@dataclass(frozen=True, slots=True)
-class PostBytes:
-    post: str
-    before: bytes
-    after: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class RevertResult:
-    dry_run: bool
-    runs: tuple[journal.JournalRun, ...]  # undone (or, under a dry run, to undo), newest first
-    posts: tuple[PostRevert, ...]
-    changes: tuple[PostBytes, ...]  # each post's bytes on disk and after all its runs' undoing
-
-    @property
-    def incomplete(self) -> tuple[PostRevert, ...]:
-        return tuple(p for p in self.posts if p.outcome in _INCOMPLETE)
-
-
-def revert(config: Config, *, dry_run: bool = False) -> RevertResult:
-    """Undo every rewrite run not reverted yet, newest first.
-
-    A run stays open while an edit of it is left undone (its post unreadable,
-    unwritable, or its rewritten URL replaced): a later revert tries again.
-    """
-    keys = frozenset(k.lower() for k in config.site.front_matter_keys)
-    with _state(config, dry_run=dry_run) as state:
-        if state is None:
-            return RevertResult(dry_run, (), (), ())
-        runs = journal.open_runs(state)
-        on_disk: dict[str, bytes | str] = {}
-        current: dict[str, bytes] = {}  # each post as the runs undone so far leave it
-        reverts = []
-        for run in runs:
-            for entry in run.posts:
-                if entry.post not in on_disk:
-                    on_disk[entry.post] = read_post(config.site.root / entry.post)
-                data = current.get(entry.post, on_disk[entry.post])
-                if isinstance(data, str):
-                    undone, total = len(entry.undone), len(entry.edits)
-                    reverts.append(
-                        PostRevert(run.id, entry.post, "not reverted", undone, total, data)
-                    )
-                    continue
-                outcome, current[entry.post] = _undo(run.id, entry, data, keys)
-                reverts.append(outcome)
-        changes = tuple(
-            PostBytes(post, before, current[post])
-            for post, before in on_disk.items()
-            if isinstance(before, bytes) and current.get(post, before) != before
-        )
-        if not dry_run:
-            unwritten = {
-                c.post: problem
-                for c in changes
-                if (problem := write_post(config.site.root / c.post, c.before, c.after))
-            }
-            reverts = [_unwritten(r, unwritten.get(r.post)) for r in reverts]
-            for run in runs:
-                mine = [r for r in reverts if r.run_id == run.id]
-                journal.mark_undone(
-                    state,
-                    run.id,
-                    [(e.id, _note(r), r.newly) for e, r in zip(run.posts, mine, strict=True)],
-                    finished=not any(r.outcome in _INCOMPLETE for r in mine),
-                )
-    return RevertResult(dry_run, tuple(runs), tuple(reverts), changes)
-
-
-def _undo(
-    run_id: int, entry: journal.JournalPost, data: bytes, keys: frozenset[str]
-) -> tuple[PostRevert, bytes]:
-    """Undo one post's edits of one run in ``data``: all of them, or those still standing."""
-    total, pending, post = len(entry.edits), entry.pending, entry.post
-    digest = sha256(data)
-    if digest == entry.original_sha256:
-        return PostRevert(run_id, post, "unchanged", total, total, newly=pending), data
-    if digest == entry.result_sha256:  # unchanged since the rewrite
-        return PostRevert(run_id, post, "restored", total, total, newly=pending), entry.original
-    # The post as the rewrite would have left it had it made only the edits
-    # still to undo: those an earlier revert undid read as before the run.
-    edits = [entry.edits[i] for i in pending]
-    rewritten = apply_edits(entry.original, edits)
-    starts = shifted_starts(edits)
-    found = scan_post(data, post, keys).refs
-    places = locate_written(rewritten, data, list(zip(starts, edits, strict=True)), found)
-    undo, newly, gone = [], [], []
-    for i, edit, start, at in zip(pending, edits, starts, places, strict=True):
-        if at is None:
-            gone.append(f"line {_line(rewritten, start)} ({edit.new})")
-        else:
-            undo.append(Edit(at, edit.new, edit.old, edit.old))
-            newly.append(i)
-    restored = apply_edits(data, undo)
-    undone = len(entry.undone) + len(newly)
-    if not gone:  # edited elsewhere, but every rewritten URL still stood and is back
-        return PostRevert(run_id, post, "restored", total, total, newly=tuple(newly)), restored
-    more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
-    reason = (
-        f"the post was edited after the rewrite: {len(gone)} of {total} rewritten URLs"
-        f" no longer stand as the rewrite left them: {', '.join(gone[:5])}{more}"
-    )
-    outcome: RevertOutcome = "partial" if undone else "not reverted"
-    return PostRevert(run_id, post, outcome, undone, total, reason, tuple(newly)), restored
-
-
-def _line(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
-
-
-def _unwritten(outcome: PostRevert, problem: str | None) -> PostRevert:
-    if problem is None or outcome.outcome == "unchanged":
-        return outcome
-    earlier = outcome.undone - len(outcome.newly)  # by an earlier revert: still undone
-    return PostRevert(outcome.run_id, outcome.post, "not reverted", earlier, outcome.total, problem)
-
-
-def _note(outcome: PostRevert) -> str:
-    return outcome.outcome + (f": {outcome.reason}" if outcome.reason else "")

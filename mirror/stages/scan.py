@@ -1,14 +1,16 @@
-"""The scan as every command runs it, and the state read without writing."""
+"""The scan as every command runs it, and the counts of what it found."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping
 
 from mirror.config import Config
 from mirror.keep.ownlinks import OwnLinks
-from mirror.keep.state import STATE_FILE_NAME, State, UrlRecord
+from mirror.keep.state import UrlRecord
 from mirror.models import ScanResult
 from mirror.scanner import scan_site
+from mirror.urls import host_of
 
 
 def scan(config: Config) -> ScanResult:
@@ -22,23 +24,28 @@ def scan(config: Config) -> ScanResult:
     return OwnLinks(config).claim(found)
 
 
-def url_records(config: Config, urls: Sequence[str] | None = None) -> dict[str, UrlRecord]:
-    """What the state knows of ``urls`` (None: every URL), read-only; empty
-    before the first fetch."""
-    state = State.read(config.state_dir / STATE_FILE_NAME)
-    if state is None:
-        return {}
-    with state:
-        return state.records(urls)
+def status_of(url: str, records: Mapping[str, UrlRecord]) -> str:
+    record = records.get(url)
+    return "pending" if record is None else record.status
 
 
-def site_records(config: Config, scan: ScanResult) -> dict[str, UrlRecord]:
-    """What the state knows of the scan's URLs, read-only, the mirror's own
-    links with the records of the files they name (:meth:`OwnLinks.records`)."""
-    state = State.read(config.state_dir / STATE_FILE_NAME)
-    if state is None:
-        return OwnLinks(config).records(scan, None)
-    with state:
-        records = state.records(scan.urls)
-        records.update(OwnLinks(config).records(scan, state))
-        return records
+def summary_counts(
+    result: ScanResult, records: Mapping[str, UrlRecord] | None = None
+) -> dict[str, int]:
+    """The counts shared by the text summary and the JSON ``summary``."""
+    refs = result.refs
+    urls = result.urls
+    statuses = Counter(status_of(url, records or {}) for url in urls)
+    return {
+        "posts": len(result.posts),
+        "refs": len(refs),
+        "urls": len(urls),
+        "pending": statuses["pending"],
+        "mirrored": statuses["mirrored"],
+        "failed": statuses["failed"],
+        "hosts": len({host_of(u) for u in urls}),
+        "repaired_refs": sum(1 for r in refs if r.repairs),
+        "local_refs": len(result.local_refs),
+        "unreadable": len(result.unreadable),
+        "skipped": len(result.skipped),
+    }

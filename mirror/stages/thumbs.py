@@ -26,8 +26,8 @@ from pathlib import Path, PurePosixPath
 
 from mirror.config import Config
 from mirror.errors import ConfigError, MirrorError
-from mirror.keep.lock import SiteLock
-from mirror.keep.state import STATE_FILE_NAME, State, timestamp
+from mirror.keep.site import Site
+from mirror.keep.state import State, timestamp
 from mirror.keep.store import TRASH_DIR_NAME, inside, remove_partials, to_trash
 from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
 
@@ -162,8 +162,7 @@ def due(
 
 
 def catch_up(
-    state: State,
-    config: Config,
+    site: Site,
     pool: Callable[[], ThumbPool],
     *,
     force: bool = False,
@@ -175,6 +174,7 @@ def catch_up(
     ``pool`` is called only when something is due: starting the workers costs
     a few tenths of a second that a run with nothing to do should not pay.
     """
+    config, state = site.config, site.state
     started = time.monotonic()
     spec = spec_of(config)
     todo, current = due(state, config, spec, force=force)
@@ -207,21 +207,20 @@ def catch_up(
 
 
 def rebuild(
-    config: Config,
+    site: Site,
     *,
     force: bool = False,
     on_plan: Callable[[int], None] | None = None,
     on_made: Callable[[Made], None] | None = None,
 ) -> ThumbsResult:
     """``gallery-mirror thumbs``: thumbnails for everything mirrored, without fetching."""
-    if not config.thumbnails.enabled:
+    if not site.config.thumbnails.enabled:
         raise ConfigError(
             "thumbnails are turned off (thumbnails.enabled = false): set it to true to make them"
         )
-    with SiteLock(config.state_dir), State.open(config.state_dir / STATE_FILE_NAME) as state:
-        remove_partials(thumbs_root(config))
-        with contextlib.ExitStack() as stack:
-            return catch_up(
-                state, config, lambda: stack.enter_context(ThumbPool()),
-                force=force, on_plan=on_plan, on_made=on_made,
-            )  # fmt: skip
+    remove_partials(thumbs_root(site.config))
+    with contextlib.ExitStack() as stack:
+        return catch_up(
+            site, lambda: stack.enter_context(ThumbPool()),
+            force=force, on_plan=on_plan, on_made=on_made,
+        )  # fmt: skip

@@ -1,6 +1,6 @@
 """The verify stage: is the mirror still what the state says, and do rewritten posts resolve?
 
-Two checks, reading only (the state is opened read-only, no lock is taken):
+Two checks, reading only (the CLI opens the site read-only: no lock is taken):
 
 * every ``mirrored`` URL's file is re-hashed against the state: a missing or
   changed file is a problem;
@@ -23,10 +23,10 @@ from typing import Literal
 from mirror.config import Config
 from mirror.keep.mirrorfiles import MirrorFiles
 from mirror.keep.ownlinks import OwnLinks
+from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import inside
 from mirror.models import ImageRef, ScanResult
-from mirror.stages import scan as scanning
 
 ProblemKind = Literal["file", "reference", "post"]
 
@@ -48,8 +48,9 @@ class VerifyResult:
     problems: tuple[VerifyProblem, ...]
 
 
-def verify(config: Config, scan: ScanResult) -> VerifyResult:
-    records = scanning.url_records(config)
+def verify(site: Site, scan: ScanResult) -> VerifyResult:
+    config = site.config
+    records = site.records()
     files = MirrorFiles(config.mirror_dir)
     problems = []
     mirrored = [r for r in records.values() if r.status == "mirrored"]
