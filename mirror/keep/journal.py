@@ -1,6 +1,6 @@
 """The rewrite journal: what each `rewrite` run changed, so `revert` can undo it.
 
-Three tables (migration ``0003_create_rewrite_journal`` in ``mirror.keep.state``):
+Three tables (:data:`MIGRATIONS`, applied with the state's own):
 a run (id, time, target, base URL, when reverted), per post of a run the
 SHA-256 of the file before and after and the file before itself, and per post
 its edits (byte offset in the file before, old text, new text, when revert
@@ -20,10 +20,55 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, Final, cast
 
-from mirror.keep.state import State, timestamp
+from mirror.keep.db import Migration, timestamp
 from mirror.models import Edit
+
+if TYPE_CHECKING:  # the state applies this module's migrations: imported the other way
+    from mirror.keep.state import State
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        "0003_create_rewrite_journal",
+        # What `rewrite` changed, so that `revert` can put every byte back
+        # (mirror.keep.journal reads and writes these tables). Offsets are bytes.
+        """
+        CREATE TABLE rewrite_runs (
+            -- AUTOINCREMENT: a run id is never reused, even after rows are deleted.
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at  TEXT NOT NULL,
+            target      TEXT NOT NULL CHECK (target IN ('local', 'cdn')),
+            base        TEXT NOT NULL,            -- the local_prefix or cdn_base used
+            reverted_at TEXT                      -- set once revert has undone the run
+        );
+        CREATE TABLE rewrite_posts (
+            id              INTEGER PRIMARY KEY,
+            run_id          INTEGER NOT NULL REFERENCES rewrite_runs (id) ON DELETE CASCADE,
+            post            TEXT NOT NULL,        -- posix, relative to the site root
+            original_sha256 TEXT NOT NULL,        -- of the file before this run's edits
+            result_sha256   TEXT NOT NULL,        -- of the file this run wrote
+            original        BLOB NOT NULL,        -- the file before: revert's anchor
+            reverted        TEXT,                 -- what revert did to this post
+            UNIQUE (run_id, post)
+        );
+        CREATE TABLE rewrite_edits (
+            post_id     INTEGER NOT NULL REFERENCES rewrite_posts (id) ON DELETE CASCADE,
+            seq         INTEGER NOT NULL,         -- 0-based, in file order
+            byte_offset INTEGER NOT NULL CHECK (byte_offset >= 0),  -- of old, in the original
+            old         TEXT NOT NULL,            -- the bytes replaced (UTF-8)
+            new         TEXT NOT NULL,            -- the bytes written in their place
+            PRIMARY KEY (post_id, seq)
+        );
+        """,
+    ),
+    Migration(
+        "0007_rewrite_edits_undone",
+        # When revert undid the edit: a run whose post was edited since may be
+        # undone in parts, and stays open until its last edit is undone.
+        "ALTER TABLE rewrite_edits ADD COLUMN undone_at TEXT;",
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,16 +10,10 @@ memory the tool has between runs, so it is written with three guarantees:
   transaction; a crash or an exception half-way leaves the previous state,
   never half a batch. :meth:`State.transaction` batches thousands of writes
   into one commit, because one fsync per image would dominate a large fetch.
-* **The schema only moves forward, by named migrations.** ``MIGRATIONS`` is an
-  ordered list of ``(name, SQL or function)`` steps, as in sqlite-utils'
-  ``migrations.py``. The ``migrations`` table records the names applied.
-  Opening a database applies the missing steps, in order, all in one
-  transaction: a failure leaves the file exactly as it was. A database that
-  records a name this version does not know was written by a newer version
-  and is refused rather than misread. A rewrite journal or thumbnail settings
-  will therefore each be *one new named migration appended to the list*;
-  never edit or reorder a migration that has shipped, since databases in the
-  wild record its name as done.
+* **The schema only moves forward, by named migrations** (:mod:`mirror.keep.db`):
+  each table's module owns its own (the URL rows here, the journal in
+  ``journal``, the thumbnails in ``thumbrows``), and :data:`MIGRATIONS` is all
+  of them in the order of their names.
 * **A broken file is named, not guessed at.** A file that is not an SQLite
   database, or is another program's, or is corrupt, raises a
   :class:`~mirror.errors.MirrorError` naming the file and saying to move it
@@ -37,18 +31,25 @@ A ``State`` wraps one connection and belongs to the thread that opened it.
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, cast, get_args
 
 from mirror.errors import MirrorError
-from mirror.version import __version__
+from mirror.keep import journal, thumbrows
+from mirror.keep.db import (
+    BUSY_TIMEOUT_S,
+    Migration,
+    applied_names,
+    apply_migrations,
+    sqlite_errors,
+    timestamp,
+)
 
 __all__ = [
     "MIGRATIONS",
@@ -67,28 +68,12 @@ Status = Literal["pending", "mirrored", "failed"]
 Source = Literal["origin", "alternative", "wayback"]
 _SOURCES: Final[frozenset[str]] = frozenset(get_args(Source))
 
-# Waiting this long for a lock held by another connection (a `report` reading
-# while a `fetch` commits) beats failing at once with "database is locked".
-_BUSY_TIMEOUT_S: Final = 10.0
 # Far below SQLITE_MAX_VARIABLE_NUMBER even on builds older than 3.32 (999).
 _CHUNK: Final = 500
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One named, forward-only schema step.
-
-    ``apply`` is an SQL script (statements separated by ``;``) or a function
-    given the connection. Either runs inside the upgrade's transaction, so a
-    function must not commit; SQLite DDL is transactional, so a failing step
-    undoes the steps before it too.
-    """
-
-    name: str
-    apply: str | Callable[[sqlite3.Connection], None]
-
-
-MIGRATIONS: Final[tuple[Migration, ...]] = (
+# The URL rows' own steps; the other tables' are in their modules.
+_URL_MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         "0001_create_urls",
         """
@@ -122,56 +107,6 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "CREATE INDEX urls_path ON urls (path) WHERE path IS NOT NULL;",
     ),
     Migration(
-        "0003_create_rewrite_journal",
-        # What `rewrite` changed, so that `revert` can put every byte back
-        # (mirror.keep.journal reads and writes these tables). Offsets are bytes.
-        """
-        CREATE TABLE rewrite_runs (
-            -- AUTOINCREMENT: a run id is never reused, even after rows are deleted.
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            started_at  TEXT NOT NULL,
-            target      TEXT NOT NULL CHECK (target IN ('local', 'cdn')),
-            base        TEXT NOT NULL,            -- the local_prefix or cdn_base used
-            reverted_at TEXT                      -- set once revert has undone the run
-        );
-        CREATE TABLE rewrite_posts (
-            id              INTEGER PRIMARY KEY,
-            run_id          INTEGER NOT NULL REFERENCES rewrite_runs (id) ON DELETE CASCADE,
-            post            TEXT NOT NULL,        -- posix, relative to the site root
-            original_sha256 TEXT NOT NULL,        -- of the file before this run's edits
-            result_sha256   TEXT NOT NULL,        -- of the file this run wrote
-            original        BLOB NOT NULL,        -- the file before: revert's anchor
-            reverted        TEXT,                 -- what revert did to this post
-            UNIQUE (run_id, post)
-        );
-        CREATE TABLE rewrite_edits (
-            post_id     INTEGER NOT NULL REFERENCES rewrite_posts (id) ON DELETE CASCADE,
-            seq         INTEGER NOT NULL,         -- 0-based, in file order
-            byte_offset INTEGER NOT NULL CHECK (byte_offset >= 0),  -- of old, in the original
-            old         TEXT NOT NULL,            -- the bytes replaced (UTF-8)
-            new         TEXT NOT NULL,            -- the bytes written in their place
-            PRIMARY KEY (post_id, seq)
-        );
-        """,
-    ),
-    Migration(
-        "0004_create_thumbnails",
-        # What each mirrored file's thumbnails were made from and with, so that
-        # they are rebuilt only when the file or the settings change
-        # (mirror.stages.thumbs reads and writes this table).
-        """
-        CREATE TABLE thumbnails (
-            path        TEXT PRIMARY KEY NOT NULL,  -- the original, relative to mirror.dir
-            sha256      TEXT NOT NULL,              -- of the original they were made from
-            fingerprint TEXT NOT NULL,              -- the settings used (ThumbSpec.fingerprint)
-            status      TEXT NOT NULL CHECK (status IN ('made', 'skipped', 'failed')),
-            reason      TEXT,                       -- why skipped or failed
-            files       TEXT NOT NULL DEFAULT '',   -- one per line, relative to thumbnails.dir
-            made_at     TEXT NOT NULL
-        );
-        """,
-    ),
-    Migration(
         "0005_urls_last_referenced",
         # When a scan last found the URL in a post: `backup --prune` moves a
         # file to the trash only after backup.prune_after days without one.
@@ -190,12 +125,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         UPDATE urls SET last_checked = last_fetched;
         """,
     ),
-    Migration(
-        "0007_rewrite_edits_undone",
-        # When revert undid the edit: a run whose post was edited since may be
-        # undone in parts, and stays open until its last edit is undone.
-        "ALTER TABLE rewrite_edits ADD COLUMN undone_at TEXT;",
-    ),
+)
+MIGRATIONS: Final[tuple[Migration, ...]] = tuple(
+    sorted((*_URL_MIGRATIONS, *journal.MIGRATIONS, *thumbrows.MIGRATIONS), key=lambda m: m.name)
 )
 
 
@@ -240,144 +172,6 @@ def _record(row: tuple[object, ...]) -> UrlRecord:
     return UrlRecord(*values)  # type: ignore[arg-type]  # column order = field order
 
 
-def timestamp(now: datetime | None = None) -> str:
-    """UTC ISO-8601 text to the second; refuse naive times, which have no zone to trust."""
-    if now is None:
-        now = datetime.now(UTC)
-    elif now.tzinfo is None:
-        raise ValueError("naive datetime: pass an aware one, e.g. datetime.now(UTC)")
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split an SQL script into single statements.
-
-    ``executescript`` would do it, but it COMMITs any open transaction first,
-    which would break the all-or-nothing upgrade. ``complete_statement`` knows
-    about ``;`` inside strings, comments and trigger bodies.
-    """
-    start = 0
-    for semicolon in re.finditer(";", script):
-        candidate = script[start : semicolon.end()]
-        if sqlite3.complete_statement(candidate):
-            yield candidate
-            start = semicolon.end()
-    rest = script[start:].strip()
-    if rest:
-        raise ValueError(f"migration SQL does not end with ';': {rest[:60]!r}")
-
-
-def _broken(path: Path, exc: sqlite3.Error) -> MirrorError:
-    """The message for a database SQLite cannot use, with what to do about it."""
-    if isinstance(exc, sqlite3.OperationalError):
-        # Locked, read-only, disk full, cannot open: the file may be fine.
-        return MirrorError(f"{path}: cannot use the state database: {exc}")
-    return MirrorError(
-        f"{path} is not a usable gallery-mirror state database ({exc}). "
-        f"Move it away (for example to {path.name}.broken) and run again "
-        "to start a new, empty state."
-    )
-
-
-@contextmanager
-def _sqlite_errors(path: Path) -> Iterator[None]:
-    """Turn database failures into a MirrorError naming the file.
-
-    Integrity and programming errors are bugs in the caller, not in the
-    file, so they stay as they are.
-    """
-    try:
-        yield
-    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
-        raise
-    except sqlite3.Error as exc:
-        raise _broken(path, exc) from exc
-
-
-def apply_migrations(
-    conn: sqlite3.Connection,
-    *,
-    path: Path,
-    migrations: Sequence[Migration] = MIGRATIONS,
-    now: datetime | None = None,
-) -> list[str]:
-    """Bring the database up to ``migrations``; return the names applied.
-
-    ``conn`` must be in autocommit mode (``isolation_level=None``): this
-    function owns the transaction. ``BEGIN IMMEDIATE`` takes the write lock
-    before reading what is applied, so two processes opening one new file
-    cannot both apply the same step. ``path`` is only for messages.
-    """
-    if conn.in_transaction:
-        raise RuntimeError("apply_migrations() needs a connection outside a transaction")
-    known = [m.name for m in migrations]
-    if len(set(known)) != len(known):
-        raise ValueError("duplicate migration names")
-    with _sqlite_errors(path):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            applied = _applied(conn, path, known)
-            todo = [m for m in migrations if m.name not in applied]
-            stamp = timestamp(now)
-            for migration in todo:
-                if isinstance(migration.apply, str):
-                    for statement in _statements(migration.apply):
-                        conn.execute(statement)
-                else:
-                    migration.apply(conn)
-                conn.execute(
-                    "INSERT INTO migrations (name, applied_at, version) VALUES (?, ?, ?)",
-                    (migration.name, stamp, __version__),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    return [m.name for m in todo]
-
-
-def _applied(conn: sqlite3.Connection, path: Path, known: Sequence[str]) -> set[str]:
-    """The migration names recorded in the file, creating the table in a new file.
-
-    Refuses another program's database and one written by a newer version.
-    """
-    tables = {
-        name
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )
-    }
-    if "migrations" not in tables:
-        if tables:
-            raise MirrorError(
-                f"{path} is an SQLite database but not a gallery-mirror state "
-                f"(it has tables {', '.join(sorted(tables))} and no 'migrations' table). "
-                "Move it away and run again."
-            )
-        # The one table outside the migration list: it records the list itself.
-        conn.execute(
-            "CREATE TABLE migrations ("
-            " name TEXT PRIMARY KEY NOT NULL,"
-            " applied_at TEXT NOT NULL,"
-            " version TEXT)"
-        )
-        return set()
-    rows = conn.execute("SELECT name, version FROM migrations").fetchall()
-    known_set = set(known)
-    unknown = sorted((name, version) for name, version in rows if name not in known_set)
-    if unknown:
-        names = ", ".join(name for name, _ in unknown)
-        versions = sorted({str(v) for _, v in unknown if v})
-        by = f" ({', '.join(versions)})" if versions else ""
-        raise MirrorError(
-            f"{path} was written by a newer gallery-mirror{by} than this one "
-            f"({__version__}): it records schema migrations this version does not know "
-            f"({names}). Upgrade gallery-mirror, or move the file away to start a new state."
-        )
-    return {name for name, _ in rows}
-
-
 class State:
     """The per-URL state of one site, on one SQLite connection.
 
@@ -406,12 +200,12 @@ class State:
             raise MirrorError(f"{path.parent}: cannot create the state directory: {exc}") from exc
         conn: sqlite3.Connection | None = None
         try:
-            with _sqlite_errors(path):
-                conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+            with sqlite_errors(path):
+                conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
                 conn.execute("PRAGMA journal_mode = WAL")  # reads the header: fails if not a db
                 conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA foreign_keys = ON")
-            apply_migrations(conn, path=path)
+            apply_migrations(conn, path=path, migrations=MIGRATIONS)
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -430,15 +224,15 @@ class State:
             return None
         conn: sqlite3.Connection | None = None
         try:
-            with _sqlite_errors(path):
+            with sqlite_errors(path):
                 # A WAL reader creates -wal/-shm files unless the database is
                 # opened as immutable. Without a -wal file no run is writing
                 # (a writer's close removes it), so immutable is safe; while a
                 # run writes, its -wal and -shm exist already: no new file appears.
                 wal = path.with_name(path.name + "-wal").exists()
                 uri = f"{path.resolve().as_uri()}?mode=ro" + ("" if wal else "&immutable=1")
-                conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-                applied = _applied(conn, path, [m.name for m in MIGRATIONS])
+                conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                applied = applied_names(conn, path, [m.name for m in MIGRATIONS])
             if any(m.name not in applied for m in MIGRATIONS):
                 raise MirrorError(
                     f"{path} was written by an older gallery-mirror: run"
@@ -477,7 +271,7 @@ class State:
 
     def get(self, url: str) -> UrlRecord | None:
         """The record of ``url``, or ``None`` if it was never seen."""
-        with _sqlite_errors(self.path):
+        with sqlite_errors(self.path):
             row = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM urls WHERE url = ?", (url,)
             ).fetchone()
@@ -490,7 +284,7 @@ class State:
         site would exceed SQLite's limit on bound variables.
         """
         result: dict[str, UrlRecord] = {}
-        with _sqlite_errors(self.path):
+        with sqlite_errors(self.path):
             if urls is None:
                 for row in self._conn.execute(f"SELECT {_COLUMNS} FROM urls ORDER BY url"):
                     record = _record(row)
@@ -513,7 +307,7 @@ class State:
         ``url`` another owner is a collision to resolve; under ``hash`` it is
         the same bytes, and sharing the file is the point.
         """
-        with _sqlite_errors(self.path):
+        with sqlite_errors(self.path):
             row = self._conn.execute(
                 "SELECT url FROM urls WHERE path = ? ORDER BY url LIMIT 1", (path,)
             ).fetchone()
@@ -532,14 +326,14 @@ class State:
         conn = self._conn
         depth = self._depth
         savepoint = f"sp{depth}"
-        with _sqlite_errors(self.path):
+        with sqlite_errors(self.path):
             conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
         self._depth += 1
         try:
             yield
         except BaseException:
             self._depth = depth
-            with _sqlite_errors(self.path):
+            with sqlite_errors(self.path):
                 if depth == 0:
                     if conn.in_transaction:  # SQLite may have rolled back itself (I/O error)
                         conn.execute("ROLLBACK")
@@ -548,7 +342,7 @@ class State:
                     conn.execute(f"RELEASE {savepoint}")
             raise
         self._depth = depth
-        with _sqlite_errors(self.path):
+        with sqlite_errors(self.path):
             try:
                 conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
             except BaseException:
@@ -560,10 +354,10 @@ class State:
     def _write(self) -> Iterator[None]:
         """Join the caller's transaction, or make this one write its own."""
         if self._depth:
-            with _sqlite_errors(self.path):
+            with sqlite_errors(self.path):
                 yield
         else:
-            with self.transaction(), _sqlite_errors(self.path):
+            with self.transaction(), sqlite_errors(self.path):
                 yield
 
     def seen(self, urls: Iterable[str], *, now: datetime | None = None) -> None:

@@ -20,13 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Literal
 
+from mirror.keep import thumbrows
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import TRASH_DIR_NAME, inside, to_trash
 from mirror.models import Outcome, ScanResult
 from mirror.stages import fetch as fetching
-from mirror.stages.thumbs import thumbnails_of, thumbs_root
+from mirror.stages.thumbs import thumbs_root
 from mirror.wording import counted
 
 EventKind = Literal["new", "changed", "failed", "gone", "pruned"]
@@ -149,12 +150,10 @@ def _prune(site: Site, scan: ScanResult) -> tuple[Pruned, ...]:
         # The file moves first: a crash before the rows go leaves rows whose
         # file is missing, which the next run handles as any missing file.
         moved = to_trash(inside(config.mirror_dir, PurePosixPath(path)), trash / path)
-        for thumb in thumbnails_of(state, path):
+        for thumb in thumbrows.files_of(state, path):
             to_trash(thumbs / thumb, trash / config.thumbnails.dir / thumb)
         pruned.append(Pruned(path, tuple(sorted(urls)), moved))
     with state.transaction():
         state.forget(r.url for r in expired)
-        state.connection.executemany(
-            "DELETE FROM thumbnails WHERE path = ?", ((p.path,) for p in pruned)
-        )
+        thumbrows.forget(state, (p.path for p in pruned))
     return tuple(pruned)

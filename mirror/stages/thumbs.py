@@ -26,8 +26,9 @@ from pathlib import Path, PurePosixPath
 
 from mirror.config import Config
 from mirror.errors import ConfigError, MirrorError
+from mirror.keep import thumbrows
 from mirror.keep.site import Site
-from mirror.keep.state import State, timestamp
+from mirror.keep.state import State
 from mirror.keep.store import TRASH_DIR_NAME, inside, remove_partials, to_trash
 from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
 
@@ -94,27 +95,9 @@ async def make_one(pool: ThumbPool, config: Config, spec: ThumbSpec, path: str) 
 
 def record(state: State, path: str, sha256: str, spec: ThumbSpec, result: ThumbResult) -> None:
     """Remember what ``path``'s thumbnails were made from (inside the caller's transaction)."""
-    state.connection.execute(
-        """
-        INSERT INTO thumbnails (path, sha256, fingerprint, status, reason, files, made_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (path) DO UPDATE SET
-            sha256 = excluded.sha256, fingerprint = excluded.fingerprint,
-            status = excluded.status, reason = excluded.reason,
-            files = excluded.files, made_at = excluded.made_at
-        """,
-        (
-            path, sha256, spec.fingerprint, result.status, result.reason,
-            "\n".join(result.files), timestamp(),
-        ),
-    )  # fmt: skip
-
-
-def thumbnails_of(state: State, path: str) -> list[str]:
-    """The thumbnails recorded for ``path``, relative to the thumbnails root."""
-    row = state.connection.execute("SELECT files FROM thumbnails WHERE path = ?", (path,))
-    found = row.fetchone()
-    return str(found[0]).splitlines() if found else []
+    thumbrows.record(
+        state, path, sha256, spec.fingerprint, result.status, result.reason, result.files
+    )
 
 
 def trash_stale(state: State, config: Config, path: str, spec: ThumbSpec) -> int:
@@ -127,7 +110,9 @@ def trash_stale(state: State, config: Config, path: str, spec: ThumbSpec) -> int
     trash = config.state_dir / TRASH_DIR_NAME / config.thumbnails.dir
     root = thumbs_root(config)
     return sum(
-        to_trash(root / old, trash / old) for old in thumbnails_of(state, path) if old not in wanted
+        to_trash(root / old, trash / old)
+        for old in thumbrows.files_of(state, path)
+        if old not in wanted
     )
 
 
@@ -141,20 +126,15 @@ def due(
         for record in state.records().values()
         if record.status == "mirrored" and record.path and record.sha256
     }
-    made = {
-        path: (sha256, fingerprint, status, listed)
-        for path, sha256, fingerprint, status, listed in state.connection.execute(
-            "SELECT path, sha256, fingerprint, status, files FROM thumbnails"
-        )
-    }
+    made = {row.path: row for row in thumbrows.rows(state)}
     root = thumbs_root(config)
     todo: list[tuple[str, str]] = []
     for path, sha256 in sorted(files.items()):
         known = made.get(path)
         current = (
             known is not None
-            and known[:2] == (sha256, spec.fingerprint)
-            and all((root / name).is_file() for name in known[3].splitlines())
+            and (known.sha256, known.fingerprint) == (sha256, spec.fingerprint)
+            and all((root / name).is_file() for name in known.files)
         )
         if force or not current:
             todo.append((path, sha256))
