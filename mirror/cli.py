@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # for the HTTP stack and Pillow (~0.5 s of imports on a small machine).
 
 # Usage and configuration errors (2) and a held lock (3) exit with their
-# MirrorError's exit_code (errors.ConfigError, lock.LockHeld); argparse exits 2 itself.
+# MirrorError's exit_code (errors.ConfigError, errors.LockHeld); argparse exits 2 itself.
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
 EXIT_PIPE = 128 + getattr(signal, "SIGPIPE", 13)

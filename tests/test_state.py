@@ -410,19 +410,6 @@ def test_records_for_20000_urls(db: Path) -> None:
         assert len(state.records()) == 20_000
 
 
-def test_path_owner(db: Path) -> None:
-    with State.open(db) as state:
-        assert state.path_owner("h/a.jpg") is None
-        state.seen(["https://h/pending.jpg"])
-        mirrored(state, "https://h/b.jpg", path="ab/cdef.jpg")
-        assert state.path_owner("ab/cdef.jpg") == "https://h/b.jpg"
-        # The hash layout shares files: allowed, and the answer is deterministic.
-        mirrored(state, "https://h/a.jpg", path="ab/cdef.jpg")
-        assert state.path_owner("ab/cdef.jpg") == "https://h/a.jpg"
-        assert state.path_owner("AB/cdef.jpg") is None  # exact match
-        assert state.path_owner("") is None
-
-
 # -- atomicity ------------------------------------------------------------------
 
 

@@ -29,35 +29,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from mirror.errors import MirrorError
+from mirror.errors import LockHeld, MirrorError
 
 __all__ = ["LOCK_FILE_NAME", "LockHeld", "SiteLock"]
 
 LOCK_FILE_NAME: Final = "lock"
-
-
-class LockHeld(MirrorError):
-    """Another run holds this site's lock (exit code 3).
-
-    The message names the lock file and, as far as the holder wrote them,
-    its PID, host and start time, so the user can find that run.
-    """
-
-    exit_code = 3
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: Path | None = None,
-        pid: int | None = None,
-        started: str | None = None,
-    ) -> None:
-        # Keyword-only extras with defaults keep the exception picklable.
-        super().__init__(message)
-        self.path = path
-        self.pid = pid
-        self.started = started
 
 
 def _read_holder(fd: int) -> dict[str, str]:

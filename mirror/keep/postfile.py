@@ -12,23 +12,31 @@ import contextlib
 import errno
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from mirror.keep.store import AtomicFile
 
-__all__ = ["read_post", "write_post"]
+__all__ = ["Unreadable", "read_post", "write_post"]
 
 
-def read_post(path: Path) -> bytes | str:
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """Why a post cannot be read (``reason`` is shown as is)."""
+
+    reason: str
+
+
+def read_post(path: Path) -> bytes | Unreadable:
     """The post's bytes, or why it cannot be read."""
     try:
         # A named pipe or a device would block the read, or never end.
         if not stat.S_ISREG(path.stat().st_mode):
-            return "cannot be read: not a regular file"
+            return Unreadable("cannot be read: not a regular file")
         return path.read_bytes()
     except OSError as exc:
         reason = "symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
-        return f"cannot be read: {reason}"
+        return Unreadable(f"cannot be read: {reason}")
 
 
 def write_post(path: Path, expected: bytes, data: bytes) -> str | None:

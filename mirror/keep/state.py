@@ -20,9 +20,8 @@ memory the tool has between runs, so it is written with three guarantees:
   away; nothing is deleted or rebuilt silently.
 
 Uniqueness of ``path`` is deliberately *not* a constraint: with the ``hash``
-layout two URLs serving the same bytes share one file. :meth:`State.path_owner`
-tells the caller who holds a path, and the caller, which knows the layout,
-decides whether that is a collision.
+layout two URLs serving the same bytes share one file (the commit step, which
+knows the layout, decides where each file goes).
 
 Times are stored as ISO-8601 UTC text to the second (``2024-05-01T09:30:00Z``),
 which sorts chronologically as text and reads well in the ``sqlite3`` shell.
@@ -102,7 +101,7 @@ _URL_MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(
         "0002_index_urls_path",
-        # path_owner() runs once per download; partial, since most rows of a
+        # Lookups by path (prune, own links); partial, since most rows of a
         # site with dead hosts have no path.
         "CREATE INDEX urls_path ON urls (path) WHERE path IS NOT NULL;",
     ),
@@ -191,7 +190,7 @@ class State:
 
         WAL lets ``report`` and ``verify`` read while a run writes; FULL sync
         makes a commit durable across power loss, which the rewrite journal
-        will need (losing a journal entry would make a rewrite unrevertable).
+        needs (losing a journal entry would make a rewrite unrevertable).
         """
         path = Path(path)
         try:
@@ -299,19 +298,6 @@ class State:
                     record = _record(row)
                     result[record.url] = record
         return result
-
-    def path_owner(self, path: str) -> str | None:
-        """A URL whose file is ``path`` (the smallest, to be deterministic), or ``None``.
-
-        Not a constraint, because only the caller knows the layout: under
-        ``url`` another owner is a collision to resolve; under ``hash`` it is
-        the same bytes, and sharing the file is the point.
-        """
-        with sqlite_errors(self.path):
-            row = self._conn.execute(
-                "SELECT url FROM urls WHERE path = ? ORDER BY url LIMIT 1", (path,)
-            ).fetchone()
-        return None if row is None else cast(str, row[0])
 
     # -- writing ----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from itertools import repeat
 from multiprocessing import get_context
 from pathlib import Path
 
-from mirror.keep.postfile import read_post
+from mirror.keep.postfile import Unreadable, read_post
 from mirror.models import PostScan, ScanResult
 from mirror.scanner.discover import discover
 from mirror.scanner.post import scan_post
@@ -66,6 +66,6 @@ def _scan_files(root: Path, posts: Sequence[str], keys: frozenset[str]) -> list[
 
 def _scan_file(root: Path, post: str, keys: frozenset[str]) -> PostScan:
     data = read_post(root / post)
-    if isinstance(data, str):
-        return PostScan(post, problems=(data,))
+    if isinstance(data, Unreadable):
+        return PostScan(post, problems=(data.reason,))
     return scan_post(data, post, keys)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from mirror.keep import journal
 from mirror.keep.journal import sha256
-from mirror.keep.postfile import read_post, write_post
+from mirror.keep.postfile import Unreadable, read_post, write_post
 from mirror.keep.site import Site
 from mirror.models import Edit
 from mirror.scanner import scan_post
@@ -69,7 +69,7 @@ def revert(site: Site, *, dry_run: bool = False) -> RevertResult:
     if state is None:  # a dry run before anything was recorded
         return RevertResult(dry_run, (), (), ())
     runs = journal.open_runs(state)
-    on_disk: dict[str, bytes | str] = {}
+    on_disk: dict[str, bytes | Unreadable] = {}
     current: dict[str, bytes] = {}  # each post as the runs undone so far leave it
     reverts = []
     for run in runs:
@@ -77,9 +77,11 @@ def revert(site: Site, *, dry_run: bool = False) -> RevertResult:
             if entry.post not in on_disk:
                 on_disk[entry.post] = read_post(config.site.root / entry.post)
             data = current.get(entry.post, on_disk[entry.post])
-            if isinstance(data, str):
+            if isinstance(data, Unreadable):
                 undone, total = len(entry.undone), len(entry.edits)
-                reverts.append(PostRevert(run.id, entry.post, "not reverted", undone, total, data))
+                reverts.append(
+                    PostRevert(run.id, entry.post, "not reverted", undone, total, data.reason)
+                )
                 continue
             outcome, current[entry.post] = _undo(run.id, entry, data, keys)
             reverts.append(outcome)

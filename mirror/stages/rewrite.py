@@ -27,7 +27,7 @@ from mirror.errors import ConfigError
 from mirror.keep import journal
 from mirror.keep.mirrorfiles import MirrorFiles
 from mirror.keep.ownlinks import OwnLinks
-from mirror.keep.postfile import read_post, write_post
+from mirror.keep.postfile import Unreadable, read_post, write_post
 from mirror.keep.site import Site
 from mirror.keep.state import State, UrlRecord
 from mirror.models import Edit, ImageRef, PostScan, ScanResult
@@ -233,8 +233,8 @@ def _rewrite_post(
 ) -> tuple[PostChange | PostFailure | None, list[LeftAlone]]:
     path = config.site.root / scanned.post
     before = read_post(path)
-    if isinstance(before, str):
-        return PostFailure(scanned.post, before), []
+    if isinstance(before, Unreadable):
+        return PostFailure(scanned.post, before.reason), []
     for current in _views(before, scanned, keys):
         decisions = [(r, planned[r] if r in planned else decider.decide(r)) for r in current.refs]
         left = [d for _, d in decisions if isinstance(d, LeftAlone)]

@@ -62,37 +62,44 @@ def verify(site: Site, scan: ScanResult) -> VerifyResult:
     rewritten = []
     for post in scan.posts:
         for ref in post.refs:
-            found = resolver.resolve(ref)
-            if found is None:
+            checked = resolver.resolve(ref)
+            if checked is None:
                 continue
             rewritten.append(ref)
-            if found:
-                problems.append(
-                    VerifyProblem("reference", f"{ref.post}:{ref.line}", found, ref.raw)
-                )
+            if checked.problem is not None:
+                where = f"{ref.post}:{ref.line}"
+                problems.append(VerifyProblem("reference", where, checked.problem, ref.raw))
     for unreadable in scan.unreadable:
         for reason in unreadable.problems:
             problems.append(VerifyProblem("post", unreadable.post, f"unreadable: {reason}"))
     return VerifyResult(scan, records, len(mirrored), tuple(rewritten), tuple(problems))
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A reference that points at the mirror, and what is wrong with it, if anything."""
+
+    problem: str | None
+
+
 class _Resolver:
-    """For a reference: None when it does not point at the mirror, else "" or what is wrong."""
+    """Whether a reference points at the mirror, and if so whether it resolves."""
 
     def __init__(self, config: Config, mirrored_paths: set[str | None]) -> None:
         self._root = config.mirror_dir
         self._mirrored = mirrored_paths
         self._links = OwnLinks(config)
 
-    def resolve(self, ref: ImageRef) -> str | None:
+    def resolve(self, ref: ImageRef) -> _Checked | None:
+        """None when ``ref`` does not point at the mirror."""
         link = self._links.of(ref.url)
-        return None if link is None else self._check(link.path, link.local)
+        return None if link is None else _Checked(self._problem(link.path, link.local))
 
-    def _check(self, path: str, on_disk: bool) -> str:
+    def _problem(self, path: str, on_disk: bool) -> str | None:
         if not on_disk:
-            return "" if path in self._mirrored else f"no mirrored file {path} in the state"
+            return None if path in self._mirrored else f"no mirrored file {path} in the state"
         try:
             target = inside(self._root, PurePosixPath(path))
         except ValueError:
             return f"{path} is not a file path inside mirror.dir"
-        return "" if target.is_file() else f"no file {path} under mirror.dir"
+        return None if target.is_file() else f"no file {path} under mirror.dir"
