@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path, PureWindowsPath
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeVar, get_type_hints
+from typing import Any, Final, Literal, TypeVar, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from mirror.errors import ConfigError
@@ -308,14 +308,15 @@ class DownloadConfig:
     origins: Mapping[str, tuple[str, ...]] = _key(MappingProxyType({}), _origins)
 
 
+ThumbFormat = Literal["webp", "jpeg", "png", "avif", "same"]  # "same": the original's
+
+
 @dataclass(frozen=True, slots=True)
 class ThumbnailsConfig:
     enabled: bool = _key(True, _boolean)
     dir: str = _key("_thumbs", _subdir(of_root=False))  # relative to the mirror dir
     sizes: tuple[int, ...] = _key((480,), _sizes)  # ascending, no duplicates
-    format: Literal["webp", "jpeg", "png", "avif", "same"] = _key(
-        "webp", _choice("webp", "jpeg", "png", "avif", "same")
-    )
+    format: ThumbFormat = _key("webp", _choice(*get_args(ThumbFormat)))
     quality: int = _key(82, _integer(1, 100))
     # what transparency is flattened on where it cannot stay
     background: tuple[int, int, int] = _key((255, 255, 255), _colour)

@@ -32,19 +32,23 @@ class Format:
     name: str  # as messages show it: "JPEG", "WebP"
     extension: str  # what the mirror writes, lower case with the dot
     aliases: frozenset[str] = frozenset()  # other extensions of the format
+    pillow: str | None = None  # the Pillow plugin that reads and writes it, if any
 
 
 FORMATS: Final[Mapping[ImageFormat, Format]] = MappingProxyType(
     {
-        "jpeg": Format("JPEG", ".jpg", frozenset({".jpeg", ".jpe", ".jfif", ".pjpeg", ".pjp"})),
-        "png": Format("PNG", ".png", frozenset({".apng"})),
-        "gif": Format("GIF", ".gif"),
-        "webp": Format("WebP", ".webp"),
-        "avif": Format("AVIF", ".avif", frozenset({".avifs"})),
+        "jpeg": Format(
+            "JPEG", ".jpg", frozenset({".jpeg", ".jpe", ".jfif", ".pjpeg", ".pjp"}), "JPEG"
+        ),
+        "png": Format("PNG", ".png", frozenset({".apng"}), "PNG"),
+        "gif": Format("GIF", ".gif", pillow="GIF"),
+        "webp": Format("WebP", ".webp", pillow="WEBP"),
+        "avif": Format("AVIF", ".avif", frozenset({".avifs"}), "AVIF"),
+        # Pillow has no HEIC plugin of its own (pillow-heif adds one).
         "heic": Format("HEIC", ".heic", frozenset({".heif", ".heics", ".heifs", ".hif"})),
-        "bmp": Format("BMP", ".bmp", frozenset({".dib"})),
-        "tiff": Format("TIFF", ".tif", frozenset({".tiff"})),
-        "ico": Format("ICO", ".ico"),
+        "bmp": Format("BMP", ".bmp", frozenset({".dib"}), "BMP"),
+        "tiff": Format("TIFF", ".tif", frozenset({".tiff"}), "TIFF"),
+        "ico": Format("ICO", ".ico", pillow="ICO"),
         "svg": Format("SVG", ".svg"),
     }
 )

@@ -61,8 +61,8 @@ from typing import Final, Literal, get_args
 
 from PIL import ExifTags, Image, ImageSequence
 
-from mirror.config import DEFAULT_MAX_PIXELS, ThumbnailsConfig
-from mirror.formats import ImageFormat
+from mirror.config import DEFAULT_MAX_PIXELS, ThumbFormat, ThumbnailsConfig
+from mirror.formats import FORMATS, ImageFormat
 from mirror.keep.store import AtomicFile, inside
 from mirror.pixels.imaging import (
     ANIMATED_FORMATS,
@@ -90,30 +90,15 @@ __all__ = [
 ALGORITHM_VERSION: Final = 1
 """Part of every fingerprint: raise it when a change here changes the output."""
 
-OutputFormat = Literal["webp", "jpeg", "png", "avif", "same"]
+OutputFormat = ThumbFormat
 Status = Literal["made", "skipped", "failed"]
 
 # Output format -> (Pillow writer, extension appended to the original's name).
 _OUTPUTS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
     {
-        "webp": ("WEBP", ".webp"),
-        "jpeg": ("JPEG", ".jpg"),
-        "png": ("PNG", ".png"),
-        "avif": ("AVIF", ".avif"),
-    }
-)
-
-# Sniffed formats Pillow decodes, with the one Pillow plugin each may use.
-# "same" writes the thumbnail with that plugin too: Pillow writes all of them.
-_DECODERS: Final[Mapping[ImageFormat, str]] = MappingProxyType(
-    {
-        "jpeg": "JPEG",
-        "png": "PNG",
-        "gif": "GIF",
-        "webp": "WEBP",
-        "avif": "AVIF",
-        "bmp": "BMP",
-        "tiff": "TIFF",
+        fmt: (str(FORMATS[fmt].pillow), FORMATS[fmt].extension)
+        for fmt in get_args(OutputFormat)
+        if fmt != "same"
     }
 )
 
@@ -131,6 +116,9 @@ def _avif_writable() -> bool:
     return "AVIF" in Image.SAVE
 
 
+_DEFAULTS: Final = ThumbnailsConfig()  # [thumbnails] as documented: the spec's defaults
+
+
 @dataclass(frozen=True, slots=True)
 class ThumbSpec:
     """What to make: every setting of the thumbnail stage, checked.
@@ -142,10 +130,10 @@ class ThumbSpec:
     """
 
     sizes: tuple[int, ...]
-    format: OutputFormat = "webp"
-    quality: int = 82
-    background: tuple[int, int, int] = (255, 255, 255)
-    animated: bool = False
+    format: OutputFormat = _DEFAULTS.format
+    quality: int = _DEFAULTS.quality
+    background: tuple[int, int, int] = _DEFAULTS.background
+    animated: bool = _DEFAULTS.animated
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
@@ -306,7 +294,7 @@ def _render(source: Path, spec: ThumbSpec) -> _Rendered:
         raise _Refused(ThumbResult("failed", f"cannot read the file: {exc}")) from None
     if info.format in _SKIPPED:
         raise _Refused(ThumbResult("skipped", _SKIPPED[info.format], (), info.width, info.height))
-    decoder = _DECODERS.get(info.format)
+    decoder = FORMATS[info.format].pillow
     if decoder is None or decoder not in Image.registered_extensions().values():
         # A valid image all the same (HEIC; AVIF on a Pillow built without it):
         # it is kept without thumbnails, not refused.

@@ -95,10 +95,9 @@ import re
 import struct
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import IO, Final, Literal
 
 from PIL import Image, TiffImagePlugin
@@ -129,8 +128,10 @@ _PADDING = b"\x00\t\n\x0b\x0c\r "
 # Formats whose Pillow header parse is cheap (reads the header, allocates
 # nothing), with the one Pillow plugin each may use; the others are checked
 # with our own header parse only.
-_PILLOW_FORMATS: Final[Mapping[ImageFormat, str]] = MappingProxyType(
-    {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "tiff": "TIFF", "ico": "ICO"}
+# Where Pillow's header parser is cheap (see the module docstring): not for
+# WebP and AVIF, which it reads whole.
+_PILLOW_HEADERS: Final[frozenset[ImageFormat]] = frozenset(
+    {"jpeg", "png", "gif", "bmp", "tiff", "ico"}
 )
 
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
@@ -658,7 +659,7 @@ def _pillow_header(
             warnings.simplefilter("ignore")
             # Image.open reads only the header; it is not closed, as that
             # would close our file.
-            image = Image.open(fp, formats=[_PILLOW_FORMATS[fmt]])
+            image = Image.open(fp, formats=[_pillow(fmt)])
             dims = image.size
             if isinstance(image, TiffImagePlugin.TiffImageFile):
                 data_end = _tiff_data_end(image)
@@ -744,7 +745,7 @@ def inspect(
         dims = _header_dims(fp, size, fmt)
         if dims is not None:
             _check_pixels(dims, max_pixels, FORMATS[fmt].name)
-        if fmt in _PILLOW_FORMATS:
+        if fmt in _PILLOW_HEADERS:
             dims = _pillow_header(fp, size, fmt, max_pixels)
             _check_pixels(dims, max_pixels, FORMATS[fmt].name)
     width, height = dims if dims is not None else (None, None)
@@ -777,3 +778,9 @@ def _u32le(buf: bytes, offset: int) -> int:
 
 def _u32be(buf: bytes, offset: int) -> int:
     return int.from_bytes(buf[offset : offset + 4], "big")
+
+
+def _pillow(fmt: ImageFormat) -> str:
+    plugin = FORMATS[fmt].pillow
+    assert plugin is not None, f"{fmt} has no Pillow plugin"
+    return plugin
