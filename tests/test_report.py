@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -22,6 +22,7 @@ from PIL import Image
 
 from faultserver import FaultServer
 from mirror.cli import main
+from mirror.keep.state import State, UrlRecord
 from mirror.output.report import use_colour
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "hexo-blog"
@@ -126,6 +127,26 @@ def test_example_blog_after_a_fetch_with_a_dead_image(
     assert code == 1
     snapshot("example-fetched.md", without_port(md, server))
     assert tree(tmp_path) == before and requests(server) == hits
+
+
+def test_the_report_reads_the_state_once(
+    tmp_path: Path,
+    server: FaultServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = example(tmp_path, server)
+    assert run(capsys, "fetch", "--site", str(site))[0] == 0
+    reads: list[object] = []
+    real = State.records
+
+    def counted(self: State, urls: Sequence[str] | None = None) -> dict[str, UrlRecord]:
+        reads.append(urls)
+        return real(self, urls)
+
+    monkeypatch.setattr(State, "records", counted)
+    assert run(capsys, "report", "--site", str(site))[0] == 0
+    assert reads == [None]  # one read of every row serves the plan, the diff and the table
 
 
 def test_only_the_named_files_are_written_and_no_request_is_made(
