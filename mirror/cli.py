@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import select
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -30,6 +32,7 @@ from mirror.stages import scan as scanning
 
 if TYPE_CHECKING:
     from mirror.output.progress import Progress
+    from mirror.stages.fetch import FetchResult
 
 # Each command imports its stage when it runs: `scan` and `--help` must not pay
 # for the HTTP stack and Pillow (~0.5 s of imports on a small machine).
@@ -82,6 +85,33 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", default=default(False),
         help="no progress bars",
+    )  # fmt: skip
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _max_time(parser: argparse.ArgumentParser, default: str = "no deadline") -> None:
+    parser.add_argument(
+        "--max-time", type=_seconds, metavar="SECONDS",
+        help=(
+            "stop starting downloads this long after the start, cancel those under way,"
+            f" record what finished and exit 1 with the summary (0 or default: {default})"
+        ),
+    )  # fmt: skip
+
+
+def _retry_failed(parser: argparse.ArgumentParser, note: str) -> None:
+    parser.add_argument(
+        "--retry-failed", action="store_true",
+        help=f"try every URL that failed before now, whatever its schedule ({note})",
     )  # fmt: skip
 
 
@@ -144,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--refresh", action="store_true",
         help="re-check mirrored images with conditional requests; replace those that changed",
     )  # fmt: skip
+    _retry_failed(fetch, "fetch does on every run; backup waits 1, 2, 4 ... days")
+    _max_time(fetch)
     _global_options(fetch, suppress=True)
     fetch.set_defaults(run=_fetch, writes=_always)
 
@@ -197,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true",
         help="list what would be fetched and print the diff; write nothing",
     )  # fmt: skip
+    _max_time(migrate)
     _global_options(migrate, suppress=True)
     migrate.set_defaults(run=_migrate, writes=_unless_dry_run)
 
@@ -222,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", type=Path, metavar="FILE",
         help=f"write the run as JSON here; - is standard output{_DASH}",
     )  # fmt: skip
+    _retry_failed(backup, "else one is tried again 1, 2, 4 ... days, at most 30, after it failed")
+    _max_time(backup, "backup.max_time")
     _global_options(backup, suppress=True)
     backup.set_defaults(run=_backup, writes=_always)
 
@@ -313,17 +348,26 @@ def _fetch(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.fetch import write_summary
     from mirror.stages import fetch as fetching
 
+    deadline = fetching.Deadline.after(args.max_time, time.monotonic())
     scan = _scan_posts(site.config)
     with _progress(args) as progress:
         result = fetching.fetch(
-            site, scan, refresh_after=0.0 if args.refresh else None,
+            site, scan, refresh_after=0.0 if args.refresh else None, deadline=deadline,
             on_plan=progress.planned, on_outcome=progress.finished,
         )  # fmt: skip
     write_summary(result, sys.stdout)
     if result.interrupted:
         _say("gallery-mirror: interrupted")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if result.failed or scan.unreadable else EXIT_OK
+    return _fetch_code(result, scan)
+
+
+def _fetch_code(result: FetchResult, scan: ScanResult) -> int:
+    """A fetch's exit code when it was not interrupted; a stop is said on standard error too."""
+    if result.stopped is not None:
+        _say(f"gallery-mirror: stopped: {result.stopped.message}")
+    bad = result.failed or result.waiting or result.stopped or scan.unreadable
+    return EXIT_FAILED if bad else EXIT_OK
 
 
 def _progress(
@@ -344,7 +388,9 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.fetch import write_plan, write_summary
     from mirror.output.rewrite import interrupted_note, write_rewrite
     from mirror.stages import migrate as migrating
+    from mirror.stages.fetch import Deadline
 
+    deadline = Deadline.after(args.max_time, time.monotonic())
     scan = _scan_posts(site.config)
     if args.dry_run:
         plan, diff = migrating.dry_run(site, scan, to=args.to)
@@ -353,8 +399,9 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
         return EXIT_FAILED if scan.unreadable else EXIT_OK
     with _progress(args) as progress:
         result = migrating.migrate(
-            site, scan, to=args.to, on_plan=progress.planned, on_outcome=progress.finished
-        )
+            site, scan, to=args.to, deadline=deadline,
+            on_plan=progress.planned, on_outcome=progress.finished,
+        )  # fmt: skip
     write_summary(result.fetched, sys.stdout)
     if result.rewritten is None:
         _say("gallery-mirror: interrupted before the rewrite; the posts are unchanged")
@@ -363,27 +410,30 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
     if result.rewritten.interrupted:
         _say(f"gallery-mirror: {interrupted_note(result.rewritten)}")
         return EXIT_INTERRUPTED
-    failed = result.fetched.failed or result.rewritten.failed or scan.unreadable
-    return EXIT_FAILED if failed else EXIT_OK
+    fetched = _fetch_code(result.fetched, scan)
+    return EXIT_FAILED if fetched != EXIT_OK or result.rewritten.failed else EXIT_OK
 
 
 def _backup(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.backup import write_backup_json, write_event, write_summary_line
     from mirror.stages.backup import backup
+    from mirror.stages.fetch import Deadline
 
+    max_time = site.config.backup.max_time if args.max_time is None else args.max_time
+    deadline = Deadline.after(max_time, time.monotonic())
     log = _printed_to(args.json)
     scan = _scan_posts(site.config)
     with _progress(args, bar_only=True) as progress:  # the events are the log
         result = backup(
-            site, scan, refresh=args.refresh, prune=args.prune, on_plan=progress.planned,
-            on_outcome=progress.finished,
+            site, scan, refresh=args.refresh, prune=args.prune, retry_failed=args.retry_failed,
+            deadline=deadline, on_plan=progress.planned, on_outcome=progress.finished,
             on_event=lambda event: write_event(event, log, quiet=args.quiet),
         )  # fmt: skip
     write_summary_line(result, log)
     if result.fetched.interrupted:
         code = EXIT_TERMINATED if _TERMINATED.is_set() else EXIT_INTERRUPTED
     else:
-        code = EXIT_FAILED if result.fetched.failed or scan.unreadable else EXIT_OK
+        code = _fetch_code(result.fetched, scan)
     if args.json is not None:
         write_backup_json(result, args.json, exit_code=code)
     return code

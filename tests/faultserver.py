@@ -43,7 +43,7 @@ class _Route:
     headers: dict[str, str] = field(default_factory=dict)
     code: int = 200
     times: int | None = None  # flaky: fails; reset/short: faulty answers (None = all)
-    count: int = 0  # reset: bytes sent before the RST; short: the declared length
+    count: int = 0  # reset, stall: bytes sent before the RST or stall; short: the declared length
     seconds: float = 0.0
     before_headers: bool = True
     to: str = ""
@@ -199,12 +199,16 @@ class FaultServer:
         body: bytes = b"",
         *,
         before_headers: bool = True,
+        sent: int = 0,
         content_type: str = "image/jpeg",
     ) -> str:
-        """Wait ``seconds`` before the headers (or after them, before the body)."""
-        if not before_headers and not body:
+        """Wait ``seconds`` before the headers (or after them and the body's first
+        ``sent`` bytes, before the rest)."""
+        if not before_headers and not 0 <= sent < len(body):
             raise ValueError("a stall after the headers needs a body to hold back")
-        route = _Route("stall", body, content_type, seconds=seconds, before_headers=before_headers)
+        route = _Route(
+            "stall", body, content_type, seconds=seconds, before_headers=before_headers, count=sent
+        )
         return self._add(path, route)
 
     def no_length(self, path: str, body: bytes, *, content_type: str = "image/jpeg") -> str:
@@ -422,10 +426,11 @@ class _Handler(BaseHTTPRequestHandler):
                     self._reply(200, route.body, typed)
             case "stall":
                 self._head(200, {**typed, "Content-Length": str(len(route.body))})
+                self._body(route.body[: route.count])
                 if fault._stop.wait(route.seconds):
                     self.close_connection = True
                 else:
-                    self._body(route.body)
+                    self._body(route.body[route.count :])
             case "no_length":
                 self._head(200, {**typed, "Connection": "close"})
                 self._body(route.body)

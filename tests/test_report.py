@@ -122,6 +122,8 @@ def test_example_blog_after_a_fetch_with_a_dead_image(
 
     code, text, _ = run(capsys, "report", "--site", str(site))
     assert code == 1  # a failed image fails the report
+    # When backup tries the dead image again depends on when this test runs.
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<time>", text)
     snapshot("example-fetched.txt", without_port(text, server))
     code, md, _ = run(capsys, "report", "--format", "md", "--site", str(site))
     assert code == 1

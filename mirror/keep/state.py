@@ -124,6 +124,16 @@ _URL_MIGRATIONS: Final[tuple[Migration, ...]] = (
         UPDATE urls SET last_checked = last_fetched;
         """,
     ),
+    Migration(
+        "0008_urls_failures",
+        # Failed runs in a row of a URL without a copy: `backup` tries it again
+        # only 1, 2, 4, ... days (at most 30) after its last attempt
+        # (last_checked), not on every run. A URL failed before counts once.
+        """
+        ALTER TABLE urls ADD COLUMN failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0);
+        UPDATE urls SET failures = 1 WHERE status = 'failed';
+        """,
+    ),
 )
 MIGRATIONS: Final[tuple[Migration, ...]] = tuple(
     sorted((*_URL_MIGRATIONS, *journal.MIGRATIONS, *thumbrows.MIGRATIONS), key=lambda m: m.name)
@@ -156,6 +166,8 @@ class UrlRecord:
     last_fetched: datetime | None
     last_referenced: datetime | None  # when a scan last found it in a post
     last_checked: datetime | None  # when a request last asked about it, failed or not
+    # runs in a row that failed to get a copy of it; 0 once it has one
+    failures: int = 0
 
 
 _COLUMNS: Final = ", ".join(f.name for f in fields(UrlRecord))
@@ -409,7 +421,8 @@ class State:
                     last_error = NULL,
                     source = excluded.source,
                     last_fetched = excluded.last_fetched,
-                    last_checked = excluded.last_checked
+                    last_checked = excluded.last_checked,
+                    failures = 0
                 """,
                 {
                     "url": url,
@@ -435,7 +448,8 @@ class State:
         hash and ``last_fetched``: a failed ``--refresh`` (host down today)
         must not throw away a good copy, nor make ``rewrite`` skip it. Only
         ``last_error`` and ``attempts`` change, so the report can still say
-        the refresh failed. Any other URL becomes ``failed``.
+        the refresh failed. Any other URL becomes ``failed``, one more failure in
+        a row (``failures``).
         """
         if attempts < 0:
             raise ValueError("attempts cannot be negative")
@@ -444,13 +458,15 @@ class State:
             self._conn.execute(
                 """
                 INSERT INTO urls (url, status, attempts, last_error, first_seen, last_fetched,
-                                  last_checked)
-                VALUES (:url, 'failed', :attempts, :error, :now, :now, :now)
+                                  last_checked, failures)
+                VALUES (:url, 'failed', :attempts, :error, :now, :now, :now, 1)
                 ON CONFLICT (url) DO UPDATE SET
                     attempts = urls.attempts + excluded.attempts,
                     last_error = excluded.last_error,
                     last_checked = excluded.last_checked,
                     status = CASE urls.status WHEN 'mirrored' THEN 'mirrored' ELSE 'failed' END,
+                    failures = CASE urls.status
+                        WHEN 'mirrored' THEN urls.failures ELSE urls.failures + 1 END,
                     last_fetched = CASE urls.status
                         WHEN 'mirrored' THEN urls.last_fetched ELSE excluded.last_fetched END
                 """,

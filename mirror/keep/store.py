@@ -95,6 +95,7 @@ __all__ = [
     "MAX_COMPONENT_BYTES",
     "AtomicFile",
     "DirSync",
+    "Reserve",
     "hash_path",
     "inside",
     "is_partial",
@@ -603,6 +604,36 @@ class AtomicFile:
     def _remove_temp(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp)
+
+
+class Reserve:
+    """Room held on a disk by a file of ``size`` bytes, for the last writes of a
+    run that fills that disk: a full disk refuses SQLite its journal too, so
+    without it the rows of the files that did fit could not be written.
+
+    :meth:`hold` is best effort (a disk already too full holds nothing);
+    :meth:`release` gives the room back, and the next run holds it again.
+    """
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path, self.size = path, size
+
+    def hold(self) -> None:
+        try:
+            if self.path.stat().st_size >= self.size:
+                return
+        except FileNotFoundError:
+            pass
+        try:
+            # Written, not truncated to size: a sparse file would hold no room.
+            with open(self.path, "wb") as out:
+                out.write(bytes(self.size))
+        except OSError:
+            self.release()
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
 
 
 def stamped(path: Path) -> Path:

@@ -421,7 +421,10 @@ class Downloader:
         # Its final name is the commit step's to give; until then the file
         # lies in the staging root, on the same file system.
         incoming = Incoming(
-            self.staging, PurePosixPath(f"incoming{extension}"), fsync=self._config.fsync
+            self.staging,
+            PurePosixPath(f"incoming{extension}"),
+            fsync=self._config.fsync,
+            expected=declared,
         )
         content_type = response.headers.get("content-type")
         blocks, held, size = [bytes(head)], len(head), len(head)

@@ -7,9 +7,11 @@ then one summary line. ``--json FILE`` writes the same run as JSON.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
+from mirror.keep.db import timestamp
 from mirror.output import files as outfile
 from mirror.stages.backup import BackupResult, Event
 from mirror.wording import counted
@@ -34,6 +36,8 @@ def summary(result: BackupResult) -> dict[str, int | float]:
         "unchanged": len(fetched.unchanged),  # re-checked, still current
         "already": fetched.already,  # not re-checked: mirrored before, or the mirror's own link
         "failed": len(fetched.failed),
+        "waiting": len(fetched.waiting),  # failed before, not due for another try yet
+        "not_tried": fetched.not_tried,  # left when the run stopped early
         "recheck_failed": len(fetched.recheck_failed),
         "gone": len(result.gone),
         "pruned": len(result.pruned),
@@ -46,15 +50,24 @@ def summary(result: BackupResult) -> dict[str, int | float]:
 
 def write_summary_line(result: BackupResult, out: TextIO) -> None:
     counts = summary(result)
-    interrupted = "interrupted; " if result.fetched.interrupted else ""
+    fetched = result.fetched
+    stopped = "interrupted; " if fetched.interrupted else "stopped; " if fetched.stopped else ""
+    waiting = ""
+    if fetched.waiting:
+        first = min(fetched.next_tries[url] for url in fetched.waiting)
+        waiting = f" ({len(fetched.waiting)} more wait to be tried again, from {timestamp(first)})"
     out.write(
-        f"backup: {interrupted}{counts['new']} new ({counts['bytes'] / 1e6:.1f} MB),"
+        f"backup: {stopped}{counts['new']} new ({counts['bytes'] / 1e6:.1f} MB),"
         f" {counts['changed']} changed, {counts['unchanged']} unchanged,"
         f" {counts['already']} already mirrored,"
-        f" {counts['failed']} failed, {counted(int(counts['recheck_failed']), 're-check')} failed"
+        f" {counts['failed']} failed{waiting},"
+        f" {counted(int(counts['recheck_failed']), 're-check')} failed"
         f" ({counted(int(counts['gone']), 'source')} newly gone), {counts['pruned']} pruned,"
         f" {counted(int(counts['thumbnails']), 'thumbnail')}, in {counts['seconds']:.1f} s\n"
     )
+    if fetched.stopped is not None:
+        left = counted(fetched.not_tried, "image")
+        out.write(f"backup: stopped: {fetched.stopped.message}; {left} not tried yet\n")
     if result.prune_skipped:
         out.write(f"backup: {result.prune_skipped}\n")
 
@@ -65,14 +78,33 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
         url: [f"{r.post}:{r.line}" for r in refs] for url, refs in result.fetched.scan.uses.items()
     }
     gone = {o.url for o in result.gone}
+    fetched = result.fetched
+
+    def next_try(url: str) -> str | None:
+        when = fetched.next_tries.get(url)
+        return timestamp(when) if when is not None else None
+
     document = {
         "schema": 1,
         "command": "backup",
         "exit_code": exit_code,
-        "interrupted": result.fetched.interrupted,
+        "interrupted": fetched.interrupted,
+        "stopped": asdict(fetched.stopped) if fetched.stopped is not None else None,
         "summary": summary(result),
         "failed": [
-            {"url": o.url, "error": o.error, "posts": uses[o.url]} for o in result.fetched.failed
+            {"url": o.url, "error": o.error, "posts": uses[o.url], "next_attempt": next_try(o.url)}
+            for o in fetched.failed
+        ],
+        "waiting": [  # failed before, not tried this run
+            {
+                "url": url,
+                "error": record.last_error,
+                "failures": record.failures,
+                "last_attempt": timestamp(record.last_checked) if record.last_checked else None,
+                "next_attempt": next_try(url),
+                "posts": uses[url],
+            }
+            for url, record in fetched.waiting.items()
         ],
         "recheck_failed": [  # the mirrored copy is kept
             {"url": o.url, "error": o.error, "newly_gone": o.url in gone, "posts": uses[o.url]}

@@ -17,12 +17,18 @@ def write_summary(result: FetchResult, out: TextIO) -> None:
     replaced = [o for o in result.mirrored if o.replaced is not None]
     new = [o for o in result.mirrored if o.replaced is None]
     size = sum(o.size for o in new)
-    stopped = "Interrupted: " if result.interrupted else ""
+    stopped = "Interrupted: " if result.interrupted else "Stopped: " if result.stopped else ""
     out.write(
         f"{stopped}Mirrored {counted(len(new), 'new image')} ({size / 1e6:.1f} MB),"
         f" {result.already} already mirrored, {len(result.failed)} failed,"
         f" in {result.elapsed:.1f} s.\n"
     )
+    if result.stopped is not None:
+        left = counted(result.not_tried, "image")
+        out.write(
+            f"Stopped early: {result.stopped.message}. {left} not tried yet;"
+            " what finished is recorded, and the next run goes on from there.\n"
+        )
     if result.unchanged or replaced or result.recheck_failed:
         out.write(
             f"Re-checked: {len(result.unchanged)} unchanged, {len(replaced)} changed and"

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from mirror.keep.db import timestamp
 from mirror.models import Probe
 from mirror.output import files as outfile
 from mirror.output.fetch import write_plan
@@ -107,6 +108,10 @@ def write_text(report: Report, out: TextIO, *, colour: bool = False, quiet: bool
             status = paint(f"{url.status:<{width}}", url.status)
             out.write(f"  {status}  {url.url}\n")
             out.write(f"  {'':<{width}}  {url.error}; used by {places(url.uses)}\n")
+            if url.next_try is not None:
+                out.write(
+                    f"  {'':<{width}}  backup tries it again from {timestamp(url.next_try)}\n"
+                )
     if report.scan.unreadable:
         out.write(f"\nPosts that could not be read ({len(report.scan.unreadable)}):\n")
         for post in report.scan.unreadable:
@@ -232,6 +237,7 @@ def report_json(report: Report) -> dict[str, Any]:
         entry["state"] = url.record.status if url.record is not None else None
         entry["check"] = _probe_json(url.probe)
         entry["used_by"] = [f"{r.post}:{r.line}" for r in url.uses]
+        entry["next_attempt"] = timestamp(url.next_try) if url.next_try is not None else None
     doc["checked"] = report.checked
     doc["summary"] = report.counts()
     doc["hosts"] = [

@@ -1,6 +1,10 @@
 """``backup``: the unattended job. Scan, fetch what is new (with thumbnails), re-check
 what is due, notice sources that died, prune what no post uses any more.
 
+A URL that failed before is tried again 1, 2, 4 ... days (at most 30) after
+its last attempt, not every night (``retry_failed``: all of them now); a
+deadline (``backup.max_time``) stops the run as it stops a fetch.
+
 It never rewrites a post. What it reports is made for a log read the next
 morning: one event per notable thing (a new image, a changed one, a failure,
 a source that was fine before and is gone now, a pruned file) and a summary.
@@ -61,6 +65,9 @@ def backup(
     *,
     refresh: bool = False,
     prune: bool = False,
+    retry_failed: bool = False,
+    deadline: fetching.Deadline | None = None,
+    clock: fetching.Clock = fetching.utc_now,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
@@ -90,11 +97,14 @@ def backup(
 
     refresh_after = config.backup.refresh_after if refresh else None
     fetched = fetching.fetch(
-        site, scan, refresh_after=refresh_after, on_plan=on_plan, on_outcome=outcome
-    )
+        site, scan, refresh_after=refresh_after, retry_failed=retry_failed, deadline=deadline,
+        clock=clock, on_plan=on_plan, on_outcome=outcome,
+    )  # fmt: skip
     pruned: tuple[Pruned, ...] = ()
     skipped = None
-    if prune and not fetched.interrupted:
+    if prune and fetched.stopped is not None:
+        skipped = "not pruned: the run stopped early"
+    elif prune and not fetched.interrupted:
         skipped = _why_not_prune(scan)
         if skipped is None:
             pruned = _prune(site, scan)

@@ -8,34 +8,103 @@ removed under the site lock before anything starts; each image is renamed
 into place and its directory fsynced before its row is written; so after a
 kill at any moment the next run finds every recorded file complete and
 fetches what is missing.
+
+A run can also stop itself, and then ends as a whole run does, with its
+summary (:class:`Stop`): when its deadline passes (``--max-time``,
+``backup.max_time``), and when the mirror's disk is full or cannot be
+written. No new download starts, the ones under way are cancelled (each
+removes its temporary file), and what finished is recorded.
+
+A URL that failed is tried again on every fetch, and by ``backup`` on a
+growing schedule (:func:`next_attempt`): a host dead for good is not asked
+every night forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
+from typing import Final, Literal
 
 from mirror.config import Config
 from mirror.errors import MirrorError
 from mirror.keep.commit import Commit
+from mirror.keep.incoming import FULL, NoSpace
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import State, UrlRecord
-from mirror.keep.store import DirSync, inside, remove_partials
+from mirror.keep.store import DirSync, Reserve, inside, remove_partials
 from mirror.models import Outcome, Probe, ScanResult
 from mirror.net.downloader import Conditional, Downloaded, Downloader
 from mirror.net.transport import make_client
-from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec
+from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable
 from mirror.stages import thumbs as thumbnailing
 from mirror.stages.thumbs import ThumbsResult
+from mirror.wording import counted
 
 _BATCH = 64  # state rows per commit
 VERSIONS_DIR_NAME = "versions"  # under the state dir: files a refresh replaced
+# Under the state dir: room for the rows of a run that fills the disk (a batch
+# of them, with the thumbnails' and the checkpoint, takes well under this).
+RESERVE_NAME, _RESERVE_BYTES = "reserve", 256 * 1024
+RETRY_MAX_DAYS: Final = 30  # the longest backup waits to try a failed URL again
+# Errors that mean no file can be written in the mirror at all, not this one only.
+_UNWRITABLE: Final = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def next_attempt(record: UrlRecord) -> datetime | None:
+    """When ``backup`` tries a failed URL again: 1, 2, 4, 8 ... days after its
+    last attempt for 1, 2, 3, 4 ... failed runs in a row, at most
+    :data:`RETRY_MAX_DAYS`. None for a URL that is not failed."""
+    if record.status != "failed" or record.last_checked is None:
+        return None
+    days = min(2.0 ** min(max(record.failures, 1) - 1, 30), RETRY_MAX_DAYS)
+    return record.last_checked + timedelta(days=days)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When a run stops starting downloads: ``seconds`` after it started."""
+
+    seconds: float  # as asked (--max-time, backup.max_time)
+    at: float  # on time.monotonic()'s clock
+
+    @classmethod
+    def after(cls, seconds: float | None, started: float) -> Deadline | None:
+        """The deadline ``seconds`` after ``started`` (monotonic); None for none or 0."""
+        return cls(seconds, started + seconds) if seconds else None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why a run stopped before it had tried every URL."""
+
+    kind: Literal["deadline", "disk_full", "unwritable"]
+    message: str  # names the directory, and for a full disk the room needed
+    directory: str | None = None
+    free: int | None = None  # bytes free in ``directory`` once the run ended
+    needed: int | None = None  # bytes at least of the file that did not fit
+
+
+class _Stopped(Exception):
+    """Raised by a download to end the run: no other download starts."""
+
+    def __init__(self, stop: Stop) -> None:
+        super().__init__(stop.message)
+        self.stop = stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +117,12 @@ class FetchResult:
     elapsed: float
     interrupted: bool = False  # Ctrl-C: ``fetched`` is what finished before it
     thumbs: ThumbsResult | None = None  # None when thumbnails are off
+    stopped: Stop | None = None  # the run stopped itself: ``fetched`` is what finished before
+    not_tried: int = 0  # URLs to fetch that the stop left untried
+    # failed before and not due again (backup), by URL: their records
+    waiting: Mapping[str, UrlRecord] = field(default_factory=dict)
+    # when backup next tries each URL failed now or waiting (see next_attempt)
+    next_tries: Mapping[str, datetime] = field(default_factory=dict)
 
     @property
     def mirrored(self) -> tuple[Outcome, ...]:
@@ -76,6 +151,9 @@ def fetch(
     scan: ScanResult,
     *,
     refresh_after: float | None = None,
+    retry_failed: bool = True,
+    deadline: Deadline | None = None,
+    clock: Clock = utc_now,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> FetchResult:
@@ -83,21 +161,28 @@ def fetch(
 
     With ``refresh_after`` (days; 0 = all), the mirrored URLs last fetched
     longer ago than that are re-validated with conditional requests too.
+    Without ``retry_failed``, a URL that failed before waits for its
+    :func:`next_attempt`. No download starts after ``deadline``. ``clock``
+    is the time the schedule and the state go by.
     """
     started = time.monotonic()
     config, state = site.config, site.state
     root = config.mirror_dir
     spec = thumbnailing.spec_of(config) if config.thumbnails.enabled else None
+    now = clock()
     with contextlib.ExitStack() as stack:
         remove_partials(root)
+        reserve = Reserve(config.state_dir / RESERVE_NAME, _RESERVE_BYTES)
+        reserve.hold()
         links = OwnLinks(config)
         urls = links.to_fetch(scan)  # never the mirror itself (after a rewrite)
-        state.seen(urls)
+        state.seen(urls, now=now)
         records = state.records(urls)
         own = links.mirrored(links.records(scan, state.records))  # counted as already mirrored
         mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
-        stale = _stale(records, mirrored, refresh_after)
-        todo = [url for url in urls if url not in mirrored or url in stale]
+        stale = _stale(records, mirrored, refresh_after, now)
+        waiting = {} if retry_failed else _waiting(records, mirrored, now)
+        todo = [url for url in urls if (url not in mirrored or url in stale) and url not in waiting]
         if on_plan is not None:
             on_plan(len(todo))
 
@@ -113,7 +198,7 @@ def fetch(
             dirs.sync()  # the renames first: a row never points at a file a power cut loses
             with state.transaction():
                 for outcome in pending:
-                    _record(state, outcome)
+                    _record(state, outcome, clock())
                     if thumbs is not None:
                         thumbs.record(state, outcome)
             pending.clear()
@@ -127,16 +212,20 @@ def fetch(
                 flush()
 
         interrupted = False
+        stopped = None
         try:
-            asyncio.run(_download(config, todo, stale, record, thumbs, dirs))
+            stopped = asyncio.run(_download(config, todo, stale, record, thumbs, dirs, deadline))
         except KeyboardInterrupt:
             # Every download was cancelled and its temporary file removed; a
             # file renamed but not yet recorded is simply fetched again.
             interrupted = True
         finally:
-            flush()  # also after Ctrl-C: what finished is recorded
+            if stopped is not None and stopped.kind == "disk_full":
+                reserve.release()  # the room to record what fit
+            flush()  # also after Ctrl-C or a stop: what finished is recorded
         made = None
-        if spec is not None and not interrupted:  # images mirrored before, settings changed
+        if spec is not None and not interrupted and stopped is None:
+            # Images mirrored before whose thumbnails are due (settings changed).
             made = thumbnailing.catch_up(site, lambda: stack.enter_context(ThumbPool()))
             if thumbs is not None:
                 # The catch-up found this run's own thumbnails current: they
@@ -150,8 +239,14 @@ def fetch(
                 )
             interrupted = made.interrupted
     already = len(mirrored) - len(stale) + own
-    elapsed = time.monotonic() - started
-    return FetchResult(scan, tuple(done), already, elapsed, interrupted, made, frozenset(stale))
+    failed = [o.url for o in done if o.status == "failed" and o.url not in stale]
+    tries = {url: next_attempt(r) for url, r in [*state.records(failed).items(), *waiting.items()]}
+    return FetchResult(
+        scan, tuple(done), already, time.monotonic() - started, interrupted, made,
+        kept=frozenset(stale), stopped=stopped, waiting=waiting,
+        not_tried=len(todo) - len(done) if stopped else 0,
+        next_tries={url: when for url, when in tries.items() if when is not None},
+    )  # fmt: skip
 
 
 class _Thumbnails:
@@ -193,12 +288,12 @@ class _Thumbnails:
 
 
 def _stale(
-    records: dict[str, UrlRecord], mirrored: set[str], refresh_after: float | None
+    records: dict[str, UrlRecord], mirrored: set[str], refresh_after: float | None, now: datetime
 ) -> dict[str, UrlRecord]:
     """The mirrored URLs due for a conditional re-check."""
     if refresh_after is None:
         return {}
-    due = datetime.now(UTC) - timedelta(days=refresh_after)
+    due = now - timedelta(days=refresh_after)
     stale = {}
     for url in mirrored:
         record = records[url]
@@ -208,6 +303,18 @@ def _stale(
         if checked is None or checked <= due:
             stale[url] = record
     return stale
+
+
+def _waiting(
+    records: dict[str, UrlRecord], mirrored: set[str], now: datetime
+) -> dict[str, UrlRecord]:
+    """The failed URLs whose next attempt is still to come."""
+    waiting = {}
+    for url, record in records.items():
+        when = next_attempt(record)
+        if url not in mirrored and when is not None and when > now:
+            waiting[url] = record
+    return waiting
 
 
 def still_mirrored(record: UrlRecord | None, root: Path) -> bool:
@@ -227,7 +334,9 @@ async def _download(
     record: Callable[[Outcome], None],
     thumbs: _Thumbnails | None,
     dirs: DirSync | None,
-) -> None:
+    deadline: Deadline | None,
+) -> Stop | None:
+    """Fetch ``urls``, handing each outcome to ``record``; why it stopped early, if it did."""
     async with make_client(config.download) as client:
         downloader = Downloader(client=client, config=config.download, staging=config.mirror_dir)
         commit = Commit(
@@ -236,19 +345,92 @@ async def _download(
         )  # fmt: skip
 
         async def one(url: str) -> None:
-            outcome = await fetch_one(downloader, commit, url, known.get(url))
+            try:
+                outcome = await fetch_one(downloader, commit, url, known.get(url))
+            except OSError as exc:
+                if (stop := _stop_for(config, exc, url)) is None:
+                    raise
+                raise _Stopped(stop) from exc
             if thumbs is not None and outcome.status == "mirrored":
                 try:
                     outcome = await thumbs.make(outcome, known.get(url))
-                except (MirrorError, asyncio.CancelledError):
-                    # The thumbnails cannot be written, or Ctrl-C: the file is
-                    # in place and good, so it is recorded (the next run's
-                    # catch-up makes its thumbnails).
+                except (MirrorError, asyncio.CancelledError) as exc:
+                    # The thumbnails cannot be written, Ctrl-C or a stop: the
+                    # file is in place and good, so it is recorded (the next
+                    # run's catch-up makes its thumbnails).
                     record(outcome)
+                    cause = exc.__cause__  # a full disk stops the run as for an image
+                    if isinstance(cause, ThumbsUnwritable):
+                        stop = _stop_for(config, cause, url, str(exc))
+                        if stop is not None:
+                            raise _Stopped(stop) from exc
                     raise
             record(outcome)
 
-        await downloader.each(urls, one)
+        # The deadline cancels every download under way (each removes its
+        # temporary file), and so does a stop raised by one of them.
+        timer = asyncio.timeout(None if deadline is None else deadline.at - time.monotonic())
+        try:
+            async with timer:
+                await downloader.each(urls, one)
+        except _Stopped as stopped:
+            return _measured(stopped.stop)
+        except TimeoutError:
+            if deadline is None or not timer.expired():
+                raise
+            return Stop("deadline", f"the deadline passed ({deadline.seconds:g} s after the start)")
+    return None
+
+
+def _stop_for(config: Config, exc: OSError, url: str, message: str = "") -> Stop | None:
+    """The stop for a file system error every next file would meet too (a full
+    disk, an unwritable directory); None for one of this file only."""
+    if exc.errno in FULL:
+        needed = exc.needed if isinstance(exc, NoSpace) else None
+        where = exc.directory if isinstance(exc, NoSpace) else _directory_of(exc, config)
+        text = message or f"no space left in {where}"
+        return Stop("disk_full", f"{text} (writing {url})", str(where), None, needed)
+    if exc.errno in _UNWRITABLE:
+        where = _directory_of(exc, config)
+        text = message or f"cannot write in {where}: {exc.strerror or exc}"
+        text += f" (writing {url}; mirror.dir is {config.mirror_dir})"
+        return Stop("unwritable", text, str(where))
+    return None
+
+
+def _directory_of(exc: OSError, config: Config) -> Path:
+    """The directory of the file ``exc`` names (a rename's target), else the mirror dir."""
+    named = exc.filename2 or exc.filename
+    return Path(named).parent if named else config.mirror_dir
+
+
+def _measured(stop: Stop) -> Stop:
+    """``stop`` with the free space of its directory, now that the downloads under
+    way have removed their temporary files: what is free for the next run."""
+    if stop.kind != "disk_full" or stop.directory is None:
+        return stop
+    try:
+        free = shutil.disk_usage(_existing(Path(stop.directory))).free
+    except OSError:
+        return stop
+    needed = (
+        f"; the file that did not fit needs at least {_size(stop.needed)}" if stop.needed else ""
+    )
+    message = f"{stop.message}: {_size(free)} free{needed}"
+    return replace(stop, message=message, free=free)
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return counted(size, "byte")
 
 
 async def fetch_one(
@@ -274,16 +456,17 @@ async def fetch_one(
     )  # fmt: skip
 
 
-def _record(state: State, outcome: Outcome) -> None:
+def _record(state: State, outcome: Outcome, now: datetime) -> None:
     if outcome.status != "failed" and outcome.path and outcome.sha256:
         state.mark_mirrored(
             outcome.url, path=outcome.path, size=outcome.size, sha256=outcome.sha256,
             content_type=outcome.content_type or "", final_url=outcome.final_url or outcome.url,
             etag=outcome.etag, last_modified=outcome.last_modified, source=outcome.source,
-            attempts=outcome.attempts,
+            attempts=outcome.attempts, now=now,
         )  # fmt: skip
     else:  # a failed re-check leaves a mirrored copy as it was (see State.mark_failed)
-        state.mark_failed(outcome.url, error=outcome.error or "failed", attempts=outcome.attempts)
+        error = outcome.error or "failed"
+        state.mark_failed(outcome.url, error=error, attempts=outcome.attempts, now=now)
 
 
 async def probe_all(config: Config, urls: Sequence[str]) -> dict[str, Probe]:

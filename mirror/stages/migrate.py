@@ -76,14 +76,17 @@ def migrate(
     scan: ScanResult,
     *,
     to: rewriting.Target | None,
+    deadline: fetching.Deadline | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> MigrateResult:
     """Fetch what is missing, then rewrite every reference whose image is now mirrored.
 
     The session holds the site lock across both: a backup starting in between
-    would otherwise make the rewrite fail after the whole fetch."""
-    fetched = fetching.fetch(site, scan, on_plan=on_plan, on_outcome=on_outcome)
+    would otherwise make the rewrite fail after the whole fetch. A fetch the
+    deadline (or a full disk) stopped is rewritten as far as it got: the
+    rewrite makes no request, and the next migrate goes on from there."""
+    fetched = fetching.fetch(site, scan, deadline=deadline, on_plan=on_plan, on_outcome=on_outcome)
     if fetched.interrupted:
         return MigrateResult(fetched, None)
     return MigrateResult(fetched, rewriting.rewrite(site, scan, to=to))

@@ -16,6 +16,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -29,7 +30,7 @@ from mirror.pixels.thumbnails import ThumbSpec, thumb_path
 from mirror.stages import migrate as migrating
 from mirror.stages import rewrite as rewriting
 from mirror.stages import thumbs as thumbnailing
-from mirror.stages.fetch import probe_all
+from mirror.stages.fetch import next_attempt, probe_all
 from mirror.stages.migrate import FetchPlan
 from mirror.stages.scan import summary_counts
 from mirror.urls import host_of
@@ -66,6 +67,13 @@ class UrlReport:
             return f"{probe.error}; the last fetch failed too: {recorded}"
         answer = f"HTTP {probe.status}" if probe.status else "an answer"
         return f"{recorded}; a probe reaches it now ({answer}), but only a fetch checks the bytes"
+
+    @property
+    def next_try(self) -> datetime | None:
+        """When ``backup`` tries a failed URL again (``fetch`` tries it on every run)."""
+        if self.status != "failed" or self.record is None:
+            return None
+        return next_attempt(self.record)
 
     @property
     def size(self) -> int | None:
