@@ -159,13 +159,15 @@ def test_crlf_bom_yaml_quotes_comments_flow_lists_and_code(
 def test_a_value_that_needs_yaml_quotes_gets_them(tmp_path: Path, server: FaultServer) -> None:
     serve(server, "a.jpg", "b.jpg")
     original = f"---\nheadimg: {A}\nphotos: [{B}]\ncover: '{B}'\n---\n![]({A})\n".encode()
-    toml = '[rewrite]\nlocal_prefix = "@m"\n'
+    toml = '[rewrite]\nlocal_prefix = "{{site.baseurl}}/m"\n'  # Jekyll's way; "{" needs quotes
     site = make_site(tmp_path, server, {"p.md": original}, extra_toml=toml)
     fetch(site)
     rewrite(site)
     assert post(site).read_bytes() == (
-        b'---\nheadimg: "@m/img.example.com/a.jpg"\nphotos: ["@m/img.example.com/b.jpg"]\n'
-        b"cover: '@m/img.example.com/b.jpg'\n---\n![](@m/img.example.com/a.jpg)\n"
+        b'---\nheadimg: "{{site.baseurl}}/m/img.example.com/a.jpg"\n'
+        b'photos: ["{{site.baseurl}}/m/img.example.com/b.jpg"]\n'
+        b"cover: '{{site.baseurl}}/m/img.example.com/b.jpg'\n---\n"
+        b"![]({{site.baseurl}}/m/img.example.com/a.jpg)\n"
     )
     revert(site)
     assert post(site).read_bytes() == original
@@ -418,18 +420,16 @@ def test_lock_held_stops_rewrite_and_revert(seed_site: Path) -> None:
     assert post(seed_site, "deepseek-post.md").read_bytes() == SEED.read_bytes()
 
 
-def test_a_relative_prefix_is_refused_for_tags(tmp_path: Path, server: FaultServer) -> None:
-    serve(server, "a.jpg")
-    toml = '[rewrite]\nlocal_prefix = "images/mirror"\n'
-    body = f"![]({A})\n{{% img left {A} 200 %}}\n"
-    site = make_site(tmp_path, server, {"p.md": body.encode()}, extra_toml=toml)
-    fetch(site)
-    with pytest.raises(ConfigError, match=r"rewrite\.local_prefix.*p\.md:2.*root-relative"):
-        rewrite(site)
-    assert post(site).read_text() == body  # refused before any post is written
-    post(site).write_text(f"![]({A})\n")  # Markdown alone takes a relative prefix
-    rewrite(site)
-    assert post(site).read_text() == "![](images/mirror/img.example.com/a.jpg)\n"
+@pytest.mark.parametrize(
+    "prefix", ["images/mirror", "@m", "//cdn.example.com/m", "{{ site.baseurl }}/m"]
+)
+def test_a_relative_prefix_is_refused(tmp_path: Path, server: FaultServer, prefix: str) -> None:
+    # Relative: every post's URL would resolve it differently. A Jekyll prefix with
+    # spaces: a Markdown image's URL would end at the first one.
+    toml = f'[rewrite]\nlocal_prefix = "{prefix}"\n'
+    site = make_site(tmp_path, server, {"p.md": f"![]({A})\n".encode()}, extra_toml=toml)
+    with pytest.raises(ConfigError, match=r"toml:\d+: invalid value for 'rewrite\.local_prefix'"):
+        fetch(site)
 
 
 def test_cdn_with_check_target(tmp_path: Path, server: FaultServer) -> None:

@@ -53,11 +53,6 @@ def base_problem(base: str) -> str | None:
     return None
 
 
-def is_root_relative(prefix: str) -> bool:
-    """Whether URLs under ``prefix`` stay right from any page: "/..." or a full URL."""
-    return prefix.startswith("/") or _SCHEME.match(prefix) is not None or prefix == ""
-
-
 def mirror_url(base: str, path: str) -> str:
     """``base`` + "/" + the mirror-relative ``path``, percent-encoded.
 

@@ -37,7 +37,6 @@ from mirror.scanner.edit import (
     base_problem,
     check_rewritten,
     edit_for,
-    is_root_relative,
     mirror_url,
 )
 from mirror.urls import host_of
@@ -154,13 +153,6 @@ class _Decider:
             url = self._url(record.path or "")
         if url in self.unanswered:
             return LeftAlone(ref, f"new URL {url} {self.unanswered[url]} (--check-target)")
-        if self._target == "local" and ref.kind == "tag" and not is_root_relative(self._base):
-            raise ConfigError(
-                f"invalid value for 'rewrite.local_prefix' ({self._base!r}): {ref.post}:"
-                f"{ref.line} is a {ref.context} tag, whose image must be a root-relative path"
-                " (starting with '/') or a full URL; a relative path would be taken as a CSS"
-                " class or resolved against the post's own URL"
-            )
         return url
 
 
