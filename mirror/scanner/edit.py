@@ -53,6 +53,18 @@ def base_problem(base: str) -> str | None:
     return None
 
 
+_FRAGMENT = re.compile(r"(?<!&)#")  # not the "#" of an entity such as "&#38;"
+
+
+def fragment_of(ref: ImageRef) -> str:
+    """The ``#fragment`` written after the URL, as written ("" if none): the
+    scanner keys the mirror on the URL without it, and a rewrite keeps it."""
+    if not any(note.startswith("dropped fragment") for note in ref.repairs):
+        return ""
+    found = _FRAGMENT.search(ref.raw)
+    return ref.raw[found.start() :].rstrip() if found else ""
+
+
 def mirror_url(base: str, path: str) -> str:
     """``base`` + "/" + the mirror-relative ``path``, percent-encoded.
 

@@ -37,6 +37,7 @@ from mirror.scanner.edit import (
     base_problem,
     check_rewritten,
     edit_for,
+    fragment_of,
     mirror_url,
 )
 from mirror.urls import host_of
@@ -153,7 +154,7 @@ class _Decider:
             url = self._url(record.path or "")
         if url in self.unanswered:
             return LeftAlone(ref, f"new URL {url} {self.unanswered[url]} (--check-target)")
-        return url
+        return url + fragment_of(ref)  # "#pic_center" centres the image (Typora, CSDN)
 
 
 def rewrite(
