@@ -199,3 +199,62 @@ def test_verify_checks_the_built_sites_view(
     assert main(["verify", "--site", str(site)]) == 1
     out = capsys.readouterr().out
     assert f"content/posts/lisbon.md:9: {words}" in out, out
+
+
+def test_bundles_take_their_remote_images_in(tmp_path: Path, images: str) -> None:
+    site = copy_example("hugo", tmp_path, images)
+    with (site / "gallery-mirror.toml").open("a") as config:
+        config.write("[mirror]\nbundles = true\n")
+    bundle = site / "content/posts/kyoto"
+    # Another file already holds the name: the copy gets the hash in its name.
+    (bundle / "pastel-de-nata.jpg").write_bytes(b"not the same image")
+    own = (bundle / "cover.jpg").read_bytes()
+    before = posts_of(site)
+    assert main(["--no-progress", "migrate", "--site", str(site)]) == 0
+    text = (bundle / "index.md").read_text()
+    copied = next(bundle.glob("pastel-de-nata~*.jpg"))
+    assert f"![pastry]({copied.name})" in text
+    assert "![cover](cover.jpg)" in text  # the bundle's own image, never fetched
+    assert (bundle / "cover.jpg").read_bytes() == own
+    assert (
+        copied.read_bytes()
+        == (EXAMPLES / "images/img.example.com/lisbon/pastel-de-nata.jpg").read_bytes()
+    )
+    # A post that is no bundle goes to the mirror as before.
+    assert (
+        "/blog/images/mirror/img.example.com/lisbon/tram.jpg"
+        in (site / "content/posts/lisbon.md").read_text()
+    )
+    if shutil.which("hugo") is not None:
+        subprocess.run(["hugo", "--quiet"], cwd=site, check=True, capture_output=True)
+        page = (site / "public/posts/kyoto/index.html").read_text()
+        assert f'src="{copied.name}"' in page
+        assert (site / "public/posts/kyoto" / copied.name).is_file()
+    assert main(["revert", "--site", str(site)]) == 0
+    assert posts_of(site) == before
+
+
+def test_hexo_post_asset_folders_are_bundles(tmp_path: Path, images: str) -> None:
+    site = tmp_path / "blog"
+    posts = site / "source/_posts"
+    (posts / "trip").mkdir(parents=True)
+    (site / "_config.yml").write_text("post_asset_folder: true\n")
+    (posts / "trip/local.png").write_bytes(b"x")
+    post = posts / "trip.md"
+    post.write_text(
+        "---\ntitle: t\ncover: https://img.example.com/lisbon/cover.jpg\n---\n"
+        "![](local.png)\n![](https://img.example.com/lisbon/tram.jpg)\n"
+        "{% img https://img.example.com/lisbon/tiles.png %}\n"
+    )
+    origins = f'"img.example.com" = ["{images}/img.example.com"]\n'
+    (site / "gallery-mirror.toml").write_text(
+        "[mirror]\nbundles = true\n[download]\nallow_private = true\nfsync = false\n"
+        f"[download.origins]\n{origins}"
+    )
+    assert main(["--no-progress", "migrate", "--site", str(site)]) == 0
+    assert post.read_text() == (
+        "---\ntitle: t\ncover: /images/mirror/img.example.com/lisbon/cover.jpg\n---\n"
+        "![](local.png)\n![](tram.jpg)\n"
+        "{% img /images/mirror/img.example.com/lisbon/tiles.png %}\n"
+    )  # front matter and {% img %} (which needs a root path) stay on the mirror
+    assert (posts / "trip/tram.jpg").is_file()

@@ -20,7 +20,7 @@ import json
 import posixpath
 import tomllib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -32,6 +32,7 @@ from mirror.urls import JEKYLL_BASEURL
 
 Generator = Literal["hexo", "hugo", "jekyll", "markdown"]
 
+_MARKDOWN = (".md", ".markdown")
 MIRROR_SUBDIR = "images/mirror"  # where the mirror goes inside the served folder
 _HUGO_CONFIGS = tuple(
     f"{folder}{stem}.{ext}"
@@ -96,6 +97,17 @@ class Layout:
                 return None
             path = path[len(self.base_path) :]
         return posixpath.normpath(posixpath.join(self.served or ".", path.lstrip("/")))
+
+    def bundle_of(self, post: str) -> str | None:
+        """The folder (relative to the root) that holds ``post``'s own images, if it has
+        one: a Hugo leaf bundle (``content/x/index.md``), a Hexo post asset folder
+        (``source/_posts/x.md`` -> ``source/_posts/x/``, with ``post_asset_folder``)."""
+        path = PurePosixPath(post)
+        if self.generator == "hugo" and path.stem == "index" and path.suffix in _MARKDOWN:
+            return path.parent.as_posix()
+        if self.asset_folders and post.startswith(f"{self.served}/_posts/"):
+            return path.with_suffix("").as_posix()
+        return None
 
     def expand(self, prefix: str) -> str:
         """``prefix`` with Jekyll's ``{{ site.baseurl }}`` filled in, as the built page has it."""
