@@ -462,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = settled.config
             for line in settled.lines if args.verbose else ():
                 _say(line)
+            if settled.notice and not args.verbose and not args.quiet:
+                _say(settled.notice)
             # --json FILE / --html FILE: a missing directory stops the run before
             # anything (the state, the lock) is made.
             named = (getattr(args, option, None) for option in ("json", "html"))

@@ -165,3 +165,17 @@ def test_settle_refuses_a_served_folder_outside_the_root(tmp_path: Path) -> None
     site = site_of(tmp_path, {**HUGO, "hugo.toml": 'staticDir = "../shared"\n'})
     with pytest.raises(ConfigError, match="outside the site root"):
         settled(site)
+
+
+def test_plain_markdown_says_what_it_assumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = site_of(tmp_path, {"notes/a.md": "x\n"})
+    assert main(["scan", "--site", str(site)]) == 0
+    assert "the site root is served at /" in capsys.readouterr().err
+    assert main(["-q", "scan", "--site", str(site)]) == 0
+    assert capsys.readouterr().err == ""
+    toml = '[mirror]\ndir = "m"\n[rewrite]\nlocal_prefix = "/m"\n'
+    (site / "gallery-mirror.toml").write_text(toml)
+    assert main(["scan", "--site", str(site)]) == 0
+    assert capsys.readouterr().err == ""

@@ -232,6 +232,20 @@ class Settled:
     origins: tuple[str, ...]  # "mirror.dir = ... (why)", for -v
 
     @property
+    def notice(self) -> str | None:
+        """Said without -v: a guess the user should know of (no generator found,
+        so the site root is taken as served at /)."""
+        derived = {"mirror.dir", "rewrite.local_prefix"} - self.config.given
+        if self.layout.generator != "markdown" or not derived:
+            return None
+        rewrite = self.config.rewrite
+        return (
+            f"note: no Hexo, Hugo or Jekyll layout: the mirror goes to {self.config.mirror.dir}"
+            f" and posts point at {rewrite.local_prefix}/..., which works if the site root is"
+            " served at /; set mirror.dir and rewrite.local_prefix otherwise"
+        )
+
+    @property
     def lines(self) -> tuple[str, ...]:
         """What -v says: the generator, each derived value and where it came from."""
         layout = self.layout
@@ -239,6 +253,7 @@ class Settled:
             f"layout: {layout.name} ({layout.why})",
             *(f"layout: {origin}" for origin in self.origins),
             *(f"note: {note}" for note in layout.notes),
+            *((self.notice,) if self.notice else ()),
         )
 
 
