@@ -28,6 +28,7 @@ from mirror.keep.site import Site, open_site
 from mirror.models import ScanResult
 from mirror.output import files as outfile
 from mirror.output.scan import write_json, write_table
+from mirror.scanner.layout import settle
 from mirror.stages import scan as scanning
 
 if TYPE_CHECKING:
@@ -506,7 +507,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     writes: Callable[[argparse.Namespace], bool] = args.writes
     with _terminate_like_ctrl_c():
         try:
-            config = load_config(args.config, site=args.site)
+            # mirror.dir and rewrite.local_prefix, where not set, follow the generator.
+            settled = settle(load_config(args.config, site=args.site))
+            config = settled.config
+            for line in settled.lines if args.verbose else ():
+                _say(line)
+            if settled.notice and not args.verbose and not args.quiet:
+                _say(settled.notice)
             # --json FILE / --html FILE: a missing directory stops the run before
             # anything (the state, the lock) is made.
             named = (getattr(args, option, None) for option in ("json", "html"))

@@ -30,6 +30,7 @@ from typing import Any, Final, Literal, TypeVar, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from mirror.errors import ConfigError
+from mirror.urls import JEKYLL_BASEURL
 from mirror.version import __version__
 
 CONFIG_FILE_NAME: Final = "gallery-mirror.toml"
@@ -169,6 +170,35 @@ def _url(*, allow_empty: bool = False) -> _Convert:
     return convert
 
 
+def _local_prefix(value: object) -> str:
+    """Where the mirror dir is served: an absolute path ("/images/mirror", or ""
+    for the root), a full URL, or a Jekyll prefix starting with {{ site.baseurl }}.
+    A relative path would resolve against each post's own URL, differently per post."""
+    expected = (
+        'an absolute URL path ("/images/mirror"), a full http(s) URL, or'
+        ' "{{site.baseurl}}/..." (a relative path resolves differently on every post\'s page)'
+    )
+    if not isinstance(value, str):
+        raise _Invalid(expected, value)
+    if (template := JEKYLL_BASEURL.match(value)) is not None:
+        if any(c.isspace() for c in template.group()):
+            # A Markdown image's URL ends at a space: the rewritten post would not read back.
+            raise _Invalid('"{{site.baseurl}}/..." written without spaces', value)
+        return value  # verify reads the baseurl from _config.yml
+    # "//host/..." is protocol-relative: a host, not a path of this site.
+    if value and (value.startswith("//") or not (value.startswith("/") or _is_http_url(value))):
+        raise _Invalid(expected, value)
+    return value
+
+
+def _cdn_base(value: object) -> str:
+    # A query or fragment would end up in the middle of every new URL.
+    url = str(_url(allow_empty=True)(value))
+    if "?" in url or "#" in url:
+        raise _Invalid('an http(s) URL without "?query" or "#fragment", or ""', value)
+    return url
+
+
 def _string_list(*, at_least_one: bool = False, lower: bool = False) -> _Convert:
     expected = "a non-empty array" if at_least_one else "an array"
     expected += " of non-empty strings"
@@ -282,8 +312,11 @@ class SiteConfig:
 
 @dataclass(frozen=True, slots=True)
 class MirrorConfig:
-    dir: str = _key("source/images/mirror", _subdir(of_root=True))  # relative to site.root
+    # relative to site.root; the default follows the detected generator (layout.settle)
+    dir: str = _key("source/images/mirror", _subdir(of_root=True))
     layout: Literal["url", "hash"] = _key("url", _choice("url", "hash"))
+    # a remote image of a page bundle / post asset folder is copied beside its post
+    bundles: bool = _key(False, _boolean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,8 +368,9 @@ class BackupConfig:
 @dataclass(frozen=True, slots=True)
 class RewriteConfig:
     to: Literal["local", "cdn"] = _key("local", _choice("local", "cdn"))
-    local_prefix: str = _key("/images/mirror", _string())  # deeper checks: rewrite stage
-    cdn_base: str = _key("", _url(allow_empty=True))
+    # the default follows the detected generator (mirror.scanner.layout.settle)
+    local_prefix: str = _key("/images/mirror", _local_prefix)
+    cdn_base: str = _key("", _cdn_base)
     # lower-cased; empty means every mirrored host
     hosts: tuple[str, ...] = _key((), _string_list(lower=True))
 
@@ -350,6 +384,8 @@ class Config:
     rewrite: RewriteConfig
     backup: BackupConfig
     source: Path | None  # the config file read, None when defaults only
+    # the dotted keys the file sets: a default the site's layout derives never replaces them
+    given: frozenset[str] = frozenset()
 
     @property
     def mirror_dir(self) -> Path:
@@ -362,7 +398,7 @@ class Config:
 
 # Section name -> its class, in Config's order ("source" is no section).
 _SECTIONS: Final[dict[str, type[Any]]] = {
-    name: cls for name, cls in get_type_hints(Config).items() if name != "source"
+    name: cls for name, cls in get_type_hints(Config).items() if name not in ("source", "given")
 }
 # Section name -> key -> its declaration.
 _SCHEMA: Final[dict[str, dict[str, Field[Any]]]] = {
@@ -547,4 +583,7 @@ def _build(
         raise ConfigError("\n".join(problems))
     values["site"]["root"] = root
     sections = {name: cls(**values[name]) for name, cls in _SECTIONS.items()}
-    return Config(**sections, source=source)
+    given = frozenset(
+        f"{name}.{key}" for name, table in data.items() if isinstance(table, dict) for key in table
+    )
+    return Config(**sections, source=source, given=given)

@@ -88,6 +88,10 @@ _IGNORED_PREFIXES: tuple[tuple[str, str], ...] = (
 _IGNORED_PREFIX_SET = tuple(p for p, _ in _IGNORED_PREFIXES)
 _PREFIX_PROBE = max(len(p) for p in _IGNORED_PREFIX_SET)
 
+# A Jekyll user's root-relative path: Liquid puts the site's baseurl in front
+# when the page is built ("{{ site.baseurl }}/images/a.png"). A site path, not
+# a placeholder: the rewrite may write it (rewrite.local_prefix) and find it again.
+JEKYLL_BASEURL = re.compile(r"\{\{-?\s*site\.baseurl\s*-?\}\}(?=/|$)")
 _TEMPLATE = re.compile(r"\{\{|\{%|\$\{|\{\s*\w[\w.\-]*\s*\}")
 
 # Misspellings of http/https seen in posts: a doubled or lost letter, an extra
@@ -288,7 +292,9 @@ def normalize(raw: str, *, html: bool = False) -> Normalized:
         return Normalized("ignored", text, tuple(notes), reason)
     if text.startswith("#"):
         return Normalized("ignored", text, tuple(notes), "anchor")
-    if "<%" in text or ("{" in text and _TEMPLATE.search(text)):
+    based = JEKYLL_BASEURL.match(text)
+    tail = text[based.end() :] if based else text
+    if "<%" in tail or ("{" in tail and _TEMPLATE.search(tail)):
         return Normalized("ignored", text, tuple(notes), "template placeholder")
 
     as_written = text

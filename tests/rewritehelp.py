@@ -15,6 +15,7 @@ from mirror.keep.site import open_site
 from mirror.output.revert import write_revert
 from mirror.output.rewrite import write_rewrite
 from mirror.output.verify import write_verify
+from mirror.scanner.layout import settle
 from mirror.stages import fetch as fetching
 from mirror.stages import revert as reverting
 from mirror.stages import rewrite as rewriting
@@ -70,7 +71,8 @@ def local(host: str, name: str) -> str:
 
 
 def config_of(site: Path) -> Config:
-    return load_config(None, site=site)
+    """The config as the CLI settles it (mirror.dir and local_prefix from the layout)."""
+    return settle(load_config(None, site=site)).config
 
 
 def fetch(site: Path) -> None:

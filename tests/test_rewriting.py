@@ -8,14 +8,17 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
+import yaml
 from rewritehelp import (
     HOSTS,
     MIRROR,
     POSTS,
     config_of,
     fetch,
+    jpeg,
     local,
     make_site,
     revert,
@@ -159,13 +162,15 @@ def test_crlf_bom_yaml_quotes_comments_flow_lists_and_code(
 def test_a_value_that_needs_yaml_quotes_gets_them(tmp_path: Path, server: FaultServer) -> None:
     serve(server, "a.jpg", "b.jpg")
     original = f"---\nheadimg: {A}\nphotos: [{B}]\ncover: '{B}'\n---\n![]({A})\n".encode()
-    toml = '[rewrite]\nlocal_prefix = "@m"\n'
+    toml = '[rewrite]\nlocal_prefix = "{{site.baseurl}}/m"\n'  # Jekyll's way; "{" needs quotes
     site = make_site(tmp_path, server, {"p.md": original}, extra_toml=toml)
     fetch(site)
     rewrite(site)
     assert post(site).read_bytes() == (
-        b'---\nheadimg: "@m/img.example.com/a.jpg"\nphotos: ["@m/img.example.com/b.jpg"]\n'
-        b"cover: '@m/img.example.com/b.jpg'\n---\n![](@m/img.example.com/a.jpg)\n"
+        b'---\nheadimg: "{{site.baseurl}}/m/img.example.com/a.jpg"\n'
+        b'photos: ["{{site.baseurl}}/m/img.example.com/b.jpg"]\n'
+        b"cover: '{{site.baseurl}}/m/img.example.com/b.jpg'\n---\n"
+        b"![]({{site.baseurl}}/m/img.example.com/a.jpg)\n"
     )
     revert(site)
     assert post(site).read_bytes() == original
@@ -418,18 +423,16 @@ def test_lock_held_stops_rewrite_and_revert(seed_site: Path) -> None:
     assert post(seed_site, "deepseek-post.md").read_bytes() == SEED.read_bytes()
 
 
-def test_a_relative_prefix_is_refused_for_tags(tmp_path: Path, server: FaultServer) -> None:
-    serve(server, "a.jpg")
-    toml = '[rewrite]\nlocal_prefix = "images/mirror"\n'
-    body = f"![]({A})\n{{% img left {A} 200 %}}\n"
-    site = make_site(tmp_path, server, {"p.md": body.encode()}, extra_toml=toml)
-    fetch(site)
-    with pytest.raises(ConfigError, match=r"rewrite\.local_prefix.*p\.md:2.*root-relative"):
-        rewrite(site)
-    assert post(site).read_text() == body  # refused before any post is written
-    post(site).write_text(f"![]({A})\n")  # Markdown alone takes a relative prefix
-    rewrite(site)
-    assert post(site).read_text() == "![](images/mirror/img.example.com/a.jpg)\n"
+@pytest.mark.parametrize(
+    "prefix", ["images/mirror", "@m", "//cdn.example.com/m", "{{ site.baseurl }}/m"]
+)
+def test_a_relative_prefix_is_refused(tmp_path: Path, server: FaultServer, prefix: str) -> None:
+    # Relative: every post's URL would resolve it differently. A Jekyll prefix with
+    # spaces: a Markdown image's URL would end at the first one.
+    toml = f'[rewrite]\nlocal_prefix = "{prefix}"\n'
+    site = make_site(tmp_path, server, {"p.md": f"![]({A})\n".encode()}, extra_toml=toml)
+    with pytest.raises(ConfigError, match=r"toml:\d+: invalid value for 'rewrite\.local_prefix'"):
+        fetch(site)
 
 
 def test_cdn_with_check_target(tmp_path: Path, server: FaultServer) -> None:
@@ -519,3 +522,53 @@ def test_locate_written_takes_added_quotes_and_refuses_a_replaced_url() -> None:
     found = scan_post(data, "p.md", frozenset({"cover"})).refs
     written = list(zip(shifted_starts(edits), edits, strict=True))
     assert locate_written(rewritten, data, written, found) == [11, 41, None]
+
+
+def test_a_fragment_is_kept_across_the_rewrite(tmp_path: Path, server: FaultServer) -> None:
+    serve(server, "a.jpg", "b.jpg")
+    original = (
+        f'---\ncover: {A}#top\n---\n![]({A}#pic_center)\n<img src="{B}#x&amp;y" alt="b">\n'
+    ).encode()
+    site = make_site(tmp_path, server, {"p.md": original})
+    fetch(site)
+    result, _ = rewrite(site)
+    new_a, new_b = local(HOSTS[0], "a.jpg"), local(HOSTS[0], "b.jpg")
+    assert (
+        post(site).read_bytes()
+        == (
+            f"---\ncover: {new_a}#top\n---\n![]({new_a}#pic_center)\n"
+            f'<img src="{new_b}#x&amp;y" alt="b">\n'
+        ).encode()
+    )
+    assert result.rewritten == 3
+    revert(site)
+    assert post(site).read_bytes() == original
+
+
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [
+        ("'https://img.example.com/it''s.jpg'", "it's.jpg"),
+        ('"https://img.example.com/a\\u0062.jpg"', "ab.jpg"),
+        ('"https://img.example.com/q\\"d.jpg"', 'q"d.jpg'),
+        ('"https://img.example.com/t\\\\s.jpg"', "t\\s.jpg"),
+    ],
+)
+def test_yaml_quote_escapes_are_read_and_written(
+    tmp_path: Path, server: FaultServer, written: str, name: str
+) -> None:
+    # The URL is the YAML value, escapes undone: that is what is fetched; the
+    # new value must read back, in the same quotes, as the new URL.
+    server.file(f"/{HOSTS[0]}/{quote(name)}", jpeg(7))
+    original = f"---\ncover: {written}\nimages:\n  - {written}\n---\nbody\n".encode()
+    site = make_site(tmp_path, server, {"p.md": original})
+    fetch(site)
+    result, _ = rewrite(site)
+    assert result.rewritten == 2
+    meta = yaml.safe_load(post(site).read_text().split("---\n")[1])
+    new = meta["cover"]
+    assert meta == {"cover": new, "images": [new]}
+    assert new.startswith(local(HOSTS[0], ""))
+    assert (site / MIRROR / unquote(new.removeprefix("/images/mirror/"))).is_file()
+    revert(site)
+    assert post(site).read_bytes() == original

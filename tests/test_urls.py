@@ -329,7 +329,9 @@ IGNORED = [
     ("#", "anchor"),
     ("https://h.com/{year}/{month}/a.png", "template placeholder"),
     ("/images/{year}/a.png", "template placeholder"),
-    ("{{ site.baseurl }}/img/a.png", "template placeholder"),
+    ("{{ site.url }}/img/a.png", "template placeholder"),
+    ("{{ site.baseurl }}/{{ page.slug }}.png", "template placeholder"),
+    ("{{ site.baseurlx }}/a.png", "template placeholder"),
     ("{{< param cover >}}", "template placeholder"),
     ("{% asset_path a.png %}", "template placeholder"),
     ("<%- url_for(post.cover) %>", "template placeholder"),
@@ -385,6 +387,9 @@ LOCAL = [
     ("C:/Users/me/a.png", "C:/Users/me/a.png", ()),
     ("\\\\server\\share\\a.png", "\\\\server\\share\\a.png", ()),
     ("a.png#center", "a.png", ("dropped fragment '#center'",)),
+    # Jekyll's base path, filled in by Liquid: a site path (issue 19)
+    ("{{ site.baseurl }}/img/a.png", "{{ site.baseurl }}/img/a.png", ()),
+    ("{{site.baseurl}}/img/a.png", "{{site.baseurl}}/img/a.png", ()),
     (" img/a.png ", "img/a.png", ("stripped surrounding spaces",)),
     (fullwidth("/a.png"), fullwidth("/a.png"), ()),
 ]

@@ -8,6 +8,8 @@ hashed once per run however many references use it.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from pathlib import Path, PurePosixPath
 
 from mirror.keep.state import UrlRecord
@@ -48,3 +50,23 @@ def sha256_file(path: Path) -> str | None:
             return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return None
+
+
+def bundle_name(folder: Path, name: str, sha256: str) -> str:
+    """The name a mirrored file gets in a post's own folder (``mirror.bundles``):
+    its own name, unless another file holds that name (then the hash tells them apart)."""
+    held = sha256_file(folder / name)
+    if held is None or held == sha256:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    return f"{stem}~{sha256[:8]}.{extension}" if dot and stem else f"{name}~{sha256[:8]}"
+
+
+def copy_into_bundle(source: Path, target: Path) -> None:
+    """Copy a mirrored file into a post's folder, whole or not at all (temp + rename)."""
+    if sha256_file(target) is not None and sha256_file(target) == sha256_file(source):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)

@@ -15,22 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# Generators' layouts, most specific first: (marker dir, description, globs).
-_LAYOUTS = (
-    (
-        "source/_posts",
-        "Hexo",
-        (
-            "source/_posts/**/*.md",
-            "source/_posts/**/*.markdown",
-            "source/*.md",  # pages: source/404.md, source/about/index.md, ...
-            "source/[!_]*/**/*.md",
-        ),
-    ),
-    ("content", "Hugo", ("content/**/*.md", "content/**/*.markdown")),
-    ("_posts", "Jekyll", ("_posts/**/*.md", "_posts/**/*.markdown")),
-)
-_FALLBACK = ("**/*.md",)
+from mirror.scanner.layout import detect
+
 # Never posts: tool and dependency folders, and our own state.
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".gallery-mirror", ".venv"})
 
@@ -44,10 +30,11 @@ class Discovery:
 
 
 def detect_globs(root: Path) -> tuple[tuple[str, ...], str]:
-    for marker, name, globs in _LAYOUTS:
-        if (root / marker).is_dir():
-            return globs, f"detected a {name} site ({marker}/ exists)"
-    return _FALLBACK, "no Hexo, Hugo or Jekyll layout found: every Markdown file"
+    """The posts of the detected generator (:mod:`mirror.scanner.layout`), and why."""
+    layout = detect(root)
+    if layout.generator == "markdown":
+        return layout.globs, "no Hexo, Hugo or Jekyll layout found: every Markdown file"
+    return layout.globs, f"detected a {layout.name} site ({layout.why})"
 
 
 def discover(root: Path, globs: Sequence[str] | None, *, exclude: Sequence[Path] = ()) -> Discovery:

@@ -53,9 +53,16 @@ def base_problem(base: str) -> str | None:
     return None
 
 
-def is_root_relative(prefix: str) -> bool:
-    """Whether URLs under ``prefix`` stay right from any page: "/..." or a full URL."""
-    return prefix.startswith("/") or _SCHEME.match(prefix) is not None or prefix == ""
+_FRAGMENT = re.compile(r"(?<!&)#")  # not the "#" of an entity such as "&#38;"
+
+
+def fragment_of(ref: ImageRef) -> str:
+    """The ``#fragment`` written after the URL, as written ("" if none): the
+    scanner keys the mirror on the URL without it, and a rewrite keeps it."""
+    if not any(note.startswith("dropped fragment") for note in ref.repairs):
+        return ""
+    found = _FRAGMENT.search(ref.raw)
+    return ref.raw[found.start() :].rstrip() if found else ""
 
 
 def mirror_url(base: str, path: str) -> str:

@@ -99,7 +99,10 @@ def _yaml(
     except _NotAMapping:
         return FrontMatter(body_start, [], "front matter is not a mapping of keys to values")
     to_bytes = _ByteOffsets(text, start, shift)
-    hits = [Hit(to_bytes(a), to_bytes(b), "front_matter", path) for path, a, b in spans]
+    hits = [
+        Hit(to_bytes(a), to_bytes(b), "front_matter", path, value=None if text[a:b] == v else v)
+        for path, a, b, v in spans
+    ]
     return FrontMatter(body_start, hits)
 
 
@@ -124,8 +127,9 @@ class _Frame:
     expect_key: bool = True
 
 
-def _yaml_values(text: str, keys: frozenset[str]) -> Iterator[tuple[str, int, int]]:
-    """(dotted key, start, end) of each string scalar under one of ``keys``.
+def _yaml_values(text: str, keys: frozenset[str]) -> Iterator[tuple[str, int, int, str]]:
+    """(dotted key, start, end, value) of each string scalar under one of ``keys``;
+    the value differs from ``text[start:end]`` where the quoted text holds escapes.
 
     Walks the parser's events rather than composed nodes: the same marks,
     without building and resolving a node for every title and date.
@@ -173,7 +177,7 @@ def _yaml_values(text: str, keys: frozenset[str]) -> Iterator[tuple[str, int, in
             if scalar.style in ('"', "'"):
                 a, b = a + 1, b - 1
             if a < b:
-                yield path, a, b
+                yield path, a, b, scalar.value
 
 
 _SCALAR, _MAP_START, _SEQ_START = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent

@@ -16,3 +16,6 @@ class Hit(NamedTuple):
     kind: RefKind
     context: str
     html: bool = False  # the text may hold HTML entities to decode for fetching
+    # the value the text stands for, where they differ: a quoted YAML scalar
+    # with escapes ('it''s', "a\u0062"); None: the text itself
+    value: str | None = None

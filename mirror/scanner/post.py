@@ -82,7 +82,7 @@ def _refs(data: bytes, post: str, hits: list[Hit]) -> tuple[list[ImageRef], list
             continue  # one span found by two syntaxes (a tag in a gallery body)
         previous = (hit.start, hit.end)
         raw = data[hit.start : hit.end].decode("utf-8")
-        found = _normalize(raw, hit.html)
+        found = _normalize(raw if hit.value is None else hit.value, hit.html)
         line += data.count(b"\n", counted_to, hit.start)
         counted_to = hit.start
         if found.kind == "ignored":

@@ -19,17 +19,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
+from urllib.parse import quote
 
 from mirror.config import Config
 from mirror.errors import ConfigError
 from mirror.keep import journal
-from mirror.keep.mirrorfiles import MirrorFiles
+from mirror.keep.mirrorfiles import MirrorFiles, bundle_name, copy_into_bundle
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.postfile import Unreadable, read_post, write_post
 from mirror.keep.site import Site
 from mirror.keep.state import State, UrlRecord
+from mirror.keep.store import inside
 from mirror.models import Edit, ImageRef, PostScan, ScanResult
 from mirror.scanner import scan_post
 from mirror.scanner.edit import (
@@ -37,9 +39,10 @@ from mirror.scanner.edit import (
     base_problem,
     check_rewritten,
     edit_for,
-    is_root_relative,
+    fragment_of,
     mirror_url,
 )
+from mirror.scanner.layout import detect
 from mirror.urls import host_of
 
 Target = Literal["local", "cdn"]
@@ -120,6 +123,9 @@ class _Decider:
         self._ours = OwnLinks(config)  # what an earlier rewrite wrote
         self.unanswered: dict[str, str] = {}  # new URL -> why --check-target refused it
         self._new: dict[str, str] = {}  # mirror path -> its URL (quoting it is half of decide)
+        # mirror.bundles: a post's own folder, where its images are copied (None: no bundles)
+        self._layout = detect(config.site.root) if config.mirror.bundles else None
+        self.copies: dict[ImageRef, tuple[Path, Path]] = {}  # mirror file -> bundle file
 
     def _record(self, url: str) -> UrlRecord | None:
         if url not in self._records:  # a URL added to the post since the scan
@@ -152,16 +158,26 @@ class _Decider:
             return LeftAlone(ref, problem)
         else:
             url = self._url(record.path or "")
+            if (in_bundle := self._into_bundle(ref, record)) is not None:
+                return in_bundle
         if url in self.unanswered:
             return LeftAlone(ref, f"new URL {url} {self.unanswered[url]} (--check-target)")
-        if self._target == "local" and ref.kind == "tag" and not is_root_relative(self._base):
-            raise ConfigError(
-                f"invalid value for 'rewrite.local_prefix' ({self._base!r}): {ref.post}:"
-                f"{ref.line} is a {ref.context} tag, whose image must be a root-relative path"
-                " (starting with '/') or a full URL; a relative path would be taken as a CSS"
-                " class or resolved against the post's own URL"
-            )
-        return url
+        return url + fragment_of(ref)  # "#pic_center" centres the image (Typora, CSDN)
+
+    def _into_bundle(self, ref: ImageRef, record: UrlRecord) -> str | None:
+        """``mirror.bundles``: the relative URL of the copy in the post's own folder,
+        or None where the reference stays on the mirror (no bundle; front matter,
+        which themes resolve each their own way; a tag, which needs a root path)."""
+        if self._layout is None or ref.kind in ("front_matter", "tag") or not record.sha256:
+            return None
+        folder = self._layout.bundle_of(ref.post)
+        if folder is None:
+            return None
+        bundle = self._config.site.root / folder
+        path = PurePosixPath(record.path or "")
+        name = bundle_name(bundle, path.name, record.sha256)
+        self.copies[ref] = (inside(self._config.mirror_dir, path), bundle / name)
+        return quote(name) + fragment_of(ref)
 
 
 def rewrite(
@@ -248,6 +264,10 @@ def _rewrite_post(
     if problem is not None:
         return PostFailure(scanned.post, problem), left
     change = PostChange(scanned.post, before, after, edits, current.refs != scanned.refs)
+    if writer is not None:
+        for ref, _ in decisions:  # mirror.bundles: the images first, then the post
+            if ref in decider.copies:
+                copy_into_bundle(*decider.copies[ref])
     if writer is not None and (problem := writer.write(path, change)):
         return PostFailure(scanned.post, problem), left
     return change, left

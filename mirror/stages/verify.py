@@ -7,7 +7,10 @@ Two checks, reading only (the CLI opens the site read-only: no lock is taken):
 * every reference that points at the mirror (under ``rewrite.local_prefix``
   or ``rewrite.cdn_base``) must resolve: a site path to an existing file
   under ``mirror.dir`` (the prefix stripped, percent-encoding decoded), a CDN
-  URL to a path the state records as mirrored.
+  URL to a path the state records as mirrored. A site path must also resolve
+  on the built site's view (:mod:`mirror.scanner.layout`): the generator's
+  served folder + the path less its base path must hold the file, or the
+  built page's image is a 404 whatever mirror.dir holds.
 
 URLs whose fetch failed, or that are not fetched yet, are no problem here:
 verify checks what was mirrored and rewritten. A post that cannot be read
@@ -27,6 +30,7 @@ from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import inside
 from mirror.models import ImageRef, ScanResult
+from mirror.scanner.layout import detect
 
 ProblemKind = Literal["file", "reference", "post"]
 
@@ -89,11 +93,38 @@ class _Resolver:
         self._root = config.mirror_dir
         self._mirrored = mirrored_paths
         self._links = OwnLinks(config)
+        self._site_root = config.site.root
+        self._layout = detect(config.site.root)
 
     def resolve(self, ref: ImageRef) -> _Checked | None:
         """None when ``ref`` does not point at the mirror."""
         link = self._links.of(ref.url)
-        return None if link is None else _Checked(self._problem(link.path, link.local))
+        if link is None:
+            return None
+        problem = self._problem(link.path, link.local)
+        if problem is None and link.local:
+            problem = self._served(ref.url)
+        return _Checked(problem)
+
+    def _served(self, url: str) -> str | None:
+        """What is wrong with ``url`` on the built site, if anything: the file the
+        generator serves at that path must be there (a full URL is some other
+        server's)."""
+        if url.startswith(("http://", "https://")):
+            return None
+        url_path = self._layout.expand(url)
+        name = self._layout.name
+        found = self._layout.site_file(url_path)
+        if found is None:
+            return (
+                f"the built site will look for {url_path}, outside its base path"
+                f" {self._layout.base_path} ({self._layout.base_from})"
+            )
+        if self._layout.url_path(found) is None:
+            return f"the built site will look for {url_path} at {found}, not served by {name}"
+        if not (self._site_root / found).is_file():
+            return f"the built site will look for {url_path} at {found}: no such file"
+        return None
 
     def _problem(self, path: str, on_disk: bool) -> str | None:
         if not on_disk:
