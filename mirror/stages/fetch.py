@@ -27,7 +27,7 @@ from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import State, UrlRecord
 from mirror.keep.store import DirSync, inside, remove_partials
-from mirror.models import Outcome, Probe, ScanResult
+from mirror.models import HostEvent, Outcome, Probe, ScanResult
 from mirror.net.downloader import Conditional, Downloaded, Downloader
 from mirror.net.transport import make_client
 from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec
@@ -78,11 +78,13 @@ def fetch(
     refresh_after: float | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_host: Callable[[HostEvent], None] | None = None,
 ) -> FetchResult:
     """Mirror every URL of ``scan`` that is not mirrored yet.
 
     With ``refresh_after`` (days; 0 = all), the mirrored URLs last fetched
     longer ago than that are re-validated with conditional requests too.
+    ``on_host`` hears of hosts going down or being rate-limited, as it happens.
     """
     started = time.monotonic()
     config, state = site.config, site.state
@@ -128,7 +130,7 @@ def fetch(
 
         interrupted = False
         try:
-            asyncio.run(_download(config, todo, stale, record, thumbs, dirs))
+            asyncio.run(_download(config, todo, stale, record, thumbs, dirs, on_host))
         except KeyboardInterrupt:
             # Every download was cancelled and its temporary file removed; a
             # file renamed but not yet recorded is simply fetched again.
@@ -227,9 +229,12 @@ async def _download(
     record: Callable[[Outcome], None],
     thumbs: _Thumbnails | None,
     dirs: DirSync | None,
+    on_host: Callable[[HostEvent], None] | None,
 ) -> None:
     async with make_client(config.download) as client:
-        downloader = Downloader(client=client, config=config.download, staging=config.mirror_dir)
+        downloader = Downloader(
+            client=client, config=config.download, staging=config.mirror_dir, on_host=on_host
+        )
         commit = Commit(
             downloader.staging, layout=config.mirror.layout,
             versions=config.state_dir / VERSIONS_DIR_NAME, dirs=dirs,

@@ -22,7 +22,7 @@ from mirror.formats import FORMATS, ImageFormat, format_of
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.store import url_path
-from mirror.models import Outcome, ScanResult
+from mirror.models import HostEvent, Outcome, ScanResult
 from mirror.stages import fetch as fetching
 from mirror.stages import rewrite as rewriting
 
@@ -78,12 +78,13 @@ def migrate(
     to: rewriting.Target | None,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_host: Callable[[HostEvent], None] | None = None,
 ) -> MigrateResult:
     """Fetch what is missing, then rewrite every reference whose image is now mirrored.
 
     The session holds the site lock across both: a backup starting in between
     would otherwise make the rewrite fail after the whole fetch."""
-    fetched = fetching.fetch(site, scan, on_plan=on_plan, on_outcome=on_outcome)
+    fetched = fetching.fetch(site, scan, on_plan=on_plan, on_outcome=on_outcome, on_host=on_host)
     if fetched.interrupted:
         return MigrateResult(fetched, None)
     return MigrateResult(fetched, rewriting.rewrite(site, scan, to=to))
