@@ -354,7 +354,7 @@ def _fetch(args: argparse.Namespace, site: Site) -> int:
     with _progress(args) as progress:
         result = fetching.fetch(
             site, scan, refresh_after=0.0 if args.refresh else None, deadline=deadline,
-            on_plan=progress.planned, on_outcome=progress.finished,
+            on_plan=progress.planned, on_outcome=progress.finished, on_host=progress.host,
         )  # fmt: skip
     write_summary(result, sys.stdout)
     if result.interrupted:
@@ -381,8 +381,9 @@ def _progress(
     shown = not (args.quiet or args.no_progress)
     lines, each = (False, False) if bar_only else (shown, args.verbose)
     return Progress(
-        sys.stderr, bar=shown and sys.stderr.isatty(), lines=lines, each=each, verb=verb
-    )
+        sys.stderr, bar=shown and sys.stderr.isatty(), lines=lines, each=each, verb=verb,
+        host_lines=not bar_only,
+    )  # fmt: skip
 
 
 def _migrate(args: argparse.Namespace, site: Site) -> int:
@@ -401,7 +402,7 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
     with _progress(args) as progress:
         result = migrating.migrate(
             site, scan, to=args.to, deadline=deadline,
-            on_plan=progress.planned, on_outcome=progress.finished,
+            on_plan=progress.planned, on_outcome=progress.finished, on_host=progress.host,
         )  # fmt: skip
     write_summary(result.fetched, sys.stdout)
     if result.rewritten is None:
@@ -416,7 +417,12 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
 
 
 def _backup(args: argparse.Namespace, site: Site) -> int:
-    from mirror.output.backup import write_backup_json, write_event, write_summary_line
+    from mirror.output.backup import (
+        write_backup_json,
+        write_event,
+        write_host_event,
+        write_summary_line,
+    )
     from mirror.stages.backup import backup
     from mirror.stages.fetch import Deadline
 
@@ -429,6 +435,7 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
             site, scan, refresh=args.refresh, prune=args.prune, retry_failed=args.retry_failed,
             deadline=deadline, on_plan=progress.planned, on_outcome=progress.finished,
             on_event=lambda event: write_event(event, log, quiet=args.quiet),
+            on_host=lambda event: write_host_event(event, log, progress, quiet=args.quiet),
         )  # fmt: skip
     write_summary_line(result, log)
     if result.fetched.interrupted:

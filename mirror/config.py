@@ -323,7 +323,12 @@ class MirrorConfig:
 class DownloadConfig:
     concurrency: int = _key(16, _integer(1))
     per_host: int = _key(4, _integer(1))
-    timeout: float = _key(30.0, _seconds)
+    timeout: float = _key(30.0, _seconds)  # the whole of one response
+    # seconds to connect; a host that fails down_after times in a row is down for the run
+    connect_timeout: float = _key(5.0, _seconds)
+    # seconds without a byte (before the headers or mid-body) that fail an attempt
+    stall_timeout: float = _key(10.0, _seconds)
+    down_after: int = _key(3, _integer(1))  # connection failures in a row that make a host down
     retries: int = _key(4, _integer(0))
     max_bytes: int = _key(52428800, _integer(1))
     user_agent: str = _key(f"gallery-mirror/{__version__}", _string(non_empty=True, one_line=True))

@@ -119,6 +119,19 @@ class Outcome:
     source: Source = "origin"
     dead: bool = False  # failed because the source is gone: 404/410 or the host does not resolve
     replaced: str | None = None  # a refresh replaced this older file (kept under versions/)
+    # kept though the answer's Content-Type says otherwise: the bytes are a complete image
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostEvent:
+    """A host's health changed during a run (see ``mirror.net.hosts``): for the progress display."""
+
+    host: str
+    # down: its URLs fail at once; up: it answers again; throttled: it is sent
+    # fewer requests at once; unthrottled: as many as per_host again
+    kind: Literal["down", "up", "throttled", "unthrottled"]
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)

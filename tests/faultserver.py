@@ -39,7 +39,7 @@ JOIN_TIMEOUT = 1.0  # how long close() waits for handler threads (they are daemo
 class _Route:
     kind: Kind
     body: bytes = b""
-    content_type: str = "image/jpeg"
+    content_type: str | None = "image/jpeg"  # None: no Content-Type header
     headers: dict[str, str] = field(default_factory=dict)
     code: int = 200
     times: int | None = None  # flaky: fails; reset/short: faulty answers (None = all)
@@ -66,6 +66,10 @@ class FaultServer:
         self.log: list[tuple[str, str]] = []  # (method, raw request target), in order
         self.errors: list[BaseException] = []  # bugs in a handler (not client disconnects)
         self.busiest = 0  # the most requests answered at the same time
+        # limit(): requests answered at once beyond it get a 429 (or its code)
+        self._at_once: tuple[int, int, dict[str, str]] | None = None
+        self.limited = 0  # requests refused by limit()
+        self.in_flight: list[int] = []  # other requests being answered, at each arrival
         self._busy = 0
         self._routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
@@ -119,6 +123,12 @@ class FaultServer:
                 self.errors[0]
             )
 
+    def limit(self, at_once: int, *, code: int = 429, retry_after: str | None = None) -> None:
+        """A rate limit over every route: a request arriving while ``at_once``
+        others are being answered gets ``code`` (empty, Retry-After if given)."""
+        extra = {} if retry_after is None else {"Retry-After": retry_after}
+        self._at_once = (at_once, code, extra)
+
     def url(self, path: str) -> str:
         """``base + path``, as given (not percent-encoded)."""
         return self.base + path
@@ -137,10 +147,10 @@ class FaultServer:
         path: str,
         body: bytes,
         *,
-        content_type: str = "image/jpeg",
+        content_type: str | None = "image/jpeg",
         headers: Mapping[str, str] | None = None,
     ) -> str:
-        """200 with ``body``, its Content-Type and Content-Length, and ``headers``."""
+        """200 with ``body``, its Content-Type (None: none) and Content-Length, and ``headers``."""
         return self._add(path, _Route("file", body, content_type, dict(headers or {})))
 
     def status(
@@ -313,6 +323,11 @@ def _decode(target: str) -> str:
     return unquote_to_bytes(target.encode("latin-1")).decode("utf-8", "replace")
 
 
+def _typed(route: _Route) -> dict[str, str]:
+    """The route's Content-Type header, or none."""
+    return {} if route.content_type is None else {"Content-Type": route.content_type}
+
+
 def _quote_etag(tag: str) -> str:
     return tag if tag.startswith(('"', 'W/"')) else f'"{tag}"'
 
@@ -362,8 +377,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _counted(self) -> None:
         fault = self.server.fault
         with fault._lock:
-            fault._busy += 1
-            fault.busiest = max(fault.busiest, fault._busy)
+            fault.in_flight.append(fault._busy)
+            limited = fault._at_once is not None and fault._busy >= fault._at_once[0]
+            if limited:
+                fault.limited += 1
+            else:
+                fault._busy += 1
+                fault.busiest = max(fault.busiest, fault._busy)
+        if fault._at_once is not None and limited:
+            _, code, extra = fault._at_once
+            self._reply(code, b"", extra)
+            return
         try:
             self._answer()
         finally:
@@ -401,7 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             self._reply(404)
             return
-        typed = {"Content-Type": route.content_type}
+        typed = _typed(route)
         faulty = route.times is None or before < route.times
         match route.kind:
             case "file":
@@ -449,17 +473,14 @@ class _Handler(BaseHTTPRequestHandler):
         wanted = self.headers.get("Range", "")
         last = wanted.removeprefix("bytes=0-")
         if wanted == last or not last.isdigit():
-            self._reply(200, route.body, {"Content-Type": route.content_type})
+            self._reply(200, route.body, _typed(route))
             return
         part = route.body[: int(last) + 1]
         total = len(route.body)
         self._reply(
             206,
             part,
-            {
-                "Content-Type": route.content_type,
-                "Content-Range": f"bytes 0-{len(part) - 1}/{total}",
-            },
+            {**_typed(route), "Content-Range": f"bytes 0-{len(part) - 1}/{total}"},
         )
 
     def _file(self, route: _Route) -> None:
@@ -468,13 +489,13 @@ class _Handler(BaseHTTPRequestHandler):
             if self.headers.get(name) != value:
                 self._reply(403)
                 return
-        headers = {"Content-Type": route.content_type}
+        headers = _typed(route)
         if route.etag is not None:
             headers["ETag"] = route.etag
         if route.last_modified is not None:
             headers["Last-Modified"] = route.last_modified
         if self._not_modified(route):
-            del headers["Content-Type"]
+            headers.pop("Content-Type", None)
             self._head(304, headers)
         else:
             self._reply(200, route.body, {**headers, **route.headers})
@@ -493,3 +514,77 @@ class _Handler(BaseHTTPRequestHandler):
             return parsedate_to_datetime(since) >= parsedate_to_datetime(route.last_modified)
         except (TypeError, ValueError):
             return False
+
+
+class SilentHost:
+    """A host on 127.0.0.1 that accepts connections and never answers (a
+    black-holed image bed behind a proxy that accepts for it); counts them.
+
+    ``connections`` is the number accepted, each held open until :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)  # how often the accept loop looks at _stop
+        self.port: int = self._listener.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silent host", daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self._held.append(conn)
+            self.connections += 1
+
+    def __enter__(self) -> SilentHost:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for conn in self._held:
+            conn.close()
+        self._listener.close()
+
+
+class UnreachableHost:
+    """A port on 127.0.0.1 where connecting never completes: its listen queue
+    is full (filled here), so the kernel drops every further SYN, as a
+    firewall that drops packets does."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port: int = self._listener.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._fill: list[socket.socket] = []
+        for _ in range(3):  # more than a queue of length 0 holds on any kernel
+            conn = socket.socket()
+            conn.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                conn.connect(("127.0.0.1", self.port))
+            self._fill.append(conn)
+
+    def __enter__(self) -> UnreachableHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for conn in self._fill:
+            conn.close()
+        self._listener.close()
+
+
+def refusing_base() -> str:
+    """``http://127.0.0.1:<port>`` where nothing listens: every connection is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

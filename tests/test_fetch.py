@@ -22,7 +22,7 @@ from faultserver import FaultServer
 from mirror.config import DownloadConfig, parse_config
 from mirror.keep.commit import Commit
 from mirror.keep.state import UrlRecord
-from mirror.models import Outcome
+from mirror.models import HostEvent, Outcome
 from mirror.net.downloader import Downloader, _retry_after, is_transient
 from mirror.net.transport import make_client
 from mirror.stages.fetch import fetch_one
@@ -113,7 +113,11 @@ class LocalOnly:
 
 
 class Run:
-    """One downloader over a fresh mirror dir; records the backoff it would sleep."""
+    """One downloader over a fresh mirror dir; records the backoff it would sleep.
+
+    Its clock moves only by those sleeps (from a real start), so a host's
+    pauses add up as they would in a real run, without the waiting.
+    """
 
     def __init__(
         self,
@@ -132,9 +136,16 @@ class Run:
         self.resolver = resolver
         self.local_only = local_only
         self.waits: list[float] = []
+        self.now = 1000.0
+        self.host_events: list[HostEvent] = []
 
     async def _sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)  # let the other downloads run, as a real sleep would
+
+    def clock(self) -> float:
+        return self.now
 
     def fetch(self, *urls: str, known: dict[str, UrlRecord] | None = None) -> list[Outcome]:
         """Download and commit each URL, as the fetch stage does (without the state)."""
@@ -146,6 +157,7 @@ class Run:
             async with guarded as client:
                 downloader = Downloader(
                     client=client, config=self.config, staging=self.root, sleep=self._sleep,
+                    clock=self.clock, on_host=self.host_events.append,
                 )  # fmt: skip
                 commit = Commit(
                     downloader.staging, layout=self.layout, versions=self.versions, dirs=None
@@ -227,10 +239,11 @@ def test_the_retry_decision() -> None:
     [
         (b"<!doctype html><html><body>Not found</body></html>", "image/jpeg", "HTML page"),
         (bytes(range(256)) * 8, "image/jpeg", "not an image"),
-        (JPEG, "text/html; charset=utf-8", "text/html"),
+        (b"<!doctype html><p>gone</p>", "text/plain", "not an image (HTML page)"),
         (JPEG[: len(JPEG) // 2], "image/jpeg", "truncated"),
+        (JPEG[: len(JPEG) // 2], "text/plain", "truncated"),
     ],
-    ids=["html-page", "random-bytes", "html-content-type", "truncated-at-origin"],
+    ids=["html-page", "random-bytes", "html-as-text", "truncated-at-origin", "truncated-as-text"],
 )
 def test_what_is_not_a_complete_image_is_failed_and_not_kept(
     tmp_path: Path, server: FaultServer, body: bytes, content_type: str, reason: str
@@ -240,6 +253,26 @@ def test_what_is_not_a_complete_image_is_failed_and_not_kept(
     assert outcome.status == "failed" and reason in (outcome.error or ""), outcome.error
     assert server.hits["/x.jpg"] == 1  # the origin's answer is final: no retry
     assert run.files() == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "note"),
+    [
+        ("text/plain", "JPEG served as text/plain"),
+        ("application/octet-stream", "JPEG served as application/octet-stream"),
+        ("text/html; charset=UTF-8", "JPEG served as text/html"),  # a script's default
+        (None, "JPEG served without a Content-Type"),
+        ("image/jpeg", None),
+        ("image/png", None),  # an image type: the extension comes from the bytes anyway
+    ],
+)
+def test_the_bytes_decide_a_complete_image_is_kept_whatever_its_content_type(
+    tmp_path: Path, server: FaultServer, content_type: str | None, note: str | None
+) -> None:
+    run = Run(tmp_path)
+    outcome = run.one(server.file("/typed.jpg", JPEG, content_type=content_type))
+    assert outcome.status == "mirrored" and outcome.note == note
+    assert (run.root / str(outcome.path)).read_bytes() == JPEG
 
 
 def test_reset_mid_body_is_retried(tmp_path: Path, server: FaultServer) -> None:

@@ -120,18 +120,20 @@ def test_an_html_page_or_too_large_a_file_is_not_reachable(
     page = server.file("/blocked.jpg", b"<html>no hotlinking</html>", content_type="text/html")
     big = server.file("/big.jpg", JPEG)
     blocked, large = probe(tmp_path, page, big, toml=f"max_bytes = {len(JPEG) - 1}")
-    assert not blocked.reachable and blocked.error == "answers text/html, not an image"
+    assert not blocked.reachable and blocked.error == "not an image (HTML page)"
     assert not large.reachable and "more than download.max_bytes" in (large.error or "")
 
 
-def test_the_probe_refuses_the_content_types_the_fetch_refuses(
+def test_the_probe_lets_the_first_bytes_decide_as_the_fetch_does(
     tmp_path: Path, server: FaultServer
 ) -> None:
     error = server.file("/api.jpg", b'{"error": "gone"}', content_type="application/json")
     binary = server.file("/raw.jpg", JPEG, content_type="application/octet-stream")
-    refused, allowed = probe(tmp_path, error, binary)
-    assert not refused.reachable and refused.error == "answers application/json, not an image"
-    assert allowed.reachable
+    text = server.file("/text.jpg", JPEG, content_type="text/plain")
+    refused, allowed, plain = probe(tmp_path, error, binary, text)
+    assert not refused.reachable and refused.error == "not an image (JSON)"
+    assert allowed.reachable and plain.reachable and plain.method == "GET"
+    assert server.headers["/text.jpg"][-1]["range"] == "bytes=0-1023"  # the head only
 
 
 def test_a_private_address_is_refused_without_a_request(

@@ -31,6 +31,7 @@ from mirror.pixels.validate import (
     Invalid,
     _check_complete,
     content_type_allows,
+    content_type_note,
     inspect,
     sniff,
 )
@@ -686,17 +687,36 @@ REFUSED = [
     (b'{"error": 403}', "application/json", "not an image (JSON)"),
     (RANDOM, "text/plain", "not an image (Content-Type text/plain)"),
     (b"", "text/html", "not an image (empty file)"),
-    # A real image under a wrong type (a PHP script's default): refused, but said plainly.
-    (None, "text/html; charset=UTF-8", "server sent Content-Type text/html for PNG data"),
 ]
 
 
 @pytest.mark.parametrize(("data", "value", "expected"), REFUSED)
 def test_refused_content_type_reason(
-    tmp_path: Path, data: bytes | None, value: str, expected: str
+    tmp_path: Path, data: bytes, value: str, expected: str
 ) -> None:
-    path = write(tmp_path, sample("png-rgb") if data is None else data)
-    assert reason(path, content_type=value) == expected
+    assert reason(write(tmp_path, data), content_type=value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "note"),
+    [
+        ("text/html; charset=UTF-8", "PNG served as text/html"),  # a PHP script's default
+        ("text/plain", "PNG served as text/plain"),
+        ("application/octet-stream", "PNG served as application/octet-stream"),
+        (None, "PNG served without a Content-Type"),
+        ("", "PNG served without a Content-Type"),
+        ("image/jpeg", None),
+    ],
+)
+def test_the_bytes_decide_and_the_content_type_is_a_note(
+    tmp_path: Path, value: str | None, note: str | None
+) -> None:
+    info = inspect(write(tmp_path, sample("png-rgb")), content_type=value)
+    assert info.format == "png" and content_type_note(value, info.format) == note
+
+
+def test_svg_sent_as_xml_needs_no_note() -> None:
+    assert content_type_note("text/xml; charset=utf-8", "svg") is None
 
 
 def test_html_with_image_content_type_is_caught_by_sniffing(tmp_path: Path) -> None:

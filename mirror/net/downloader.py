@@ -50,19 +50,23 @@ from mirror.config import DownloadConfig
 from mirror.formats import FORMATS
 from mirror.keep.incoming import Incoming
 from mirror.keep.store import CheckedRoot
-from mirror.models import Outcome, Probe, Source
+from mirror.models import HostEvent, Outcome, Probe, Source
+from mirror.net.hosts import HostDown, Hosts, Unreachable, host_of
 from mirror.net.transport import PrivateAddress
 from mirror.pixels.validate import (
     SNIFF_BYTES,
     ImageInfo,
     Invalid,
     content_type_allows,
+    content_type_note,
     inspect,
+    not_an_image,
     sniff,
 )
 from mirror.wording import counted
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
+_THROTTLED = frozenset({429, 503})  # the host asks for fewer requests
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _GONE = frozenset({404, 410})
 _MAX_REDIRECTS = 10
@@ -75,15 +79,31 @@ _BLOCK = 512 * 1024
 
 
 class _Retry(Exception):
-    """A transient failure: worth another attempt. ``dead``: the host does not resolve."""
+    """A transient failure: worth another attempt. ``dead``: the host does not resolve;
+    ``throttled``: the host answered 429 or 503 (it is sent fewer requests at once)."""
 
     def __init__(
-        self, reason: str, retry_after: float | None = None, *, dead: bool = False
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        *,
+        dead: bool = False,
+        throttled: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.dead = dead
+        self.throttled = throttled
+
+
+class _Unreachable(_Retry):
+    """No answer came from the host asked: a timeout, a refused connection, a
+    failed lookup. Counts towards the host being down (``mirror.net.hosts``)."""
+
+    def __init__(self, reason: str, kind: Unreachable, *, dead: bool) -> None:
+        super().__init__(reason, dead=dead)
+        self.kind = kind
 
 
 class _Fail(Exception):
@@ -144,8 +164,11 @@ class Downloader:
     """Downloads URLs into temporary files below ``staging`` under one section of
     the config (``staging`` must be on the file system the files go to).
 
-    The client and the sleep are injectable so that tests can
-    use a real local server without waiting out real backoff delays.
+    The client, the sleep and the clock are injectable so that tests can
+    use a real local server without waiting out real backoff delays. Each
+    host contacted has its health and its share of the connections
+    (``mirror.net.hosts``); ``on_host`` hears when a host goes down or is
+    rate-limited.
     """
 
     def __init__(
@@ -155,13 +178,19 @@ class Downloader:
         config: DownloadConfig,
         staging: Path,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        on_host: Callable[[HostEvent], None] | None = None,
     ) -> None:
         self._client = client
         self._config = config
         self.staging = CheckedRoot(staging)  # paths below it, checked to stay there
         self._sleep = sleep
         self._all = asyncio.Semaphore(config.concurrency)
-        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self.hosts = Hosts(
+            per_host=config.per_host, down_after=config.down_after,
+            retry_after_max=config.retry_after_max, retries=config.retries,
+            on_event=on_host, clock=clock, sleep=sleep,
+        )  # fmt: skip
 
     async def probe_all(self, urls: Sequence[str]) -> list[Probe]:
         """:meth:`probe` for every URL, in the order of ``urls``."""
@@ -203,7 +232,7 @@ class Downloader:
         """The host whose ``per_host`` limit the first attempt at ``url`` counts against."""
         parts = urlsplit(url)
         origins = self._config.origins.get(parts.hostname or "", ())
-        return (urlsplit(origins[0]).hostname if origins else parts.hostname) or ""
+        return host_of(origins[0] if origins else url)
 
     async def fetch(self, url: str, refresh: Conditional | None = None) -> Downloaded | Outcome:
         """Download one URL (conditionally, to ``refresh`` a stored copy): the
@@ -215,16 +244,20 @@ class Downloader:
         image wins. The outcome still keys on ``url``.
         """
         got: Downloaded | Outcome | None = None
+        last = url
         for origin, origin_url in self._origins(url):
             got = await self._fetch_from(url, origin_url, "alternative", refresh)
             if isinstance(got, Downloaded) or got.status != "failed":
                 return got
             got = replace(got, error=f"{got.error} (from {origin})")
+            last = origin_url
         if got is None:
             got = await self._fetch_from(url, url, "origin", refresh)
         if isinstance(got, Downloaded) or got.status != "failed":
             return got
-        if got.dead and self._config.wayback and refresh is None:
+        # A host down for the run is as good as gone for this URL: its archived copy, then.
+        down = self.hosts[host_of(last)].down
+        if (got.dead or down) and self._config.wayback and refresh is None:
             archive = self._config.wayback_base + url
             archived = await self._fetch_from(url, archive, "wayback", None)
             attempts = got.attempts + (
@@ -290,21 +323,37 @@ class Downloader:
 
         Returns its result, or why it failed, and the number of attempts made.
         """
-        host = urlsplit(source_url).hostname or ""
-        per_host = self._hosts.setdefault(host, asyncio.Semaphore(self._config.per_host))
+        host = self.hosts[host_of(source_url)]
         attempts = 0
 
         async def attempt() -> _T:
             nonlocal attempts
-            attempts += 1
-            async with self._all, per_host:
-                try:
-                    return await once()
-                except (OSError, httpx.TransportError) as exc:
-                    refused = _in_chain(exc, PrivateAddress)
-                    if refused is None:
+            try:
+                # The host's slot first: an attempt waiting for a rate-limited
+                # host holds none of the connections other hosts could use.
+                async with host.slot() as started, self._all:
+                    attempts += 1  # a host down is not asked: no attempt
+                    try:
+                        got = await once()
+                    except _Unreachable as exc:
+                        host.unreachable(exc.kind)
                         raise
-                    raise _Fail(str(refused)) from exc  # permanent: the address is not allowed
+                    except _Retry as exc:  # an answer, maybe 429/503
+                        retry_after = exc.retry_after
+                        host.answered(started, throttled=exc.throttled, retry_after=retry_after)
+                        raise
+                    except _Fail:  # an answer, final for this URL
+                        host.answered(started, throttled=False, retry_after=None)
+                        raise
+                    except (OSError, httpx.TransportError) as exc:
+                        refused = _in_chain(exc, PrivateAddress)
+                        if refused is None:
+                            raise  # broke after the answer began: says nothing of the host
+                        raise _Fail(str(refused)) from exc  # permanent: the address is not allowed
+                    host.answered(started, throttled=False, retry_after=None)
+                    return got
+            except HostDown as exc:
+                raise _Fail(exc.reason, dead=exc.dead) from exc
 
         cap = self._config.retry_after_max
         retrying = AsyncRetrying(
@@ -347,22 +396,56 @@ class Downloader:
         first = urlsplit(url).hostname
         for _ in range(_MAX_REDIRECTS + 1):
             _check_scheme(current)
+            name = urlsplit(current).hostname
             headers = httpx.Headers({"User-Agent": self._config.user_agent})
             # update() replaces a name in any case
-            headers.update(own if urlsplit(current).hostname == first else _public(own))
-            headers.update(self._config.headers.get(urlsplit(current).hostname or "", {}))
+            headers.update(own if name == first else _public(own))
+            headers.update(self._config.headers.get(name or "", {}))
             headers.update(extra)
-            async with self._client.stream(method, current, headers=headers) as response:
-                if response.status_code in _REDIRECTS and "location" in response.headers:
-                    target = urljoin(current, response.headers["location"])
-                    if target in seen:
-                        raise _Fail(f"redirect loop at {target}")
-                    seen.add(target)
-                    current = target
-                    continue
-                yield current, response
-                return
+            answered = False
+            try:
+                # The transport bounds the connect and each wait for a byte;
+                # the whole response is bounded here.
+                async with (
+                    asyncio.timeout(self._config.timeout),
+                    self._client.stream(method, current, headers=headers) as response,
+                ):
+                    answered = True
+                    if response.status_code in _REDIRECTS and "location" in response.headers:
+                        target = urljoin(current, response.headers["location"])
+                        if target in seen:
+                            raise _Fail(f"redirect loop at {target}")
+                        seen.add(target)
+                        current = target
+                        continue
+                    yield current, response
+                    return
+            except (TimeoutError, httpx.TransportError) as exc:
+                reason = self._timeout_reason(exc, answered=answered)
+                kind = _unreachable(exc)
+                elsewhere = host_of(current) != host_of(url)  # a redirect's: not the host asked
+                if answered or elsewhere or kind is None or _in_chain(exc, PrivateAddress):
+                    if reason is None:
+                        raise
+                    raise _Retry(reason) from exc
+                # Nothing came from the host asked: it counts towards the host being down.
+                if reason is None:
+                    assert isinstance(exc, httpx.TransportError)  # a TimeoutError has its reason
+                    reason = _transport_reason(exc)
+                raise _Unreachable(reason, kind, dead=kind == "dns") from exc
         raise _Fail(f"more than {_MAX_REDIRECTS} redirects")
+
+    def _timeout_reason(self, exc: BaseException, *, answered: bool) -> str | None:
+        """Which timeout ended an attempt, with its key; None for other errors."""
+        config = self._config
+        if isinstance(exc, TimeoutError):
+            return f"timed out (the response took over {config.timeout:g} s, download.timeout)"
+        if isinstance(exc, httpx.ConnectTimeout) and isinstance(exc.__cause__, TimeoutError):
+            return f"timed out connecting ({config.connect_timeout:g} s, download.connect_timeout)"
+        if isinstance(exc, httpx.ReadTimeout):
+            waited = "stalled mid-body" if answered else "timed out waiting for an answer"
+            return f"{waited} (no byte for {config.stall_timeout:g} s, download.stall_timeout)"
+        return None
 
     async def _attempt(
         self, url: str, source_url: str, own: Mapping[str, str], refresh: Conditional | None
@@ -378,12 +461,28 @@ class Downloader:
             return await self._save(url, current, response)
 
     async def _probe_once(self, url: str, source_url: str, own: Mapping[str, str]) -> Probe:
+        look = False  # the answer's type is no image's: its first bytes decide, as in a fetch
         async with self._request("HEAD", source_url, own, {}) as (final, response):
             if response.status_code not in _HEAD_REFUSED:
-                return self._probed(url, final, response, "HEAD")
-        ranged = {"Range": "bytes=0-0"}
+                probe = self._probed(url, final, response, "HEAD")
+                if probe.error is not None or content_type_allows(probe.content_type):
+                    return probe
+                look = True
+        ranged = {"Range": f"bytes=0-{SNIFF_BYTES - 1 if look else 0}"}
         async with self._request("GET", source_url, own, ranged) as (final, response):
-            return self._probed(url, final, response, "GET")
+            probe = self._probed(url, final, response, "GET")
+            if probe.error is not None or content_type_allows(probe.content_type):
+                return probe
+            head = bytearray()
+            async for chunk in response.aiter_bytes():
+                head += chunk
+                if len(head) >= SNIFF_BYTES:
+                    break
+        if sniff(bytes(head)) is None:
+            return replace(
+                probe, reachable=False, error=not_an_image(bytes(head), probe.content_type)
+            )
+        return probe
 
     def _probed(
         self, url: str, final: str, response: httpx.Response, method: Literal["HEAD", "GET"]
@@ -398,8 +497,6 @@ class Downloader:
             except _Fail as exc:
                 return replace(found, error=exc.reason)
         # What the fetch would refuse after downloading it is refused here already.
-        if not content_type_allows(content_type):
-            return replace(found, error=f"answers {content_type}, not an image")
         limit = self._config.max_bytes
         if found.size is not None and found.size > limit:
             return replace(found, error=f"{found.size} bytes is more than download.max_bytes")
@@ -441,7 +538,7 @@ class Downloader:
             if size > limit:  # all of it came with the first bytes, read for the sniff
                 raise _Fail(f"more than download.max_bytes ({limit} bytes)")
             try:
-                await asyncio.to_thread(
+                info = await asyncio.to_thread(
                     self._check, incoming, blocks, content_type=content_type,
                     expected_size=declared if _identity(response) else None,
                 )  # fmt: skip
@@ -457,6 +554,7 @@ class Downloader:
             url, "mirrored", size=size, sha256=incoming.sha256, content_type=content_type,
             final_url=final_url, etag=response.headers.get("etag"),
             last_modified=response.headers.get("last-modified"),
+            note=content_type_note(content_type, info.format),
         )  # fmt: skip
         return Downloaded(outcome, incoming, extension)
 
@@ -495,7 +593,8 @@ def _check_status(response: httpx.Response) -> None:
     if code == 200:
         return
     if code in _RETRY_STATUSES or code >= 500:
-        raise _Retry(f"HTTP {code}", _retry_after(response.headers.get("retry-after")))
+        retry_after = _retry_after(response.headers.get("retry-after"))
+        raise _Retry(f"HTTP {code}", retry_after, throttled=code in _THROTTLED)
     if code in _REDIRECTS:
         raise _Fail(f"HTTP {code} without a Location header")
     raise _Fail(f"HTTP {code}", dead=code in _GONE)
@@ -559,6 +658,21 @@ def _transport_reason(exc: httpx.TransportError) -> str:
         return f"cannot resolve the host: {cause}"
     text = str(cause) or cause.__class__.__name__
     return f"transfer failed: {text}"
+
+
+def _unreachable(exc: BaseException) -> Unreachable | None:
+    """How an attempt failed to reach its host at all, or None when it did reach it."""
+    if _unresolvable(exc):
+        return "dns"
+    # The cause says: the transport maps a dropped connection to a "connect timeout" too.
+    cause = exc.__cause__ if isinstance(exc, httpx.TransportError) and exc.__cause__ else exc
+    if isinstance(cause, TimeoutError | httpx.TimeoutException):
+        return "timeout"
+    if _in_chain(exc, ConnectionRefusedError) is not None:
+        return "refused"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    return None
 
 
 def _unresolvable(exc: BaseException) -> bool:

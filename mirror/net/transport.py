@@ -73,8 +73,8 @@ def make_client(
     resolver: AbstractResolver | None = None,
     socket_factory: SocketFactoryType | None = None,
 ) -> httpx.AsyncClient:
-    """An ``AsyncClient`` sized to ``concurrency``, with the per-request timeout
-    and the private-address guard.
+    """An ``AsyncClient`` sized to ``concurrency``, with the connect and stall
+    timeouts and the private-address guard.
 
     Redirects are not followed here: the downloader follows them itself so that
     every hop is a request of its own, guarded. Per-host limits are the
@@ -101,7 +101,13 @@ def make_client(
 
     return httpx.AsyncClient(
         transport=_Transport(client=session, allow_private=download.allow_private),
-        timeout=httpx.Timeout(download.timeout),
+        # aiohttp's sock_connect and sock_read: a host that does not connect,
+        # or goes silent, is told apart in seconds; a slow download that keeps
+        # moving is bounded only by the whole response's ``timeout``, which the
+        # downloader keeps (the transport passes no total on to aiohttp).
+        timeout=httpx.Timeout(
+            download.timeout, connect=download.connect_timeout, read=download.stall_timeout
+        ),
     )
 
 

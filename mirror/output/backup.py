@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import TextIO
 
 from mirror.keep.db import timestamp
+from mirror.models import HostEvent
 from mirror.output import files as outfile
+from mirror.output.progress import Progress
 from mirror.stages.backup import BackupResult, Event
 from mirror.wording import counted
 
@@ -24,6 +26,16 @@ def write_event(event: Event, out: TextIO, *, quiet: bool) -> None:
         return
     out.write(f"{event.kind}: {event.url}: {event.detail}\n")
     out.flush()  # a log tailed while the job runs shows it now
+
+
+def write_host_event(event: HostEvent, out: TextIO, progress: Progress, *, quiet: bool) -> None:
+    """``host: <host>: <what>``: a host down (a problem, kept with -q) or rate-limited;
+    the bar (on a terminal) names it too."""
+    progress.host(event)
+    if quiet and event.kind != "down":
+        return
+    out.write(f"host: {event.host}: {event.detail}\n")
+    out.flush()
 
 
 def summary(result: BackupResult) -> dict[str, int | float]:

@@ -39,6 +39,13 @@ def write_summary(result: FetchResult, out: TextIO) -> None:
             out.write(f"  {outcome.url}: {outcome.error}\n")
     if result.thumbs is not None and (result.thumbs.done or result.thumbs.up_to_date):
         write_thumbs_summary(result.thumbs, out)
+    noted = [o for o in result.mirrored if o.note]
+    if noted:
+        out.write(
+            f"Kept under a wrong Content-Type ({len(noted)}; the bytes are complete images):\n"
+        )
+        for outcome in sorted(noted, key=lambda o: o.url):
+            out.write(f"  {outcome.url}: {outcome.note}\n")
     archived = [o for o in result.mirrored if o.source == "wayback"]
     if archived:
         out.write(f"From the Wayback Machine ({len(archived)}; the source is gone):\n")

@@ -4,6 +4,10 @@ On a terminal: a tqdm bar counting images, with the bytes so far. Elsewhere
 (cron, CI, a pipe): a plain line at most every ``interval`` seconds, so a log
 shows the run moving without one line per image. ``-v`` adds a line per
 image either way; ``-q`` and ``--no-progress`` turn both off.
+
+A run that slows down says why: a host going down or being rate-limited
+(``mirror.net.hosts``) is a line of its own as it happens, and the bar and
+the periodic lines name the hosts down and rate-limited until they recover.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Never, TextIO
 
 from tqdm import tqdm
 
-from mirror.models import Outcome
+from mirror.models import HostEvent, Outcome
 from mirror.wording import counted
 
 
@@ -38,9 +42,12 @@ class Progress:
         each: bool,
         verb: str = "fetched",
         interval: float = 10.0,
+        host_lines: bool = True,
     ) -> None:
         self._out = out
         self._use_bar = bar
+        # a line per host event (a command that logs its own events writes them there)
+        self._host_lines = host_lines and (bar or lines or each)
         self._lines = lines and not bar
         self._each = each
         self._verb = verb
@@ -48,6 +55,8 @@ class Progress:
         self._bar: tqdm[Never] | None = None
         self._total = self._done = self._failed = self._bytes = 0
         self._last = time.monotonic()
+        self._down: dict[str, None] = {}  # hosts down now, in the order they went (a set, ordered)
+        self._throttled: dict[str, None] = {}  # hosts sent fewer requests now
 
     def planned(self, total: int) -> None:
         self._total = total
@@ -56,7 +65,19 @@ class Progress:
 
     def finished(self, outcome: Outcome) -> None:
         size = outcome.size if outcome.status == "mirrored" else 0
-        self.step(outcome.url, outcome.status, outcome.error, size)
+        self.step(outcome.url, outcome.status, outcome.error or outcome.note, size)
+
+    def host(self, event: HostEvent) -> None:
+        """A host went down or came back, was rate-limited or no longer is."""
+        trouble = self._down if event.kind in ("down", "up") else self._throttled
+        if event.kind in ("down", "throttled"):
+            trouble[event.host] = None
+        else:
+            trouble.pop(event.host, None)
+        if self._host_lines:
+            self._write(f"{event.host}: {event.detail}")
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._postfix())
 
     def step(self, name: str, status: str, detail: str | None, size: int = 0) -> None:
         self._done += 1
@@ -65,7 +86,7 @@ class Progress:
         if self._each:
             self._write(f"{status}: {name}" + (f" ({detail})" if detail else ""))
         if self._bar is not None:
-            self._bar.set_postfix_str(f"{self._bytes / 1e6:.1f} MB, {self._failed} failed")
+            self._bar.set_postfix_str(self._postfix())
             self._bar.update()
         elif self._lines and time.monotonic() - self._last >= self._interval:
             self._last = time.monotonic()
@@ -76,8 +97,20 @@ class Progress:
         return (
             f"{self._verb} {self._done}/{counted(self._total, 'image')}"
             f" ({self._bytes / 1e6:.1f} MB),"
-            f" {self._failed} failed"
+            f" {self._failed} failed{self._hosts()}"
         )
+
+    def _postfix(self) -> str:
+        return f"{self._bytes / 1e6:.1f} MB, {self._failed} failed{self._hosts()}"
+
+    def _hosts(self) -> str:
+        """``; down: a, b; rate-limited: c`` for the hosts in trouble now, or nothing."""
+        parts = [
+            f"; {label}: {', '.join(hosts)}"
+            for label, hosts in (("down", self._down), ("rate-limited", self._throttled))
+            if hosts
+        ]
+        return "".join(parts)
 
     def _write(self, text: str) -> None:
         if self._bar is not None:

@@ -7,15 +7,18 @@ stored as the URL's ``error``. ``inspect`` checks, in this order:
 
 1. size: the file has exactly ``expected_size`` bytes (the Content-Length), so
    a connection that dropped early is caught before anything else;
-2. Content-Type: :func:`content_type_allows`; a server that says ``text/html``
-   is sending an error page, whatever the URL's extension claims (a real
-   image under such a type is refused too, with a reason that says so);
-3. magic bytes: :func:`sniff` must name a format; otherwise the reason says
-   what the bytes look like (HTML page, JSON, plain text, empty file, ...);
-4. completeness: the format's own end marker or declared sizes, which
+2. magic bytes: :func:`sniff` must name a format; otherwise the reason says
+   what the bytes look like (HTML page, JSON, plain text, empty file, ...),
+   and the Content-Type when that says more. The bytes decide, not the
+   header: a complete image sent as ``text/plain``, ``text/html`` (a
+   script's default), ``application/octet-stream`` or with no type at all
+   is kept, and :func:`content_type_note` says what the server called it
+   (:func:`content_type_allows` tells a probe, which has not seen the bytes,
+   whether a header may announce an image at all);
+3. completeness: the format's own end marker or declared sizes, which
    catches an image truncated at the origin (where Content-Length agrees
    with the short body);
-5. header: the dimensions, compared with ``max_pixels``. For JPEG, PNG, GIF
+4. header: the dimensions, compared with ``max_pixels``. For JPEG, PNG, GIF
    and TIFF they come from Pillow's header parser, which reads the header
    only and allocates no canvas. For BMP and ICO our own parse (which checks
    their completeness anyway) compares them first, before anything could
@@ -112,7 +115,9 @@ __all__ = [
     "ImageInfo",
     "Invalid",
     "content_type_allows",
+    "content_type_note",
     "inspect",
+    "not_an_image",
     "sniff",
 ]
 
@@ -331,17 +336,27 @@ def _mime_of(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def _content_type_reason(content_type: str | None, head: bytes) -> str:
-    fmt = sniff(head)
-    mime = _mime_of(content_type)
-    if fmt is not None:
-        # Misconfigured scripts serve real images as text/html; say so, so the
-        # user can tell this from an error page.
-        return f"server sent Content-Type {mime} for {FORMATS[fmt].name} data"
+def not_an_image(head: bytes, content_type: str | None) -> str:
+    """The reason for a head that names no image format, with the Content-Type
+    when the bytes alone say nothing more."""
     reason = _describe(head)
-    if reason == "not an image":
+    mime = _mime_of(content_type)
+    if reason == "not an image" and mime:
         return f"not an image (Content-Type {mime})"
     return reason
+
+
+def content_type_note(content_type: str | None, fmt: ImageFormat) -> str | None:
+    """What the server called an image whose bytes are ``fmt``, when not an image type.
+
+    None for ``image/*`` (and SVG sent as XML); else e.g. ``"JPEG served as
+    text/plain"``: the file is kept (the bytes decide), and the run says so.
+    """
+    mime = _mime_of(content_type)
+    if mime.startswith("image/") or (fmt == "svg" and mime in _XML_TYPES):
+        return None
+    name = FORMATS[fmt].name
+    return f"{name} served as {mime}" if mime else f"{name} served without a Content-Type"
 
 
 # --- completeness ------------------------------------------------------------
@@ -720,6 +735,7 @@ def inspect(
 ) -> ImageInfo:
     """Check a downloaded file; return what it is, or raise :class:`Invalid`.
 
+    ``content_type`` only words the reason for bytes that are no image.
     ``expected_size`` is the response's Content-Length; pass it only when the
     body was not content-decoded (no ``Content-Encoding``), since then the
     header counts encoded bytes. The checks and their order are in the module
@@ -732,11 +748,9 @@ def inspect(
         if expected_size is not None and size != expected_size:
             raise Invalid(f"declared {expected_size} bytes, got {size}")
         head = fp.read(SNIFF_BYTES)
-        if not content_type_allows(content_type):
-            raise Invalid(_content_type_reason(content_type, head))
         fmt = sniff(head)
         if fmt is None:
-            raise Invalid(_describe(head))
+            raise Invalid(not_an_image(head, content_type))
         _check_complete(fp, size, fmt)
         if fmt == "svg":
             return ImageInfo(fmt, None, None)

@@ -29,7 +29,7 @@ from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import TRASH_DIR_NAME, inside, to_trash
-from mirror.models import Outcome, ScanResult
+from mirror.models import HostEvent, Outcome, ScanResult
 from mirror.stages import fetch as fetching
 from mirror.stages.thumbs import thumbs_root
 from mirror.wording import counted
@@ -71,6 +71,7 @@ def backup(
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
+    on_host: Callable[[HostEvent], None] | None = None,
 ) -> BackupResult:
     config = site.config
     before = site.records(scan.urls)  # who was mirrored, and fine, until now
@@ -86,7 +87,8 @@ def backup(
         if done.status == "mirrored" and done.replaced is not None:
             tell("changed", done.url, f"{done.path} (the old file is kept in versions/)")
         elif done.status == "mirrored":
-            tell("new", done.url, f"{done.path} ({done.size / 1e3:.0f} kB)")
+            note = f"; {done.note}" if done.note else ""  # kept though its type said otherwise
+            tell("new", done.url, f"{done.path} ({done.size / 1e3:.0f} kB){note}")
         elif done.status == "failed" and _newly_gone(done, before.get(done.url)):
             gone.append(done)
             tell("gone", done.url, f"{done.error}; the mirrored copy is kept")
@@ -98,7 +100,7 @@ def backup(
     refresh_after = config.backup.refresh_after if refresh else None
     fetched = fetching.fetch(
         site, scan, refresh_after=refresh_after, retry_failed=retry_failed, deadline=deadline,
-        clock=clock, on_plan=on_plan, on_outcome=outcome,
+        clock=clock, on_plan=on_plan, on_outcome=outcome, on_host=on_host,
     )  # fmt: skip
     pruned: tuple[Pruned, ...] = ()
     skipped = None

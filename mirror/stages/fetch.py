@@ -41,7 +41,7 @@ from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import State, UrlRecord
 from mirror.keep.store import DirSync, Reserve, inside, remove_partials
-from mirror.models import Outcome, Probe, ScanResult
+from mirror.models import HostEvent, Outcome, Probe, ScanResult
 from mirror.net.downloader import Conditional, Downloaded, Downloader
 from mirror.net.transport import make_client
 from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable
@@ -156,6 +156,7 @@ def fetch(
     clock: Clock = utc_now,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_host: Callable[[HostEvent], None] | None = None,
 ) -> FetchResult:
     """Mirror every URL of ``scan`` that is not mirrored yet.
 
@@ -163,7 +164,8 @@ def fetch(
     longer ago than that are re-validated with conditional requests too.
     Without ``retry_failed``, a URL that failed before waits for its
     :func:`next_attempt`. No download starts after ``deadline``. ``clock``
-    is the time the schedule and the state go by.
+    is the time the schedule and the state go by. ``on_host`` hears of hosts
+    going down or being rate-limited, as it happens.
     """
     started = time.monotonic()
     config, state = site.config, site.state
@@ -214,7 +216,9 @@ def fetch(
         interrupted = False
         stopped = None
         try:
-            stopped = asyncio.run(_download(config, todo, stale, record, thumbs, dirs, deadline))
+            stopped = asyncio.run(
+                _download(config, todo, stale, record, thumbs, dirs, deadline, on_host)
+            )
         except KeyboardInterrupt:
             # Every download was cancelled and its temporary file removed; a
             # file renamed but not yet recorded is simply fetched again.
@@ -335,10 +339,13 @@ async def _download(
     thumbs: _Thumbnails | None,
     dirs: DirSync | None,
     deadline: Deadline | None,
+    on_host: Callable[[HostEvent], None] | None,
 ) -> Stop | None:
     """Fetch ``urls``, handing each outcome to ``record``; why it stopped early, if it did."""
     async with make_client(config.download) as client:
-        downloader = Downloader(client=client, config=config.download, staging=config.mirror_dir)
+        downloader = Downloader(
+            client=client, config=config.download, staging=config.mirror_dir, on_host=on_host
+        )
         commit = Commit(
             downloader.staging, layout=config.mirror.layout,
             versions=config.state_dir / VERSIONS_DIR_NAME, dirs=dirs,

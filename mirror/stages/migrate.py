@@ -22,7 +22,7 @@ from mirror.formats import FORMATS, ImageFormat, format_of
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.store import url_path
-from mirror.models import Outcome, ScanResult
+from mirror.models import HostEvent, Outcome, ScanResult
 from mirror.stages import fetch as fetching
 from mirror.stages import rewrite as rewriting
 
@@ -79,6 +79,7 @@ def migrate(
     deadline: fetching.Deadline | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_host: Callable[[HostEvent], None] | None = None,
 ) -> MigrateResult:
     """Fetch what is missing, then rewrite every reference whose image is now mirrored.
 
@@ -86,7 +87,9 @@ def migrate(
     would otherwise make the rewrite fail after the whole fetch. A fetch the
     deadline (or a full disk) stopped is rewritten as far as it got: the
     rewrite makes no request, and the next migrate goes on from there."""
-    fetched = fetching.fetch(site, scan, deadline=deadline, on_plan=on_plan, on_outcome=on_outcome)
+    fetched = fetching.fetch(
+        site, scan, deadline=deadline, on_plan=on_plan, on_outcome=on_outcome, on_host=on_host
+    )
     if fetched.interrupted:
         return MigrateResult(fetched, None)
     return MigrateResult(fetched, rewriting.rewrite(site, scan, to=to))
