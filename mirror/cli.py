@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="fetch, then rewrite (writes the mirror dir, state, posts, journal)",
         description=(
             "Fetch every image not mirrored yet, then rewrite the posts to the mirrored"
-            " copies. --dry-run writes nothing at all: it lists what would be fetched and"
+            " copies; --to cdn publishes them (publish.remote) between the two. --dry-run"
+            " writes nothing at all: it lists what would be fetched (and uploaded) and"
             " prints the diff the rewrite would make. Exit 1 if an image or a post failed."
         ),
     )
@@ -224,6 +225,26 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _global_options(backup, suppress=True)
     backup.set_defaults(run=_backup, writes=_always)
+
+    publish = commands.add_parser(
+        "publish",
+        help="upload mirrored files not yet published to publish.remote (writes the remote, state)",
+        description=(
+            "Upload the mirrored files (and thumbnails) that publish.remote does not hold"
+            " with their current bytes, through rclone; record each once the remote's"
+            " listing confirms it. Exit 1 if a file could not be published, 2 if rclone"
+            " or publish.remote is missing."
+        ),
+    )
+    publish.add_argument(
+        "--dry-run", action="store_true", help="list what would be uploaded; write nothing"
+    )
+    publish.add_argument(
+        "--json", type=Path, metavar="FILE",
+        help=f"write the run as JSON here; - is standard output{_DASH}",
+    )  # fmt: skip
+    _global_options(publish, suppress=True)
+    publish.set_defaults(run=_publish, writes=_unless_dry_run)
 
     thumbs = commands.add_parser(
         "thumbs",
@@ -342,13 +363,16 @@ def _progress(
 
 def _migrate(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.fetch import write_plan, write_summary
+    from mirror.output.publish import write_publish
     from mirror.output.rewrite import interrupted_note, write_rewrite
     from mirror.stages import migrate as migrating
 
     scan = _scan_posts(site.config)
     if args.dry_run:
-        plan, diff = migrating.dry_run(site, scan, to=args.to)
+        plan, uploads, diff = migrating.dry_run(site, scan, to=args.to)
         write_plan(plan, sys.stdout, verbose=args.verbose)
+        if uploads is not None:
+            write_publish(uploads, sys.stdout, quiet=not args.verbose)
         write_rewrite(diff, sys.stdout, verbose=args.verbose)
         return EXIT_FAILED if scan.unreadable else EXIT_OK
     with _progress(args) as progress:
@@ -356,6 +380,8 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
             site, scan, to=args.to, on_plan=progress.planned, on_outcome=progress.finished
         )
     write_summary(result.fetched, sys.stdout)
+    if result.published is not None:
+        write_publish(result.published, sys.stdout, quiet=args.quiet)
     if result.rewritten is None:
         _say("gallery-mirror: interrupted before the rewrite; the posts are unchanged")
         return EXIT_INTERRUPTED
@@ -363,7 +389,8 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
     if result.rewritten.interrupted:
         _say(f"gallery-mirror: {interrupted_note(result.rewritten)}")
         return EXIT_INTERRUPTED
-    failed = result.fetched.failed or result.rewritten.failed or scan.unreadable
+    unpublished = result.published is not None and result.published.failed
+    failed = result.fetched.failed or unpublished or result.rewritten.failed or scan.unreadable
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -383,9 +410,24 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
     if result.fetched.interrupted:
         code = EXIT_TERMINATED if _TERMINATED.is_set() else EXIT_INTERRUPTED
     else:
-        code = EXIT_FAILED if result.fetched.failed or scan.unreadable else EXIT_OK
+        unpublished = result.publish_error or (result.published and result.published.failed)
+        failed = result.fetched.failed or unpublished or scan.unreadable
+        code = EXIT_FAILED if failed else EXIT_OK
     if args.json is not None:
         write_backup_json(result, args.json, exit_code=code)
+    return code
+
+
+def _publish(args: argparse.Namespace, site: Site) -> int:
+    from mirror.output.publish import write_publish, write_publish_json
+    from mirror.stages import publish as publishing
+
+    out = _printed_to(args.json)
+    result = publishing.publish(site, dry_run=args.dry_run)
+    write_publish(result, out, quiet=args.quiet)
+    code = EXIT_INTERRUPTED if result.interrupted else EXIT_FAILED if result.failed else EXIT_OK
+    if args.json is not None:
+        write_publish_json(result, args.json, exit_code=code)
     return code
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import TextIO
 
 from mirror.output import files as outfile
+from mirror.output.publish import document as publish_document
+from mirror.output.publish import summary_line as publish_summary_line
 from mirror.stages.backup import BackupResult, Event
 from mirror.wording import counted
 
-PROBLEMS = frozenset({"failed", "gone"})
+PROBLEMS = frozenset({"failed", "gone", "publish-failed"})
 
 
 def write_event(event: Event, out: TextIO, *, quiet: bool) -> None:
@@ -47,6 +49,8 @@ def summary(result: BackupResult) -> dict[str, int | float]:
 def write_summary_line(result: BackupResult, out: TextIO) -> None:
     counts = summary(result)
     interrupted = "interrupted; " if result.fetched.interrupted else ""
+    if result.published is not None:  # its own line before the summary, which stays last
+        out.write(f"{publish_summary_line(result.published)}\n")
     out.write(
         f"backup: {interrupted}{counts['new']} new ({counts['bytes'] / 1e6:.1f} MB),"
         f" {counts['changed']} changed, {counts['unchanged']} unchanged,"
@@ -83,5 +87,8 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
             {"path": p.path, "urls": list(p.urls), "moved_to_trash": p.moved} for p in result.pruned
         ],
         "prune_skipped": result.prune_skipped,
+        # null when publish.remote is not set
+        "publish": publish_document(result.published) if result.published else None,
+        "publish_error": result.publish_error,
     }
     outfile.write(path, json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
