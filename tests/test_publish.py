@@ -318,3 +318,19 @@ def test_a_file_rclone_skips_without_a_word_is_a_failure(tmp_path: Path) -> None
     assert fatal is None
     assert [(o.path, o.fate) for o in outcomes] == [("a.jpg", "uploaded"), ("gone.jpg", "failed")]
     assert outcomes[1].reason == "rclone skipped it without a word"
+
+
+def test_an_image_whose_thumbnail_is_not_published_is_left_alone(
+    site: Path, remotes: tuple[RcloneServer, RcloneServer, Cdn], capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3, _, cdn = remotes
+    configure(site, cdn, extra='extra_args = ["--retries", "1", "--low-level-retries", "1"]\n')
+    assert run(capsys, "-q", "fetch", "--site", str(site))[0] == 0
+    (s3.storage / BUCKET / "gallery" / THUMBS[4] / "x").mkdir(parents=True)
+    code, out, _ = run(capsys, "publish", "--site", str(site))
+    assert code == 1 and f"failed: {THUMBS[4]}: " in out
+    code, out, _ = run(capsys, "rewrite", "--to", "cdn", "--site", str(site))
+    assert f"not published (its thumbnail {THUMBS[4]}) (1)" in out
+    post = (site / "source/_posts/deepseek-post.md").read_text()
+    assert f"{cdn.base}/{BUCKET}/gallery/{ORIGINALS[4]}" not in post
+    assert f"{cdn.base}/{BUCKET}/gallery/{ORIGINALS[3]}" in post
