@@ -334,3 +334,18 @@ def test_an_image_whose_thumbnail_is_not_published_is_left_alone(
     post = (site / "source/_posts/deepseek-post.md").read_text()
     assert f"{cdn.base}/{BUCKET}/gallery/{ORIGINALS[4]}" not in post
     assert f"{cdn.base}/{BUCKET}/gallery/{ORIGINALS[3]}" in post
+
+
+def test_the_cdn_example_publishes_rewrites_and_every_new_url_answers() -> None:
+    rclone_binary()
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parents[1] / "examples" / "demo.py"), "cdn"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "would upload 0 files (0.0 MB; 0 replaced) and the 12 images fetched first" in done.stdout
+    )
+    assert "publish: uploaded 24 files" in done.stdout
+    assert "GET each of the 12 rewritten URLs" in done.stdout
+    assert done.stdout.count(": 200 image/") == 12 and "FAILED" not in done.stdout

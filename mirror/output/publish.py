@@ -27,10 +27,15 @@ def summary_line(result: PublishResult) -> str:
     counts = summary(result)
     verb = "would upload" if result.dry_run else "uploaded"
     interrupted = "interrupted; " if result.interrupted else ""
+    fetched_first = (
+        f" and the {counted(result.after_fetch, 'image')} fetched first"
+        if result.after_fetch
+        else ""
+    )
     return (
         f"publish: {interrupted}{verb} {counted(counts['uploaded'], 'file')}"
-        f" ({counts['bytes'] / 1e6:.1f} MB; {counts['replaced']} replaced) to {result.remote},"
-        f" {counts['already']} already published, {counts['failed']} failed"
+        f" ({counts['bytes'] / 1e6:.1f} MB; {counts['replaced']} replaced){fetched_first}"
+        f" to {result.remote}, {counts['already']} already published, {counts['failed']} failed"
     )
 
 

@@ -14,7 +14,7 @@ prediction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Final
 from urllib.parse import urlsplit
@@ -75,7 +75,7 @@ def dry_run(
     fetch_plan = plan(site, scan)
     uploads = None
     if _to_cdn(site, to) and site.config.publish.remote:
-        uploads = publishing.publish(site, dry_run=True)
+        uploads = replace(publishing.publish(site, dry_run=True), after_fetch=len(fetch_plan.todo))
     diff = rewriting.rewrite(
         site, scan, to=to, dry_run=True, assume=fetch_plan.predicted,
         assume_published=frozenset(u.path for u in uploads.uploaded) if uploads else frozenset(),

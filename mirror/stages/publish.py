@@ -66,6 +66,8 @@ class PublishResult:
     purged: tuple[str, ...]  # the public URLs handed to publish.purge_command
     purge_problem: str | None
     interrupted: bool
+    # migrate --dry-run: images a fetch brings first, uploaded too (sizes unknown until then)
+    after_fetch: int = 0
 
     @property
     def bytes(self) -> int:
