@@ -349,3 +349,21 @@ def test_the_cdn_example_publishes_rewrites_and_every_new_url_answers() -> None:
     assert "publish: uploaded 24 files" in done.stdout
     assert "GET each of the 12 rewritten URLs" in done.stdout
     assert done.stdout.count(": 200 image/") == 12 and "FAILED" not in done.stdout
+
+
+def test_stopping_a_copy_stops_rclone_rather_than_waiting_for_the_upload(tmp_path: Path) -> None:
+    """Ctrl-C reaches rclone itself, SIGTERM only us: a run stopped either way must
+    not sit until rclone has sent a large file."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.jpg").write_bytes(b"a")
+    (source / "b.jpg").write_bytes(os.urandom(2_000_000))
+    runner = rclone.Rclone(rclone_binary(), extra_args=["--bwlimit", "100k", "--transfers", "1"])
+
+    def stop(outcome: rclone.CopyOutcome) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.copy(source, str(tmp_path / "dest"), ["a.jpg", "b.jpg"], on_file=stop)
+    sent = sum(f.stat().st_size for f in (tmp_path / "dest").iterdir() if f.name != "a.jpg")
+    assert sent < 2_000_000  # b.jpg's partial file: rclone was stopped half-way

@@ -185,10 +185,16 @@ class Rclone:
         except OSError as exc:
             raise MirrorError(f"{self.binary}: cannot run rclone: {exc}") from exc
         assert process.stderr is not None
-        with process:  # closes the pipe and waits, also when stopped early (Ctrl-C)
-            for line in process.stderr:
-                if entry := _parse(line):
-                    yield entry
+        with process:  # closes the pipe and waits for rclone
+            try:
+                for line in process.stderr:
+                    if entry := _parse(line):
+                        yield entry
+            except BaseException:
+                # Ctrl-C reaches rclone too, SIGTERM (a stopped unit) only us:
+                # stop it either way rather than wait for the whole upload.
+                process.terminate()
+                raise
         code.append(process.returncode)
 
     def _run(self, command: list[str], errors: list[str]) -> str:
