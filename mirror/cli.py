@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Point every reference whose image is mirrored (file present, hash as recorded)"
             " at its copy: rewrite.local_prefix or rewrite.cdn_base + its path in the mirror"
-            " dir. Only the URL bytes change; each post is replaced atomically and journaled"
-            " for revert. Exit 1 if a post could not be rewritten."
+            " dir (--to cdn: only files publish has put there). Only the URL bytes change;"
+            " each post is replaced atomically and journaled for revert. Exit 1 if a post"
+            " could not be rewritten."
         ),
     )
     rewrite.add_argument("--to", choices=("local", "cdn"), help="overrides rewrite.to")
