@@ -186,8 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Point every reference whose image is mirrored (file present, hash as recorded)"
             " at its copy: rewrite.local_prefix or rewrite.cdn_base + its path in the mirror"
-            " dir. Only the URL bytes change; each post is replaced atomically and journaled"
-            " for revert. Exit 1 if a post could not be rewritten."
+            " dir (--to cdn: only files publish has put there). Only the URL bytes change;"
+            " each post is replaced atomically and journaled for revert. Exit 1 if a post"
+            " could not be rewritten."
         ),
     )
     rewrite.add_argument("--to", choices=("local", "cdn"), help="overrides rewrite.to")
@@ -221,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="fetch, then rewrite (writes the mirror dir, state, posts, journal)",
         description=(
             "Fetch every image not mirrored yet, then rewrite the posts to the mirrored"
-            " copies. --dry-run writes nothing at all: it lists what would be fetched and"
+            " copies; --to cdn publishes them (publish.remote) between the two. --dry-run"
+            " writes nothing at all: it lists what would be fetched (and uploaded) and"
             " prints the diff the rewrite would make. Exit 1 if an image or a post failed."
         ),
     )
@@ -260,6 +262,26 @@ def build_parser() -> argparse.ArgumentParser:
     _max_time(backup, "backup.max_time")
     _global_options(backup, suppress=True)
     backup.set_defaults(run=_backup, writes=_always)
+
+    publish = commands.add_parser(
+        "publish",
+        help="upload mirrored files not yet published to publish.remote (writes the remote, state)",
+        description=(
+            "Upload the mirrored files (and thumbnails) that publish.remote does not hold"
+            " with their current bytes, through rclone; record each once the remote's"
+            " listing confirms it. Exit 1 if a file could not be published, 2 if rclone"
+            " or publish.remote is missing."
+        ),
+    )
+    publish.add_argument(
+        "--dry-run", action="store_true", help="list what would be uploaded; write nothing"
+    )
+    publish.add_argument(
+        "--json", type=Path, metavar="FILE",
+        help=f"write the run as JSON here; - is standard output{_DASH}",
+    )  # fmt: skip
+    _global_options(publish, suppress=True)
+    publish.set_defaults(run=_publish, writes=_unless_dry_run)
 
     thumbs = commands.add_parser(
         "thumbs",
@@ -388,6 +410,7 @@ def _progress(
 
 def _migrate(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.fetch import write_plan, write_summary
+    from mirror.output.publish import write_publish
     from mirror.output.rewrite import interrupted_note, write_rewrite
     from mirror.stages import migrate as migrating
     from mirror.stages.fetch import Deadline
@@ -395,8 +418,10 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
     deadline = Deadline.after(args.max_time, time.monotonic())
     scan = _scan_posts(site.config)
     if args.dry_run:
-        plan, diff = migrating.dry_run(site, scan, to=args.to)
+        plan, uploads, diff = migrating.dry_run(site, scan, to=args.to)
         write_plan(plan, sys.stdout, verbose=args.verbose)
+        if uploads is not None:
+            write_publish(uploads, sys.stdout, quiet=not args.verbose)
         write_rewrite(diff, sys.stdout, verbose=args.verbose)
         return EXIT_FAILED if scan.unreadable else EXIT_OK
     with _progress(args) as progress:
@@ -405,6 +430,8 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
             on_plan=progress.planned, on_outcome=progress.finished, on_host=progress.host,
         )  # fmt: skip
     write_summary(result.fetched, sys.stdout)
+    if result.published is not None:
+        write_publish(result.published, sys.stdout, quiet=args.quiet)
     if result.rewritten is None:
         _say("gallery-mirror: interrupted before the rewrite; the posts are unchanged")
         return EXIT_INTERRUPTED
@@ -413,7 +440,8 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
         _say(f"gallery-mirror: {interrupted_note(result.rewritten)}")
         return EXIT_INTERRUPTED
     fetched = _fetch_code(result.fetched, scan)
-    return EXIT_FAILED if fetched != EXIT_OK or result.rewritten.failed else EXIT_OK
+    unpublished = result.published is not None and result.published.failed
+    return EXIT_FAILED if fetched != EXIT_OK or unpublished or result.rewritten.failed else EXIT_OK
 
 
 def _backup(args: argparse.Namespace, site: Site) -> int:
@@ -442,8 +470,23 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
         code = EXIT_TERMINATED if _TERMINATED.is_set() else EXIT_INTERRUPTED
     else:
         code = _fetch_code(result.fetched, scan)
+        if result.publish_error or (result.published and result.published.failed):
+            code = EXIT_FAILED
     if args.json is not None:
         write_backup_json(result, args.json, exit_code=code)
+    return code
+
+
+def _publish(args: argparse.Namespace, site: Site) -> int:
+    from mirror.output.publish import write_publish, write_publish_json
+    from mirror.stages import publish as publishing
+
+    out = _printed_to(args.json)
+    result = publishing.publish(site, dry_run=args.dry_run)
+    write_publish(result, out, quiet=args.quiet)
+    code = EXIT_INTERRUPTED if result.interrupted else EXIT_FAILED if result.failed else EXIT_OK
+    if args.json is not None:
+        write_publish_json(result, args.json, exit_code=code)
     return code
 
 

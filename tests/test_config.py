@@ -21,6 +21,7 @@ from mirror.config import (
     Config,
     DownloadConfig,
     MirrorConfig,
+    PublishConfig,
     RewriteConfig,
     SiteConfig,
     ThumbnailsConfig,
@@ -455,6 +456,7 @@ def test_example_documents_every_field() -> None:
         "thumbnails": ThumbnailsConfig,
         "rewrite": RewriteConfig,
         "backup": BackupConfig,
+        "publish": PublishConfig,
     }
     assert [f.name for f in dataclasses.fields(Config)] == [*sections, "source", "given"]
     # auto-detected / derived from the generator / version-dependent defaults

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rcloneservers import rclone_binary
 from seedsite import SEED_FILES, SEED_PATH
 
 from faultserver import FaultServer
@@ -85,8 +86,12 @@ def test_the_quick_start_example_migrates_offline() -> None:
 def test_after_a_rewrite_to_a_cdn_the_cdn_copies_are_not_fetched(
     site: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    rclone_binary()  # migrate --to cdn publishes first: to a local folder here
     toml = site / "gallery-mirror.toml"
-    toml.write_text(toml.read_text() + '[rewrite]\ncdn_base = "https://cdn.example.com/g"\n')
+    toml.write_text(
+        toml.read_text() + '[rewrite]\ncdn_base = "https://cdn.example.com/g"\n'
+        f'[publish]\nremote = "{site.parent / "cdn"}"\n'
+    )
     assert main(["-q", "migrate", "--to", "cdn", "--site", str(site)]) == 0
     text = (site / "source" / "_posts" / "deepseek-post.md").read_text(encoding="utf-8")
     assert "https://cdn.example.com/g/imgcdn.yaerxing.com/upimage/" in text

@@ -453,7 +453,10 @@ def test_cdn_with_check_target(tmp_path: Path, server: FaultServer) -> None:
         f"new URL {server.base}/cdn/img.example.com/b.jpg answered HTTP 404 (--check-target)"
     ]
     assert not verify(site)[0].problems
-    assert rewrite(site, to="cdn")[0].rewritten == 1  # without the probe, b.jpg goes too
+    # Without the probe nothing shows b.jpg is there (no publish.remote): it stays.
+    unprobed = rewrite(site, to="cdn")[0]
+    assert unprobed.rewritten == 0
+    assert any("not published (publish.remote is not set" in x.reason for x in unprobed.left_alone)
     with pytest.raises(ConfigError, match="--check-target"):
         rewrite(site, check_target=True)  # local paths: nothing to probe
 

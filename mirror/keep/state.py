@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import Final, Literal, cast, get_args
 
 from mirror.errors import MirrorError
-from mirror.keep import journal, thumbrows
+from mirror.keep import journal, published, thumbrows
 from mirror.keep.db import (
     BUSY_TIMEOUT_S,
     Migration,
@@ -136,7 +136,10 @@ _URL_MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
 )
 MIGRATIONS: Final[tuple[Migration, ...]] = tuple(
-    sorted((*_URL_MIGRATIONS, *journal.MIGRATIONS, *thumbrows.MIGRATIONS), key=lambda m: m.name)
+    sorted(
+        (*_URL_MIGRATIONS, *journal.MIGRATIONS, *thumbrows.MIGRATIONS, *published.MIGRATIONS),
+        key=lambda m: m.name,
+    )
 )
 
 

@@ -15,10 +15,12 @@ from mirror.keep.db import timestamp
 from mirror.models import HostEvent
 from mirror.output import files as outfile
 from mirror.output.progress import Progress
+from mirror.output.publish import document as publish_document
+from mirror.output.publish import summary_line as publish_summary_line
 from mirror.stages.backup import BackupResult, Event
 from mirror.wording import counted
 
-PROBLEMS = frozenset({"failed", "gone"})
+PROBLEMS = frozenset({"failed", "gone", "publish-failed"})
 
 
 def write_event(event: Event, out: TextIO, *, quiet: bool) -> None:
@@ -68,6 +70,8 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
     if fetched.waiting:
         first = min(fetched.next_tries[url] for url in fetched.waiting)
         waiting = f" ({len(fetched.waiting)} more wait to be tried again, from {timestamp(first)})"
+    if result.published is not None:  # its own line before the summary, which stays last
+        out.write(f"{publish_summary_line(result.published)}\n")
     out.write(
         f"backup: {stopped}{counts['new']} new ({counts['bytes'] / 1e6:.1f} MB),"
         f" {counts['changed']} changed, {counts['unchanged']} unchanged,"
@@ -127,5 +131,8 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
             {"path": p.path, "urls": list(p.urls), "moved_to_trash": p.moved} for p in result.pruned
         ],
         "prune_skipped": result.prune_skipped,
+        # null when publish.remote is not set
+        "publish": publish_document(result.published) if result.published else None,
+        "publish_error": result.publish_error,
     }
     outfile.write(path, json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")

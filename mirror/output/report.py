@@ -35,12 +35,21 @@ def use_colour(stream: TextIO, environ: Mapping[str, str] = os.environ) -> bool:
     return "NO_COLOR" not in environ and stream.isatty()
 
 
+def host_columns(report: Report) -> list[str]:
+    """The host table's header: a published column once publish.remote is set."""
+    return [*HOST_COLUMNS, *(["published"] if report.publish_remote else [])]
+
+
 def host_rows(report: Report) -> list[list[str]]:
     """The host table's cells, shared by every format."""
+    published = bool(report.publish_remote)
     return [
-        [h.host or "(no host)", str(h.refs), str(h.urls), *(str(h.statuses[s]) for s in STATUSES)]
+        [
+            h.host or "(no host)", str(h.refs), str(h.urls),
+            *(str(h.statuses[s]) for s in STATUSES), *([str(h.published)] if published else []),
+        ]
         for h in report.hosts()
-    ]
+    ]  # fmt: skip
 
 
 def size_text(size: int) -> str:
@@ -89,7 +98,7 @@ def write_text(report: Report, out: TextIO, *, colour: bool = False, quiet: bool
     out.write("\n".join(headline(report)) + "\n")
     if not quiet:
         out.write("\nHosts:\n")
-        table = _aligned([list(HOST_COLUMNS), *host_rows(report)], numeric_from=1)
+        table = _aligned([host_columns(report), *host_rows(report)], numeric_from=1)
         out.write("".join(f"  {line}\n" for line in table))
         if report.repaired:
             out.write(f"\nRepaired URLs ({counted(len(report.repaired), 'reference')}):\n")
@@ -156,7 +165,7 @@ def write_markdown(report: Report, out: TextIO) -> None:
     out.write("# Image report\n\n")
     out.write("".join(f"- {_md_text(line)}\n" for line in headline(report)))
     out.write("\n## Hosts\n\n")
-    out.write(_md_table(list(HOST_COLUMNS), host_rows(report), numeric_from=1))
+    out.write(_md_table(host_columns(report), host_rows(report), numeric_from=1))
     if report.problems:
         out.write(f"\n## Failed or broken ({len(report.problems)})\n\n")
         rows = [
@@ -240,9 +249,15 @@ def report_json(report: Report) -> dict[str, Any]:
         entry["next_attempt"] = timestamp(url.next_try) if url.next_try is not None else None
     doc["checked"] = report.checked
     doc["summary"] = report.counts()
-    doc["hosts"] = [
-        {"host": h.host, "refs": h.refs, "urls": h.urls, **h.statuses} for h in report.hosts()
-    ]
+    doc["hosts"] = []
+    for h in report.hosts():
+        row: dict[str, object] = {"host": h.host, "refs": h.refs, "urls": h.urls}
+        row.update((status, h.statuses[status]) for status in STATUSES)
+        if report.publish_remote:
+            row["published"] = h.published
+        doc["hosts"].append(row)
+    if report.publish_remote:
+        doc["publish_remote"] = report.publish_remote
     rewrite = report.rewrite
     doc["migrate"] = {
         "fetch": list(report.fetch.todo),

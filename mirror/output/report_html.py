@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 from mirror.output import files as outfile
 from mirror.output.report import (
-    HOST_COLUMNS,
     check_detail,
     diffs,
     headline,
+    host_columns,
     host_rows,
     plan_text,
     size_text,
@@ -101,12 +101,12 @@ def _hosts(report: Report) -> str:
         f'<tr data-host="{escape(cells[0])}"><td>{escape(cells[0])}</td>'
         + "".join(
             f'<td class="n" data-col="{col}">{cell}</td>'
-            for col, cell in zip(HOST_COLUMNS[1:], cells[1:], strict=True)
+            for col, cell in zip(host_columns(report)[1:], cells[1:], strict=True)
         )
         + "</tr>\n"
         for cells in host_rows(report)
     ]
-    return "<h2>Hosts</h2>\n" + _table(list(HOST_COLUMNS), rows, numeric_from=1)
+    return "<h2>Hosts</h2>\n" + _table(host_columns(report), rows, numeric_from=1)
 
 
 def _problems(report: Report) -> str:

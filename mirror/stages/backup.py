@@ -1,5 +1,6 @@
 """``backup``: the unattended job. Scan, fetch what is new (with thumbnails), re-check
-what is due, notice sources that died, prune what no post uses any more.
+what is due, notice sources that died, prune what no post uses any more, and
+(with ``publish.remote`` set) publish what is new.
 
 A URL that failed before is tried again 1, 2, 4 ... days (at most 30) after
 its last attempt, not every night (``retry_failed``: all of them now); a
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Literal
 
+from mirror.errors import MirrorError
 from mirror.keep import thumbrows
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
@@ -31,10 +33,11 @@ from mirror.keep.state import UrlRecord
 from mirror.keep.store import TRASH_DIR_NAME, inside, to_trash
 from mirror.models import HostEvent, Outcome, ScanResult
 from mirror.stages import fetch as fetching
+from mirror.stages import publish as publishing
 from mirror.stages.thumbs import thumbs_root
 from mirror.wording import counted
 
-EventKind = Literal["new", "changed", "failed", "gone", "pruned"]
+EventKind = Literal["new", "changed", "failed", "gone", "pruned", "published", "publish-failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class BackupResult:
     gone: tuple[Outcome, ...]  # mirrored before, now 404/410 or no longer resolving
     pruned: tuple[Pruned, ...]
     prune_skipped: str | None  # why --prune did nothing this run
+    published: publishing.PublishResult | None = None  # with publish.remote set
+    publish_error: str | None = None  # why nothing could be published this run
 
 
 def backup(
@@ -117,7 +122,19 @@ def backup(
                 )  # fmt: skip
                 for url in item.urls:
                     tell("pruned", url, detail)
-    return BackupResult(fetched, tuple(gone), pruned, skipped)
+    uploads, publish_error = None, None
+    if config.publish.remote and not fetched.interrupted:
+        try:
+            uploads = publishing.publish(site)
+        except MirrorError as exc:  # the night's fetch stands; the log says why
+            publish_error = str(exc)
+            tell("publish-failed", config.publish.remote, publish_error)
+        for upload in uploads.uploaded if uploads else ():
+            replaced = ", replaced" if upload.replaced else ""
+            tell("published", upload.path, f"{upload.size} bytes{replaced}")
+        for failure in uploads.failed if uploads else ():
+            tell("publish-failed", failure.path, failure.reason)
+    return BackupResult(fetched, tuple(gone), pruned, skipped, uploads, publish_error)
 
 
 def _newly_gone(done: Outcome, before: UrlRecord | None) -> bool:

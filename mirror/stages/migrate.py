@@ -1,4 +1,5 @@
-"""``migrate``: fetch, then rewrite, as one command; and its dry run.
+"""``migrate``: fetch, then rewrite, as one command (fetch, publish, rewrite to a
+CDN); and its dry run.
 
 The dry run writes nothing at all (no mirror dir, no state, no lock, no
 post: the CLI opens the site read-only for it): it lists what a fetch would
@@ -13,7 +14,7 @@ prediction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Final
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from mirror.keep.site import Site
 from mirror.keep.store import url_path
 from mirror.models import HostEvent, Outcome, ScanResult
 from mirror.stages import fetch as fetching
+from mirror.stages import publish as publishing
 from mirror.stages import rewrite as rewriting
 
 # What most URLs without an image extension turn out to hold.
@@ -42,6 +44,7 @@ class FetchPlan:
 @dataclass(frozen=True, slots=True)
 class MigrateResult:
     fetched: fetching.FetchResult
+    published: publishing.PublishResult | None  # None: not to a CDN, or interrupted before
     rewritten: rewriting.RewriteResult | None  # None: interrupted before the rewrite
 
 
@@ -65,10 +68,19 @@ def plan(site: Site, scan: ScanResult) -> FetchPlan:
 
 def dry_run(
     site: Site, scan: ScanResult, *, to: rewriting.Target | None
-) -> tuple[FetchPlan, rewriting.RewriteResult]:
+) -> tuple[FetchPlan, publishing.PublishResult | None, rewriting.RewriteResult]:
+    """What a fetch would download, a publish upload (to a CDN with publish.remote
+    set; the images fetched first are not in it yet), and the diff a rewrite
+    would then make."""
     fetch_plan = plan(site, scan)
-    diff = rewriting.rewrite(site, scan, to=to, dry_run=True, assume=fetch_plan.predicted)
-    return fetch_plan, diff
+    uploads = None
+    if _to_cdn(site, to) and site.config.publish.remote:
+        uploads = replace(publishing.publish(site, dry_run=True), after_fetch=len(fetch_plan.todo))
+    diff = rewriting.rewrite(
+        site, scan, to=to, dry_run=True, assume=fetch_plan.predicted,
+        assume_published=frozenset(u.path for u in uploads.uploaded) if uploads else frozenset(),
+    )  # fmt: skip
+    return fetch_plan, uploads, diff
 
 
 def migrate(
@@ -81,18 +93,29 @@ def migrate(
     on_outcome: Callable[[Outcome], None] | None = None,
     on_host: Callable[[HostEvent], None] | None = None,
 ) -> MigrateResult:
-    """Fetch what is missing, then rewrite every reference whose image is now mirrored.
+    """Fetch what is missing, (to a CDN) publish it, then rewrite every reference
+    whose image is now mirrored (and published).
 
-    The session holds the site lock across both: a backup starting in between
+    The session holds the site lock across all: a backup starting in between
     would otherwise make the rewrite fail after the whole fetch. A fetch the
-    deadline (or a full disk) stopped is rewritten as far as it got: the
-    rewrite makes no request, and the next migrate goes on from there."""
+    deadline (or a full disk) stopped is published and rewritten as far as it
+    got, and the next migrate goes on from there."""
+    cdn = _to_cdn(site, to)
+    if cdn:
+        publishing.remote_of(site.config)  # before the fetch: a CDN rewrite needs it
     fetched = fetching.fetch(
         site, scan, deadline=deadline, on_plan=on_plan, on_outcome=on_outcome, on_host=on_host
     )
     if fetched.interrupted:
-        return MigrateResult(fetched, None)
-    return MigrateResult(fetched, rewriting.rewrite(site, scan, to=to))
+        return MigrateResult(fetched, None, None)
+    uploads = publishing.publish(site) if cdn else None
+    if uploads is not None and uploads.interrupted:
+        return MigrateResult(fetched, uploads, None)
+    return MigrateResult(fetched, uploads, rewriting.rewrite(site, scan, to=to))
+
+
+def _to_cdn(site: Site, to: rewriting.Target | None) -> bool:
+    return (to or site.config.rewrite.to) == "cdn"
 
 
 def _extension_of(url: str) -> str:

@@ -22,6 +22,7 @@ from typing import Literal
 
 from mirror.config import Config
 from mirror.errors import ConfigError
+from mirror.keep import published as publishedrows
 from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import inside
@@ -89,6 +90,7 @@ class HostRow:
     refs: int
     urls: int
     statuses: Mapping[UrlStatus, int]
+    published: int  # mirrored URLs whose file publish.remote holds with its current bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,8 @@ class Report:
     previews: Mapping[
         str, str
     ]  # mirrored URL -> file to show (thumbnail or original), in mirror.dir
+    publish_remote: str  # publish.remote ("": not set)
+    published: frozenset[str]  # mirrored URLs whose file is published with its current bytes
 
     @property
     def problems(self) -> tuple[UrlReport, ...]:
@@ -121,10 +125,12 @@ class Report:
         """Per host, the most referenced first."""
         refs = Counter(host_of(r.url) for r in self.scan.refs)
         by_host: dict[str, Counter[UrlStatus]] = {}
+        published: Counter[str] = Counter()
         for url in self.urls:
             by_host.setdefault(url.host, Counter())[url.status] += 1
+            published[url.host] += url.url in self.published
         return [
-            HostRow(host, refs[host], sum(s.values()), {k: s[k] for k in STATUSES})
+            HostRow(host, refs[host], sum(s.values()), {k: s[k] for k in STATUSES}, published[host])
             for host, s in sorted(by_host.items(), key=lambda kv: (-refs[kv[0]], kv[0]))
         ]
 
@@ -148,7 +154,7 @@ def report(
 
     One read of the state serves all of it (the session is read-only)."""
     config = site.config
-    fetch, rewrite = migrating.dry_run(site, scan, to=to)
+    fetch, _, rewrite = migrating.dry_run(site, scan, to=to)
     records = site.scan_records(scan)
     probes = asyncio.run(probe_all(config, fetch.todo)) if check and fetch.todo else {}
     todo = set(fetch.todo)
@@ -157,7 +163,16 @@ def report(
         for url, refs in scan.uses.items()
     )
     previews = _previews(config, [u for u in urls if u.status == "mirrored"])
-    return Report(scan, records, urls, fetch, rewrite, check, config.mirror_dir, previews)
+    remote = config.publish.remote
+    on_remote = publishedrows.rows(site.read_state, remote)
+    published = frozenset(
+        u.url for u in urls
+        if u.status == "mirrored" and u.record is not None and u.record.path in on_remote
+        and on_remote[u.record.path].sha256 == u.record.sha256
+    )  # fmt: skip
+    return Report(
+        scan, records, urls, fetch, rewrite, check, config.mirror_dir, previews, remote, published
+    )
 
 
 def _url_report(

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from mirror.config import Config
 from mirror.errors import ConfigError
-from mirror.keep import journal
+from mirror.keep import journal, published, thumbrows
 from mirror.keep.mirrorfiles import MirrorFiles, bundle_name, copy_into_bundle
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.postfile import Unreadable, read_post, write_post
@@ -48,6 +48,7 @@ from mirror.urls import host_of
 Target = Literal["local", "cdn"]
 
 ALREADY = "already rewritten"
+NOT_PUBLISHED = "not published"
 # The Hexo asset_img tag looks its argument up among the post's asset files;
 # a site path would never match one, so the reference is left to the user.
 ASSET_IMG = "{% asset_img %} takes a post asset name, not a URL: change it by hand"
@@ -114,10 +115,21 @@ class _Decider:
         base: str,
         scan: ScanResult,
         assume: Mapping[str, str],
+        *,
+        check_target: bool = False,
+        assume_published: frozenset[str] = frozenset(),
     ) -> None:
         config = site.config
         self._config, self._target, self._base, self._site = config, target, base, site
         self._assume = assume
+        # --to cdn: what publish confirmed on publish.remote, path -> sha256; without
+        # a remote, only --check-target's probe can show a file is there.
+        self._published = {
+            path: row.sha256
+            for path, row in published.rows(site.read_state, config.publish.remote).items()
+        }
+        self._assume_published = assume_published
+        self._probe_decides = check_target and not config.publish.remote
         self._records: dict[str, UrlRecord] = site.records(scan.urls)
         self._files = MirrorFiles(config.mirror_dir)
         self._ours = OwnLinks(config)  # what an earlier rewrite wrote
@@ -156,6 +168,8 @@ class _Decider:
             return LeftAlone(ref, f"fetch failed: {record.last_error or 'unknown error'}")
         elif problem := self._files.problem(record):
             return LeftAlone(ref, problem)
+        elif self._target == "cdn" and (why := self._unpublished(record)):
+            return LeftAlone(ref, why)
         else:
             url = self._url(record.path or "")
             if (in_bundle := self._into_bundle(ref, record)) is not None:
@@ -179,6 +193,28 @@ class _Decider:
         self.copies[ref] = (inside(self._config.mirror_dir, path), bundle / name)
         return quote(name) + fragment_of(ref)
 
+    def _unpublished(self, record: UrlRecord) -> str | None:
+        """Why ``record``'s file (and, when publish.thumbnails, its thumbnails) is not
+        known to be behind cdn_base, or None."""
+        if self._probe_decides:
+            return None
+        if not self._config.publish.remote:
+            return (
+                f"{NOT_PUBLISHED} (publish.remote is not set;"
+                " --check-target probes a CDN filled by hand)"
+            )
+        path = record.path or ""
+        if path in self._assume_published:  # a dry run of migrate, which publishes first
+            return None
+        if self._published.get(path) != record.sha256:
+            return NOT_PUBLISHED
+        if self._config.publish.thumbnails and self._site.read_state is not None:
+            folder = self._config.thumbnails.dir.rstrip("/")
+            for name in thumbrows.files_of(self._site.read_state, path):
+                if f"{folder}/{name}" not in self._published:
+                    return f"{NOT_PUBLISHED} (its thumbnail {folder}/{name})"
+        return None
+
 
 def rewrite(
     site: Site,
@@ -188,13 +224,15 @@ def rewrite(
     dry_run: bool = False,
     check_target: bool = False,
     assume: Mapping[str, str] | None = None,
+    assume_published: frozenset[str] = frozenset(),
 ) -> RewriteResult:
     """Point the references of ``scan`` at their mirrored copies.
 
     ``assume`` (dry runs only) maps URLs not mirrored yet to the path a fetch
-    would give them, so that ``migrate --dry-run`` can show the whole diff.
+    would give them, so that ``migrate --dry-run`` can show the whole diff;
+    ``assume_published``, the paths a publish would upload first.
     """
-    if assume and not dry_run:
+    if (assume or assume_published) and not dry_run:
         raise ValueError("assumed paths are for dry runs only: nothing is written from them")
     config = site.config
     target, base = target_base(config, to)
@@ -204,7 +242,10 @@ def rewrite(
             " use it with --to cdn (rewrite.cdn_base), or a full URL as rewrite.local_prefix"
         )
     keys = frozenset(k.lower() for k in config.site.front_matter_keys)
-    decider = _Decider(site, target, base, scan, assume or {})
+    decider = _Decider(
+        site, target, base, scan, assume or {}, check_target=check_target,
+        assume_published=assume_published,
+    )  # fmt: skip
     # Decided for every reference before any post is written: a config
     # the tags cannot take stops the run here, with nothing changed.
     planned = {ref: decider.decide(ref) for post in scan.posts for ref in post.refs}
