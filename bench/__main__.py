@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import corpus, jobs, servers
+from bench import corpus, jobs, messy, servers
 from bench.measure import CommandFailed, Sample, Summary, run, summarize
 
 HERE = Path(__file__).parent
@@ -29,6 +29,32 @@ def main(argv: list[str] | None = None) -> int:
         min_side=args.min_side, max_side=args.max_side,
     )  # fmt: skip
     work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    table = f"Machine: {_machine()}\n"
+    # An editable install has no bytecode of the project (pip compiles a real
+    # install), and PYTHONDONTWRITEBYTECODE would make every run compile it.
+    compileall.compile_dir(ROOT / "mirror", quiet=1)
+    # No other job's name starts with "mes": such a prefix selects the messy
+    # web alone, which needs neither the corpus nor nginx.
+    if not wanted or any(not w.startswith("mes") for w in wanted):
+        table += _standard(work, spec, wanted, args)
+    if not wanted or any(messy.NAME.startswith(w) for w in wanted):
+        _say(f"{messy.NAME}: {args.messy_images} images, one run")
+        world = messy.World.of(args.messy_images)
+        result = messy.run(work, world, timeout=args.messy_timeout, limit=args.messy_limit)
+        table += "\n" + messy.section(result)
+    print(table, end="")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+    _say(f"written to {args.out}")
+    return 0
+
+
+def _standard(
+    work: Path, spec: corpus.CorpusSpec, wanted: list[str], args: argparse.Namespace
+) -> str:
+    """Every job but the messy web, measured over the corpus: their table."""
     digest = hashlib.sha256(spec.key().encode()).hexdigest()[:12]
     images_root = work / f"images-{digest}"
     _say(f"corpus: {spec.posts} posts, {spec.images} images in {work}")
@@ -39,18 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     refs = corpus.build_posts(blog, spec, items)
     _say(f"corpus ready in {time.perf_counter() - started:.1f} s ({refs} image references)")
 
-    # An editable install has no bytecode of the project (pip compiles a real
-    # install), and PYTHONDONTWRITEBYTECODE would make every run compile it.
-    compileall.compile_dir(ROOT / "mirror", quiet=1)
     with servers.nginx(images_root) as fast, servers.delayed(images_root, args.delay) as slow:
-        todo = _jobs(work, blog, images_root, items, fast, slow, args)
+        todo = _jobs(work, blog, images_root, items, fast, slow, args, wanted)
         results = _measure(todo, work / "out", args.runs)
-    table = _table(results, spec, args)
-    print(table, end="")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
-    _say(f"written to {args.out}")
-    return 0
+    return _table(results, spec, args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rewrite-refs", type=int, default=100_000, help="references in the rewrite job's post"
     )
+    parser.add_argument(
+        "--messy-images", type=int, default=670, help="images in the messy web (~78%% rescuable)"
+    )
+    parser.add_argument(
+        "--messy-timeout",
+        type=float,
+        default=None,
+        help="download.timeout in the messy web (default: gallery-mirror's; a smoke test's knob)",
+    )
+    parser.add_argument(
+        "--messy-limit", type=float, default=None,
+        help="stop each messy web command after this many seconds (default: 10x the floor, >= 60)",
+    )  # fmt: skip
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated job name prefixes")
     parser.add_argument("--work", type=Path, default=HERE / ".cache")
@@ -91,6 +122,7 @@ def _jobs(
     fast: str,
     slow: str,
     args: argparse.Namespace,
+    wanted: list[str],
 ) -> list[jobs.Job]:
     posts = sorted((blog / "source" / "_posts").glob("*.md"))
     post_mb = sum(p.stat().st_size for p in posts) / 1e6
@@ -173,7 +205,6 @@ def _jobs(
             sum(p.stat().st_size for p in (one_post / "source" / "_posts").iterdir()) / 1e6,
         ),
     ]  # fmt: skip
-    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     return [j for j in todo if not wanted or any(j.name.startswith(w) for w in wanted)]
 
 
@@ -303,7 +334,6 @@ def _fresh(out: Path) -> Iterator[Path]:
 
 def _table(results: Results, spec: corpus.CorpusSpec, args: argparse.Namespace) -> str:
     lines = [
-        f"Machine: {_machine()}",
         f"Corpus: {spec.posts} posts, {spec.images} images, seed {spec.seed};"
         f" {args.runs} interleaved runs; medians (min-max).",
         "",

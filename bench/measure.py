@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,45 @@ def run(command: Sequence[str], *, cwd: Path | None = None) -> Sample:
     cpu = sum(float(m.group(1)) for k, m in found.items() if m and k != "rss")
     rss = found["rss"]
     return Sample(wall, cpu, int(rss.group(1)) / 1024 if rss else 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    wall: float  # seconds
+    stopped: bool  # still running at its limit, and stopped
+
+
+def timed(command: Sequence[str], *, limit: float, allowed: Collection[int] = (0,)) -> Timed:
+    """The wall time of a command that may fail part of its work (exit codes
+    ``allowed``) and must not run past ``limit`` seconds: there it gets
+    SIGTERM, as a scheduler stops a job (gallery-mirror then records what it
+    has done), and SIGKILL if it is still there 30 s later. Whatever it left
+    running in its session is killed when it ends."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env={**os.environ, "LC_ALL": "C"},
+    )  # fmt: skip
+    stopped = False
+    try:
+        try:
+            _, errors = process.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            stopped = True
+            process.terminate()
+            try:
+                _, errors = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                _, errors = process.communicate()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    wall = time.perf_counter() - started
+    if not stopped and process.returncode not in allowed:
+        tail = errors.strip().splitlines()[-5:]
+        raise CommandFailed(f"{command[0]} exited {process.returncode}: {' | '.join(tail)}")
+    return Timed(wall, stopped)
 
 
 @dataclass(frozen=True, slots=True)
