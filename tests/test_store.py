@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from mirror.formats import FORMATS
@@ -412,6 +412,7 @@ def near_misses(url: str, ext: str) -> list[str]:
 
 @settings(max_examples=200, deadline=None)
 @given(simple_urls | tricky_urls, st.sampled_from(EXTENSIONS))
+@example("http://[::1]:81/" + "x" * 150, ".jpg")  # a port of garbage, and a long path
 def test_near_miss_urls_never_share_a_path(raw: str, ext: str) -> None:
     base = remote(raw)
     if base is None:

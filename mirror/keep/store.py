@@ -232,16 +232,17 @@ def _canon(text: str) -> str:
 
 def _host_dir(url: _Url) -> tuple[str, bool]:
     """The host directory name, and whether making it changed anything."""
-    suffix = f"_{url.port}" if url.port else ""
+    # A port is digits: one that is not is garbage, cut to leave the host half
+    # the name (not exact, so the file name gets the URL's hash).
+    port = _fit(_sanitize(url.port) or "_", MAX_COMPONENT_BYTES // 2) if url.port else ""
+    suffix = f"_{port}" if port else ""
     # Same rules as a path component: "con.example.com" is a device on Windows.
     text = _sanitize(url.host) or "_"
-    limit = MAX_COMPONENT_BYTES - len(suffix.encode("utf-8", "surrogatepass"))
-    text = _fit(text, limit).rstrip(". ") or "_"
+    text = _fit(text, MAX_COMPONENT_BYTES - len(suffix.encode("utf-8"))).rstrip(". ") or "_"
     # A "_" in the host would make "a_1" (host a, port 1) ambiguous with the
     # host "a_1"; a non-numeric port is garbage that we had to clean.
     exact = text == url.host and "_" not in text and (not url.port or url.port.isdigit())
-    port = (_sanitize(url.port) or "_") if url.port else ""
-    return (f"{text}_{port}" if port else text), not exact
+    return text + suffix, not exact
 
 
 def url_path(url: str, extension: str) -> PurePosixPath:
