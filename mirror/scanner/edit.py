@@ -23,7 +23,6 @@ import difflib
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import pairwise
 from urllib.parse import quote
 
 import frontmatter
@@ -107,18 +106,20 @@ def apply_edits(data: bytes, edits: Iterable[Edit]) -> bytes:
     two edits overlap: the caller's view of the file is out of date.
     """
     ordered = sorted(edits, key=lambda e: e.start)
-    for before, after in pairwise(ordered):
-        if after.start < before.end:
-            raise ValueError(f"overlapping edits at bytes {before.start} and {after.start}")
     # Joined from pieces, each byte copied once: replacing spans in place would
     # move the whole tail of the post at each edit (quadratic in the references).
     pieces: list[bytes] = []
-    done = 0
+    done, last = 0, 0
     for edit in ordered:
-        if data[edit.start : edit.end] != edit.old.encode("utf-8"):
+        if edit.start < done:
+            raise ValueError(f"overlapping edits at bytes {last} and {edit.start}")
+        last = edit.start
+        old = edit.old.encode("utf-8")
+        end = edit.start + len(old)
+        if data[edit.start : end] != old:
             raise ValueError(f"the text at byte {edit.start} is no longer {edit.old!r}")
         pieces += (data[done : edit.start], edit.new.encode("utf-8"))
-        done = edit.end
+        done = end
     pieces.append(data[done:])
     return b"".join(pieces)
 

@@ -48,6 +48,7 @@ from mirror.urls import host_of
 Target = Literal["local", "cdn"]
 
 ALREADY = "already rewritten"
+HOST_NOT_SELECTED = "host not selected (rewrite.hosts)"
 NOT_PUBLISHED = "not published"
 # The Hexo asset_img tag looks its argument up among the post's asset files;
 # a site path would never match one, so the reference is left to the user.
@@ -105,6 +106,16 @@ def target_base(config: Config, to: Target | None) -> tuple[Target, str]:
     return target, base.rstrip("/")
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What a URL alone decides for every reference to it: the new URL (and the
+    record it comes from), or why the references stay as they are."""
+
+    url: str = ""
+    record: UrlRecord | None = None
+    reason: str | None = None
+
+
 class _Decider:
     """Per reference: the new URL, or why it stays as it is."""
 
@@ -138,6 +149,7 @@ class _Decider:
         # mirror.bundles: a post's own folder, where its images are copied (None: no bundles)
         self._layout = detect(config.site.root) if config.mirror.bundles else None
         self.copies: dict[ImageRef, tuple[Path, Path]] = {}  # mirror file -> bundle file
+        self._verdicts: dict[str, _Verdict] = {}  # by URL
 
     def _record(self, url: str) -> UrlRecord | None:
         if url not in self._records:  # a URL added to the post since the scan
@@ -154,29 +166,39 @@ class _Decider:
             return LeftAlone(ref, ALREADY)
         if ref.local:
             return LeftAlone(ref, "site path (never rewritten)")
-        hosts = self._config.rewrite.hosts
-        if hosts and host_of(ref.url) not in hosts:
-            return LeftAlone(ref, "host not selected (rewrite.hosts)")
+        if ref.url not in self._verdicts:  # a post repeats an image (a link to itself, ...)
+            self._verdicts[ref.url] = self._verdict(ref.url)
+        verdict = self._verdicts[ref.url]
+        if verdict.reason == HOST_NOT_SELECTED:
+            return LeftAlone(ref, HOST_NOT_SELECTED)
         if ref.context == "{% asset_img %}":
             return LeftAlone(ref, ASSET_IMG)
-        record = self._record(ref.url)
-        if ref.url in self._assume:  # a dry run's prediction for an image not fetched yet
-            url = self._url(self._assume[ref.url])
-        elif record is None or record.status == "pending":
-            return LeftAlone(ref, "not fetched yet")
-        elif record.status == "failed":
-            return LeftAlone(ref, f"fetch failed: {record.last_error or 'unknown error'}")
-        elif problem := self._files.problem(record):
-            return LeftAlone(ref, problem)
-        elif self._target == "cdn" and (why := self._unpublished(record)):
-            return LeftAlone(ref, why)
-        else:
-            url = self._url(record.path or "")
-            if (in_bundle := self._into_bundle(ref, record)) is not None:
-                return in_bundle
+        if verdict.reason is not None:
+            return LeftAlone(ref, verdict.reason)
+        url = verdict.url
+        if verdict.record is not None and (in_bundle := self._into_bundle(ref, verdict.record)):
+            return in_bundle
         if url in self.unanswered:
             return LeftAlone(ref, f"new URL {url} {self.unanswered[url]} (--check-target)")
         return url + fragment_of(ref)  # "#pic_center" centres the image (Typora, CSDN)
+
+    def _verdict(self, url: str) -> _Verdict:
+        """What the reference's URL alone decides: its new URL, or why it stays."""
+        hosts = self._config.rewrite.hosts
+        if hosts and host_of(url) not in hosts:
+            return _Verdict(reason=HOST_NOT_SELECTED)
+        record = self._record(url)
+        if url in self._assume:  # a dry run's prediction for an image not fetched yet
+            return _Verdict(self._url(self._assume[url]))
+        if record is None or record.status == "pending":
+            return _Verdict(reason="not fetched yet")
+        if record.status == "failed":
+            return _Verdict(reason=f"fetch failed: {record.last_error or 'unknown error'}")
+        if problem := self._files.problem(record):
+            return _Verdict(reason=problem)
+        if self._target == "cdn" and (why := self._unpublished(record)):
+            return _Verdict(reason=why)
+        return _Verdict(self._url(record.path or ""), record)
 
     def _into_bundle(self, ref: ImageRef, record: UrlRecord) -> str | None:
         """``mirror.bundles``: the relative URL of the copy in the post's own folder,
