@@ -275,3 +275,20 @@ def test_the_lock_is_held_between_fetch_and_prune(tmp_path: Path, server: FaultS
     finally:
         first.kill()
         first.wait(10)
+
+
+def test_a_row_from_before_the_upgrade_is_hashed_first_then_gets_its_mtime(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    site = nightly_job.make_site(tmp_path, server, toml="[backup]\nverify_after = 3000\n")
+    nightly_at(site, T0)
+    with closing(sqlite3.connect(site / ".gallery-mirror" / "state.sqlite")) as db, db:
+        db.execute("UPDATE urls SET mtime_ns = NULL, verified_at = NULL WHERE url LIKE '%/2.jpg'")
+    rotten = mirror_file(site, 2)
+    flip_a_byte(rotten)
+    result = nightly_at(site, T0 + timedelta(days=1))
+    (found,) = result.guarded.problems  # never hashed since the upgrade: first in line
+    assert found.path.endswith("/b/2.jpg") and found.repair == "same"
+    with closing(sqlite3.connect(site / ".gallery-mirror" / "state.sqlite")) as db:
+        (mtime,) = db.execute("SELECT mtime_ns FROM urls WHERE url LIKE '%/2.jpg'").fetchone()
+    assert mtime == rotten.stat().st_mtime_ns

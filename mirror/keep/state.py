@@ -30,7 +30,6 @@ A ``State`` wraps one connection and belongs to the thread that opened it.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -189,12 +188,6 @@ class UrlRecord:
     file_problem: str | None = None  # why its file is not as recorded, until fixed
     # The hashes its file had before (JSON: [{"sha256", "size", "until"}], oldest first)
     history: str = "[]"
-
-    @property
-    def earlier(self) -> list[dict[str, object]]:
-        """The hashes (with size and until when) this URL's file had before."""
-        earlier: list[dict[str, object]] = json.loads(self.history)
-        return earlier
 
 
 _COLUMNS: Final = ", ".join(f.name for f in fields(UrlRecord))
