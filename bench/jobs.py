@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Callable
@@ -242,6 +243,34 @@ def rewrite_job(site: Path, refs: int, megabytes: float) -> Job:
             Tool(
                 "yardstick: gallery-mirror scan",
                 lambda out: [*ours(), "-q", "scan", "--site", str(site)],
+            ),
+        ),
+    )  # fmt: skip
+
+
+def backup_job(site: Path, posts: int, megabytes: float) -> Job:
+    """The nightly ``backup`` with nothing to do (nothing new, nothing due) on the
+    bench blog, every image mirrored and every post rewritten to the mirror,
+    against the least a nightly check can do: ``rg`` over the posts and a stat
+    of every mirrored file (``find -printf '%s %T@'``), the yardstick in the last
+    column (goal: at most 2x). Each run is the same no-op, so it runs in place."""
+    posts_dir, mirror = site / "source" / "_posts", site / "source" / "images" / "mirror"
+    links = r"""(?:https?://|/images/mirror/)[^\s)"'<>]+"""
+    return Job(
+        "no-op nightly backup, mirrored and rewritten",
+        posts,
+        megabytes,
+        (
+            Tool(
+                "gallery-mirror backup",
+                lambda out: [*ours(), "-q", "--no-progress", "backup", "--site", str(site)],
+                True,
+            ),
+            peer(
+                "yardstick: rg over the posts + find -printf over the mirror", find("rg"),
+                lambda rg, out: ["sh", "-c",
+                                 f"{rg} -o -e {shlex.quote(links)} {posts_dir} >/dev/null;"
+                                 f" find {mirror} -printf '%s %T@\\n' >/dev/null"],
             ),
         ),
     )  # fmt: skip

@@ -240,15 +240,22 @@ def build_parser() -> argparse.ArgumentParser:
         "backup",
         help="the scheduled job: scan, fetch what is new, thumbnails; never rewrites",
         description=(
-            "Scan, fetch every image not mirrored yet and make thumbnails, for cron or a"
-            " systemd timer. One line per event (new, changed, failed, source gone, pruned)"
-            " and a summary line. Exit 0 all good, 1 some URL failed, 2 configuration"
-            " error, 3 another run holds the lock."
+            "Check the mirrored files (a stat each, a share re-hashed) and repair a missing or"
+            " changed one from its source; scan, fetch every image not mirrored yet and make"
+            " thumbnails, for cron or a systemd timer. One line per event (new, changed,"
+            " failed, source gone, pruned, missing, changed on disk, repaired, unrepairable)"
+            " and a summary. Exit 0 all good, 1 some URL failed or a file was missing or"
+            " changed, 2 configuration error, 3 another run holds the lock."
         ),
     )
     backup.add_argument(
         "--refresh", action="store_true",
         help="re-check mirrored images not checked for backup.refresh_after days",
+    )  # fmt: skip
+    backup.add_argument(
+        "--verify", action="store_true",
+        help="re-hash every mirrored file now (else a share each run, backup.verify_after)"
+        " and repair what is wrong",
     )  # fmt: skip
     backup.add_argument(
         "--prune", action="store_true",
@@ -460,7 +467,8 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
     scan = _scan_posts(site.config)
     with _progress(args, bar_only=True) as progress:  # the events are the log
         result = backup(
-            site, scan, refresh=args.refresh, prune=args.prune, retry_failed=args.retry_failed,
+            site, scan, refresh=args.refresh, prune=args.prune, verify=args.verify,
+            retry_failed=args.retry_failed,
             deadline=deadline, on_plan=progress.planned, on_outcome=progress.finished,
             on_event=lambda event: write_event(event, log, quiet=args.quiet),
             on_host=lambda event: write_host_event(event, log, progress, quiet=args.quiet),
@@ -472,6 +480,7 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
         code = _fetch_code(result.fetched, scan)
         if result.publish_error or (result.published and result.published.failed):
             code = EXIT_FAILED
+        code = EXIT_FAILED if result.guarded.problems else code  # missing, changed on disk
     if args.json is not None:
         write_backup_json(result, args.json, exit_code=code)
     return code

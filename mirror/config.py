@@ -366,6 +366,8 @@ class BackupConfig:
     refresh_after: float = _key(7.0, _days)  # days: --refresh re-checks an URL at most this often
     # days since last referenced before --prune moves a file to trash
     prune_after: float = _key(30.0, _days)
+    # days over which every mirrored file is re-hashed, a share each run (0 = all, every run)
+    verify_after: float = _key(30.0, _days)
     # seconds after its start when a backup stops starting downloads; 0 = no deadline
     max_time: float = _key(0.0, _number("seconds", zero=True))
 

@@ -46,18 +46,31 @@ class Commit:
         self._dirs = dirs  # renames made durable by the caller, before it records them
 
     def __call__(
-        self, file: Incoming, *, url: str, extension: str, known: UrlRecord | None
+        self,
+        file: Incoming,
+        *,
+        url: str,
+        extension: str,
+        known: UrlRecord | None,
+        repair: bool = False,
     ) -> Placed | None:
         """Rename ``file`` into place; None when a refresh got the very same bytes
         again (the stored file is left as it was). The temporary file is gone
-        either way, also when this raises."""
+        either way, also when this raises.
+
+        ``repair``: ``known``'s file is missing or not as recorded; the download
+        goes to its recorded path whatever its bytes (posts may point there),
+        and what was found there is kept under ``versions``."""
         try:
-            if known is not None and file.sha256 == known.sha256:
+            if known is not None and file.sha256 == known.sha256 and not repair:
                 file.discard()
                 return None
-            relative = self._place(file, url, extension, known)
+            if repair and known is not None and known.path:
+                relative = PurePosixPath(known.path)
+            else:
+                relative = self._place(file, url, extension, known)
             final = self._inside(relative)
-            if self._layout == "hash" and final.exists():
+            if self._layout == "hash" and final.exists() and not repair:
                 file.discard()  # the same bytes are already stored under their hash
             else:
                 replacing = known is not None and known.path == relative.as_posix()

@@ -1,8 +1,9 @@
-"""Is a mirrored file still what the state recorded? Asked by rewrite and verify.
+"""Is a mirrored file still what the state recorded? Asked by rewrite, verify and backup.
 
 A reference is only pointed at a file that is there with the recorded
 SHA-256, and verify re-asks the same question; each file is located and
-hashed once per run however many references use it.
+hashed once per run however many references use it. ``backup`` asks it
+cheaply first (:func:`look`: a stat, and a read only when that is in doubt).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import inside
@@ -70,3 +74,45 @@ def copy_into_bundle(source: Path, target: Path) -> None:
     partial = target.with_name(f".{target.name}.part")
     shutil.copyfile(source, partial)
     os.replace(partial, target)
+
+
+Finding = Literal["missing", "changed on disk"]
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What :func:`look` found: a problem and why, or the file's mtime when it is fine."""
+
+    problem: Finding | None
+    detail: str  # names the path
+    mtime_ns: int | None = None
+    hashed: bool = False  # it was read and has the recorded SHA-256
+
+
+def look(root: Path, record: UrlRecord, *, read: bool) -> Look:
+    """``record``'s file (mirrored) against the record, with a stat: there, a
+    regular file, with the recorded size and mtime. It is read and hashed when
+    ``read``, and also when the stat is in doubt: the mtime moved (a copy put
+    back, or an edit that kept the size), or a problem was recorded before."""
+    path = record.path or ""
+    # The commit step placed it inside root; resolving every path (as verify
+    # does for posts' links) would cost a third of a nightly run's checks.
+    target = root / path
+    try:
+        info = target.stat()
+    except OSError:
+        return Look("missing", f"{path} is gone")
+    if not stat.S_ISREG(info.st_mode):
+        return Look("missing", f"{path} is not a regular file")
+    if info.st_size != record.size:
+        return Look("changed on disk", f"{path} has {info.st_size} bytes, {record.size} recorded")
+    moved = record.mtime_ns is not None and info.st_mtime_ns != record.mtime_ns
+    if not (read or moved or record.file_problem):
+        return Look(None, "", info.st_mtime_ns)
+    digest = sha256_file(target)
+    if digest is None:
+        return Look("missing", f"{path} cannot be read")
+    if digest != record.sha256:
+        how = "its mtime moved" if moved else "same size and mtime"
+        return Look("changed on disk", f"{path}: the SHA-256 is not the recorded one ({how})")
+    return Look(None, "", info.st_mtime_ns, hashed=True)

@@ -85,6 +85,27 @@ class OwnLinks:
             for url, link in links.items()
         }
 
+    def sources(
+        self, scan: ScanResult, every: Callable[[], Mapping[str, UrlRecord]]
+    ) -> dict[str, tuple[str, ...]]:
+        """Each recorded source URL of a file the scan's own links name -> those links.
+
+        After a rewrite the posts no longer name where an image came from; the
+        state does, and ``--refresh``, the retry schedule and repairs go there.
+        """
+        links = {url: link.path for url in scan.urls if (link := self.of(url)) is not None}
+        if not links:
+            return {}
+        by_path: dict[str, list[str]] = {}
+        for record in every().values():
+            if record.status == "mirrored" and record.path:
+                by_path.setdefault(record.path, []).append(record.url)
+        sources: dict[str, list[str]] = {}
+        for url, path in links.items():
+            for source in by_path.get(path, ()):
+                sources.setdefault(source, []).append(url)
+        return {source: tuple(urls) for source, urls in sources.items()}
+
     def mirrored(self, records: Mapping[str, UrlRecord]) -> int:
         """How many own links among ``records`` (keyed by URL) name a mirrored file."""
         return sum(

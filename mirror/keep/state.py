@@ -134,6 +134,21 @@ _URL_MIGRATIONS: Final[tuple[Migration, ...]] = (
         UPDATE urls SET failures = 1 WHERE status = 'failed';
         """,
     ),
+    Migration(
+        "0010_urls_file_checks",
+        # What `backup` checks a mirrored file against on every run without
+        # reading it (its mtime, with the size), when it last hashed it (the
+        # re-hash schedule, oldest first), why the file is not as recorded
+        # while no repair has fixed it, and the hashes a repair or a refresh
+        # replaced (a JSON list, oldest first). Rows from before have no mtime
+        # yet: their size is checked until the schedule hashes them.
+        """
+        ALTER TABLE urls ADD COLUMN mtime_ns INTEGER;
+        ALTER TABLE urls ADD COLUMN verified_at TEXT;
+        ALTER TABLE urls ADD COLUMN file_problem TEXT;
+        ALTER TABLE urls ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
+        """,
+    ),
 )
 MIGRATIONS: Final[tuple[Migration, ...]] = tuple(
     sorted(
@@ -171,6 +186,11 @@ class UrlRecord:
     last_checked: datetime | None  # when a request last asked about it, failed or not
     # runs in a row that failed to get a copy of it; 0 once it has one
     failures: int = 0
+    mtime_ns: int | None = None  # the file's mtime when it was placed or last hashed
+    verified_at: datetime | None = None  # when its file was placed or last hashed as recorded
+    file_problem: str | None = None  # why its file is not as recorded, until fixed
+    # The hashes its file had before (JSON: [{"sha256", "size", "until"}], oldest first)
+    history: str = "[]"
 
 
 _COLUMNS: Final = ", ".join(f.name for f in fields(UrlRecord))
@@ -391,12 +411,17 @@ class State:
         last_modified: str | None,
         source: str,
         attempts: int,
+        mtime_ns: int | None = None,
         now: datetime | None = None,
     ) -> None:
         """Record that ``url``'s file is complete at ``path`` (already renamed into place).
 
         ``attempts`` is the number of requests this fetch made; it is added to
         the stored total. A previous error is cleared. An unseen URL is added.
+        ``mtime_ns``: the file was placed now and has this mtime (it counts as
+        hashed now, and a file problem is fixed); None: the file was left as it
+        was (a refresh that got the same bytes). A hash that changes goes to
+        the record's ``history``.
         """
         if source not in _SOURCES:
             raise ValueError(f"source must be one of {sorted(_SOURCES)}, not {source!r}")
@@ -408,9 +433,10 @@ class State:
                 """
                 INSERT INTO urls (url, final_url, status, path, size, sha256, content_type,
                                   etag, last_modified, attempts, last_error, source,
-                                  first_seen, last_fetched, last_checked)
+                                  first_seen, last_fetched, last_checked, mtime_ns, verified_at)
                 VALUES (:url, :final_url, 'mirrored', :path, :size, :sha256, :content_type,
-                        :etag, :last_modified, :attempts, NULL, :source, :now, :now, :now)
+                        :etag, :last_modified, :attempts, NULL, :source, :now, :now, :now,
+                        :mtime_ns, :now)
                 ON CONFLICT (url) DO UPDATE SET
                     final_url = excluded.final_url,
                     status = 'mirrored',
@@ -425,7 +451,16 @@ class State:
                     source = excluded.source,
                     last_fetched = excluded.last_fetched,
                     last_checked = excluded.last_checked,
-                    failures = 0
+                    failures = 0,
+                    mtime_ns = COALESCE(excluded.mtime_ns, urls.mtime_ns),
+                    verified_at = CASE WHEN excluded.mtime_ns IS NULL
+                        THEN urls.verified_at ELSE excluded.verified_at END,
+                    file_problem = CASE WHEN excluded.mtime_ns IS NULL
+                        THEN urls.file_problem END,
+                    history = CASE WHEN urls.sha256 IS NOT NULL AND urls.sha256 <> excluded.sha256
+                        THEN json_insert(urls.history, '$[#]', json_object(
+                            'sha256', urls.sha256, 'size', urls.size, 'until', :now))
+                        ELSE urls.history END
                 """,
                 {
                     "url": url,
@@ -438,6 +473,7 @@ class State:
                     "last_modified": last_modified,
                     "attempts": attempts,
                     "source": source,
+                    "mtime_ns": mtime_ns,
                     "now": stamp,
                 },
             )
@@ -474,4 +510,23 @@ class State:
                         WHEN 'mirrored' THEN urls.last_fetched ELSE excluded.last_fetched END
                 """,
                 {"url": url, "attempts": attempts, "error": error, "now": stamp},
+            )
+
+    def mark_checked(self, path: str, *, mtime_ns: int, now: datetime | None = None) -> None:
+        """Record that the file at ``path`` was hashed now and is as recorded, with
+        this mtime (the next runs compare it): for every mirrored URL it serves."""
+        with self._write():
+            self._conn.execute(
+                "UPDATE urls SET mtime_ns = ?, verified_at = ?, file_problem = NULL"
+                " WHERE path = ? AND status = 'mirrored'",
+                (mtime_ns, timestamp(now), path),
+            )
+
+    def mark_file_problem(self, path: str, problem: str) -> None:
+        """Record why the file at ``path`` is not as recorded (no repair fixed it):
+        the next runs check it again, whatever its size and mtime."""
+        with self._write():
+            self._conn.execute(
+                "UPDATE urls SET file_problem = ? WHERE path = ? AND status = 'mirrored'",
+                (problem, path),
             )

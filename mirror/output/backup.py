@@ -17,16 +17,20 @@ from mirror.output import files as outfile
 from mirror.output.progress import Progress
 from mirror.output.publish import document as publish_document
 from mirror.output.publish import summary_line as publish_summary_line
+from mirror.output.scan import places
 from mirror.stages.backup import BackupResult, Event
 from mirror.wording import counted
 
-PROBLEMS = frozenset({"failed", "gone", "publish-failed"})
+PROBLEMS = frozenset(
+    {"failed", "gone", "publish-failed", "missing", "changed on disk", "unrepairable"}
+)
 
 
 def write_event(event: Event, out: TextIO, *, quiet: bool) -> None:
     if quiet and event.kind not in PROBLEMS:
         return
-    out.write(f"{event.kind}: {event.url}: {event.detail}\n")
+    used = f"; used by {places(event.refs)}" if event.refs else ""
+    out.write(f"{event.kind}: {event.url}: {event.detail}{used}\n")
     out.flush()  # a log tailed while the job runs shows it now
 
 
@@ -41,7 +45,7 @@ def write_host_event(event: HostEvent, out: TextIO, progress: Progress, *, quiet
 
 
 def summary(result: BackupResult) -> dict[str, int | float]:
-    fetched = result.fetched
+    fetched, guarded = result.fetched, result.guarded
     new = [o for o in fetched.mirrored if o.replaced is None]
     thumbs = fetched.thumbs.done if fetched.thumbs is not None else ()
     return {
@@ -55,6 +59,12 @@ def summary(result: BackupResult) -> dict[str, int | float]:
         "recheck_failed": len(fetched.recheck_failed),
         "gone": len(result.gone),
         "pruned": len(result.pruned),
+        "missing": guarded.having("missing"),  # files the posts use, found so this run
+        "changed_on_disk": guarded.having("changed on disk"),
+        "repaired": guarded.repaired,
+        "unrepairable": len(guarded.unrepairable),
+        "files_checked": guarded.checked,  # a stat each
+        "files_hashed": guarded.hashed,  # by the re-hash schedule, or all with --verify
         "thumbnails": sum(1 for m in thumbs if m.result.status == "made"),
         "thumbnails_failed": sum(1 for m in thumbs if m.result.status == "failed"),
         "bytes": sum(o.size for o in fetched.mirrored),
@@ -81,6 +91,13 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
         f" ({counted(int(counts['gone']), 'source')} newly gone), {counts['pruned']} pruned,"
         f" {counted(int(counts['thumbnails']), 'thumbnail')}, in {counts['seconds']:.1f} s\n"
     )
+    if result.guarded.problems or result.guarded.every:  # else in the JSON only
+        out.write(
+            f"backup: mirror: {counted(result.guarded.checked, 'file')} checked"
+            f" ({counts['files_hashed']} re-hashed, {result.guarded.hashed_bytes / 1e6:.1f} MB),"
+            f" {counts['missing']} missing, {counts['changed_on_disk']} changed on disk,"
+            f" {counts['repaired']} repaired, {counts['unrepairable']} unrepairable\n"
+        )
     if fetched.stopped is not None:
         left = counted(fetched.not_tried, "image")
         out.write(f"backup: stopped: {fetched.stopped.message}; {left} not tried yet\n")
@@ -91,7 +108,7 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
 def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> None:
     """The run as JSON (see :mod:`mirror.output.files`: a monitor never reads half a file)."""
     uses = {
-        url: [f"{r.post}:{r.line}" for r in refs] for url, refs in result.fetched.scan.uses.items()
+        url: [f"{r.post}:{r.line}" for r in refs] for url, refs in result.fetched.uses().items()
     }
     gone = {o.url for o in result.gone}
     fetched = result.fetched
@@ -134,5 +151,19 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
         # null when publish.remote is not set
         "publish": publish_document(result.published) if result.published else None,
         "publish_error": result.publish_error,
+        "files": [  # files the posts use found missing or changed, and their repair
+            {
+                "path": p.path,
+                "urls": list(p.urls),
+                "problem": p.problem,
+                "detail": p.detail,
+                "repaired": p.repair != "failed",
+                "repair": p.repair,  # "same" bytes, "other" bytes, or "failed"
+                "repair_detail": p.repair_detail,
+                "earlier_sha256": p.earlier_sha256,
+                "posts": [f"{r.post}:{r.line}" for r in p.refs],
+            }
+            for p in result.guarded.problems
+        ],
     }
     outfile.write(path, json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")

@@ -53,7 +53,7 @@ def write_summary(result: FetchResult, out: TextIO) -> None:
             out.write(f"  {outcome.url}\n")
     if not result.failed:
         return
-    uses = result.scan.uses
+    uses = result.uses()
     by_reason: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in result.failed:
         by_reason[outcome.error or "failed"].append(outcome)

@@ -1,6 +1,8 @@
-"""``backup``: the unattended job. Scan, fetch what is new (with thumbnails), re-check
-what is due, notice sources that died, prune what no post uses any more, and
-(with ``publish.remote`` set) publish what is new.
+"""``backup``: the unattended job. Check and repair the mirror (:mod:`mirror.stages.guard`),
+scan, fetch what is new (with thumbnails), re-check what is due, notice sources
+that died, prune what no post uses any more, and (with ``publish.remote`` set)
+publish what is new. The CLI's session holds the site lock from the first of
+these to the last.
 
 A URL that failed before is tried again 1, 2, 4 ... days (at most 30) after
 its last attempt, not every night (``retry_failed``: all of them now); a
@@ -31,13 +33,18 @@ from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import TRASH_DIR_NAME, inside, to_trash
-from mirror.models import HostEvent, Outcome, ScanResult
+from mirror.models import HostEvent, ImageRef, Outcome, ScanResult
 from mirror.stages import fetch as fetching
+from mirror.stages import guard as guarding
 from mirror.stages import publish as publishing
+from mirror.stages.guard import GuardResult
 from mirror.stages.thumbs import thumbs_root
 from mirror.wording import counted
 
-EventKind = Literal["new", "changed", "failed", "gone", "pruned", "published", "publish-failed"]
+EventKind = Literal[
+    "new", "changed", "failed", "gone", "pruned", "published", "publish-failed",
+    "missing", "changed on disk", "repaired", "unrepairable",  # the guard's
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,7 @@ class Event:
     kind: EventKind
     url: str
     detail: str  # the path, the reason, ...
+    refs: tuple[ImageRef, ...] = ()  # the references using it, when the event names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,7 @@ class BackupResult:
     gone: tuple[Outcome, ...]  # mirrored before, now 404/410 or no longer resolving
     pruned: tuple[Pruned, ...]
     prune_skipped: str | None  # why --prune did nothing this run
+    guarded: GuardResult  # the mirror's files checked, and repaired
     published: publishing.PublishResult | None = None  # with publish.remote set
     publish_error: str | None = None  # why nothing could be published this run
 
@@ -70,6 +79,7 @@ def backup(
     *,
     refresh: bool = False,
     prune: bool = False,
+    verify: bool = False,
     retry_failed: bool = False,
     deadline: fetching.Deadline | None = None,
     clock: fetching.Clock = fetching.utc_now,
@@ -79,12 +89,14 @@ def backup(
     on_host: Callable[[HostEvent], None] | None = None,
 ) -> BackupResult:
     config = site.config
-    before = site.records(scan.urls)  # who was mirrored, and fine, until now
+    before = site.records()  # who was mirrored, and fine, until now
     gone: list[Outcome] = []
 
-    def tell(kind: EventKind, url: str, detail: str) -> None:
+    def tell(kind: EventKind, url: str, detail: str, refs: tuple[ImageRef, ...] = ()) -> None:
         if on_event is not None:
-            on_event(Event(kind, url, detail))
+            on_event(Event(kind, url, detail, refs))
+
+    guarded = guarding.guard(site, scan, before, verify_all=verify, clock=clock, tell=tell)
 
     def outcome(done: Outcome) -> None:
         if on_outcome is not None:
@@ -105,7 +117,8 @@ def backup(
     refresh_after = config.backup.refresh_after if refresh else None
     fetched = fetching.fetch(
         site, scan, refresh_after=refresh_after, retry_failed=retry_failed, deadline=deadline,
-        clock=clock, on_plan=on_plan, on_outcome=outcome, on_host=on_host,
+        clock=clock, skip={u for p in guarded.problems for u in p.urls},
+        on_plan=on_plan, on_outcome=outcome, on_host=on_host,
     )  # fmt: skip
     pruned: tuple[Pruned, ...] = ()
     skipped = None
@@ -134,7 +147,7 @@ def backup(
             tell("published", upload.path, f"{upload.size} bytes{replaced}")
         for failure in uploads.failed if uploads else ():
             tell("publish-failed", failure.path, failure.reason)
-    return BackupResult(fetched, tuple(gone), pruned, skipped, uploads, publish_error)
+    return BackupResult(fetched, tuple(gone), pruned, skipped, guarded, uploads, publish_error)
 
 
 def _newly_gone(done: Outcome, before: UrlRecord | None) -> bool:

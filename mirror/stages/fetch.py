@@ -27,7 +27,7 @@ import contextlib
 import errno
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -41,7 +41,7 @@ from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import State, UrlRecord
 from mirror.keep.store import DirSync, Reserve, inside, remove_partials
-from mirror.models import HostEvent, Outcome, Probe, ScanResult
+from mirror.models import HostEvent, ImageRef, Outcome, Probe, ScanResult
 from mirror.net.downloader import Conditional, Downloaded, Downloader
 from mirror.net.transport import make_client
 from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable
@@ -123,6 +123,16 @@ class FetchResult:
     waiting: Mapping[str, UrlRecord] = field(default_factory=dict)
     # when backup next tries each URL failed now or waiting (see next_attempt)
     next_tries: Mapping[str, datetime] = field(default_factory=dict)
+    # recorded source URL -> the scan's own links to its file (OwnLinks.sources)
+    via: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def uses(self) -> dict[str, tuple[ImageRef, ...]]:
+        """The references by URL (:attr:`ScanResult.uses`), with those of each
+        recorded source: its own links' after a rewrite."""
+        uses = self.scan.uses
+        for url, links in self.via.items():
+            uses[url] = (*uses.get(url, ()), *(ref for own in links for ref in uses[own]))
+        return uses
 
     @property
     def mirrored(self) -> tuple[Outcome, ...]:
@@ -154,6 +164,7 @@ def fetch(
     retry_failed: bool = True,
     deadline: Deadline | None = None,
     clock: Clock = utc_now,
+    skip: Collection[str] = (),
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_host: Callable[[HostEvent], None] | None = None,
@@ -165,7 +176,8 @@ def fetch(
     Without ``retry_failed``, a URL that failed before waits for its
     :func:`next_attempt`. No download starts after ``deadline``. ``clock``
     is the time the schedule and the state go by. ``on_host`` hears of hosts
-    going down or being rate-limited, as it happens.
+    going down or being rate-limited, as it happens. The URLs of ``skip`` were
+    asked for already in this run (backup's repairs): not again.
     """
     started = time.monotonic()
     config, state = site.config, site.state
@@ -177,14 +189,21 @@ def fetch(
         reserve = Reserve(config.state_dir / RESERVE_NAME, _RESERVE_BYTES)
         reserve.hold()
         links = OwnLinks(config)
-        urls = links.to_fetch(scan)  # never the mirror itself (after a rewrite)
+        remote = links.to_fetch(scan)  # never the mirror itself (after a rewrite)
+        # The recorded sources of the files rewritten posts name: re-checked and
+        # retried as if the posts still named them.
+        via = links.sources(scan, state.records)
+        urls = (*remote, *(url for url in via if url not in set(remote)))
         state.seen(urls, now=now)
         records = state.records(urls)
         own = links.mirrored(links.records(scan, state.records))  # counted as already mirrored
         mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
         stale = _stale(records, mirrored, refresh_after, now)
         waiting = {} if retry_failed else _waiting(records, mirrored, now)
-        todo = [url for url in urls if (url not in mirrored or url in stale) and url not in waiting]
+        todo = [
+            url for url in urls
+            if (url not in mirrored or url in stale) and url not in waiting and url not in skip
+        ]  # fmt: skip
         if on_plan is not None:
             on_plan(len(todo))
 
@@ -200,7 +219,7 @@ def fetch(
             dirs.sync()  # the renames first: a row never points at a file a power cut loses
             with state.transaction():
                 for outcome in pending:
-                    _record(state, outcome, clock())
+                    record_outcome(state, outcome, clock(), root)
                     if thumbs is not None:
                         thumbs.record(state, outcome)
             pending.clear()
@@ -242,14 +261,17 @@ def fetch(
                     elapsed=time.monotonic() - started,
                 )
             interrupted = made.interrupted
-    already = len(mirrored) - len(stale) + own
+    # An own link is counted once: as already mirrored, or by its source's re-check.
+    asked = set(todo)
+    rechecked = {link for url, links_of in via.items() if url in asked for link in links_of}
+    already = len((mirrored - set(stale)) & set(remote)) + own - len(rechecked)
     failed = [o.url for o in done if o.status == "failed" and o.url not in stale]
     tries = {url: next_attempt(r) for url, r in [*state.records(failed).items(), *waiting.items()]}
     return FetchResult(
         scan, tuple(done), already, time.monotonic() - started, interrupted, made,
         kept=frozenset(stale), stopped=stopped, waiting=waiting,
         not_tried=len(todo) - len(done) if stopped else 0,
-        next_tries={url: when for url, when in tries.items() if when is not None},
+        next_tries={url: when for url, when in tries.items() if when is not None}, via=via,
     )  # fmt: skip
 
 
@@ -441,14 +463,24 @@ def _size(size: int) -> str:
 
 
 async def fetch_one(
-    downloader: Downloader, commit: Commit, url: str, known: UrlRecord | None
+    downloader: Downloader,
+    commit: Commit,
+    url: str,
+    known: UrlRecord | None,
+    *,
+    repair: bool = False,
 ) -> Outcome:
-    """Download ``url`` (refresh it when ``known``) and commit it: its outcome."""
-    refresh = None if known is None else Conditional(known.etag, known.last_modified)
+    """Download ``url`` (refresh it when ``known``) and commit it: its outcome.
+
+    ``repair``: ``known``'s file is missing or corrupt; the bytes are asked for
+    without a condition (origins, then Wayback when enabled) and put back at
+    its recorded path (:class:`Commit`)."""
+    conditional = known is not None and not repair
+    refresh = Conditional(known.etag, known.last_modified) if conditional and known else None
     got = await downloader.fetch(url, refresh)
     if isinstance(got, Downloaded):
         placed = await asyncio.to_thread(
-            commit, got.file, url=url, extension=got.extension, known=known
+            commit, got.file, url=url, extension=got.extension, known=known, repair=repair
         )
         if placed is not None:
             return replace(got.outcome, path=placed.path, replaced=placed.replaced)
@@ -463,17 +495,29 @@ async def fetch_one(
     )  # fmt: skip
 
 
-def _record(state: State, outcome: Outcome, now: datetime) -> None:
+def record_outcome(state: State, outcome: Outcome, now: datetime, root: Path) -> None:
+    """Write ``outcome`` to the state: a file placed now with the mtime the next
+    runs check it against (:func:`placed_mtime`)."""
     if outcome.status != "failed" and outcome.path and outcome.sha256:
         state.mark_mirrored(
             outcome.url, path=outcome.path, size=outcome.size, sha256=outcome.sha256,
             content_type=outcome.content_type or "", final_url=outcome.final_url or outcome.url,
             etag=outcome.etag, last_modified=outcome.last_modified, source=outcome.source,
-            attempts=outcome.attempts, now=now,
+            attempts=outcome.attempts, mtime_ns=placed_mtime(outcome, root), now=now,
         )  # fmt: skip
     else:  # a failed re-check leaves a mirrored copy as it was (see State.mark_failed)
         error = outcome.error or "failed"
         state.mark_failed(outcome.url, error=error, attempts=outcome.attempts, now=now)
+
+
+def placed_mtime(outcome: Outcome, root: Path) -> int | None:
+    """The mtime of the file ``outcome`` placed (None: it placed none, an unchanged refresh)."""
+    if outcome.status != "mirrored" or outcome.path is None:
+        return None
+    try:
+        return inside(root, PurePosixPath(outcome.path)).stat().st_mtime_ns
+    except (OSError, ValueError):
+        return None
 
 
 async def probe_all(config: Config, urls: Sequence[str]) -> dict[str, Probe]:

@@ -1,0 +1,243 @@
+"""``backup``'s guard over the mirror: after a rewrite it is the only copy of the images.
+
+Every run looks at each file the posts use (the files of the scan's URLs,
+and those rewritten posts name) with a stat: there, with its recorded size
+and mtime (:func:`~mirror.keep.mirrorfiles.look`). Besides, a share of the
+files is re-hashed each run (``backup.verify_after`` days for all of them,
+the longest unchecked first, as restic's ``check --read-data-subset``), so
+that bytes that rot without a trace in the stat are found within the
+period; ``backup --verify`` re-hashes them all.
+
+A missing or changed file is fetched again from its source as the state
+records it (the downloader tries the origins, then Wayback when enabled),
+with the fetch stage's own download and commit step, and put back at its
+recorded path: posts may point there. When the source now serves other
+bytes, they go to the path all the same (the recorded ones cannot be had
+any more), the old hash stays in the record's ``history`` and the file found
+there in ``versions/``; the event says so. A file no source gives back is
+recorded as a problem and reported with its posts on every run until it is
+fixed. The thumbnails follow at the fetch's catch-up, which remakes those
+whose image changed or whose files are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from mirror.keep.commit import Commit
+from mirror.keep.mirrorfiles import Finding, look
+from mirror.keep.ownlinks import OwnLinks
+from mirror.keep.site import Site
+from mirror.keep.state import UrlRecord
+from mirror.keep.store import DirSync
+from mirror.models import ImageRef, Outcome, ScanResult
+from mirror.net.downloader import Downloader
+from mirror.net.transport import make_client
+from mirror.stages import fetch as fetching
+
+GuardKind = Literal["missing", "changed on disk", "repaired", "unrepairable"]
+# backup's event: kind, url, detail, the references using it (said with it)
+Tell = Callable[[GuardKind, str, str, tuple[ImageRef, ...]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    """A file the posts use that was not as recorded, and what its repair did."""
+
+    path: str  # relative to mirror.dir
+    urls: tuple[str, ...]  # the URLs it serves (one, but for the hash layout)
+    problem: Finding
+    detail: str
+    repair: Literal["same", "other", "failed"]  # the recorded bytes back, other bytes, none
+    repair_detail: str  # where it came from, or why no source gave it
+    refs: tuple[ImageRef, ...]  # the references using it
+    earlier_sha256: str | None = None  # "other": the recorded hash, kept in the history
+
+
+@dataclass(frozen=True, slots=True)
+class GuardResult:
+    checked: int  # files looked at (a stat each)
+    hashed: int  # files read and hashed
+    hashed_bytes: int
+    problems: tuple[FileProblem, ...]
+    every: bool = False  # every file was re-hashed (--verify)
+
+    def having(self, problem: Finding) -> int:
+        return sum(1 for p in self.problems if p.problem == problem)
+
+    @property
+    def repaired(self) -> int:
+        return sum(1 for p in self.problems if p.repair != "failed")
+
+    @property
+    def unrepairable(self) -> tuple[FileProblem, ...]:
+        return tuple(p for p in self.problems if p.repair == "failed")
+
+
+def guard(
+    site: Site,
+    scan: ScanResult,
+    records: Mapping[str, UrlRecord],
+    *,
+    verify_all: bool = False,
+    clock: fetching.Clock = fetching.utc_now,
+    tell: Tell | None = None,
+) -> GuardResult:
+    """Check the files the posts use (``records``: every record), repair the bad ones."""
+    config, state = site.config, site.state
+    root = config.mirror_dir
+    groups = _in_use(scan, records, OwnLinks(config))
+    now = clock()
+    due = set(groups) if verify_all else _due(groups, config.backup.verify_after, now)
+    hashed = hashed_bytes = 0
+    bad: dict[str, tuple[Finding, str]] = {}
+    with state.transaction():
+        for path, group in groups.items():
+            found = look(root, group[0], read=path in due)
+            if found.problem is not None:
+                bad[path] = (found.problem, found.detail)
+            elif found.hashed and found.mtime_ns is not None:
+                hashed, hashed_bytes = hashed + 1, hashed_bytes + (group[0].size or 0)
+                state.mark_checked(path, mtime_ns=found.mtime_ns, now=now)
+    for path, (problem, detail) in bad.items():
+        if tell is not None:
+            tell(problem, groups[path][0].url, detail, ())
+    dirs = DirSync()
+    repairs = asyncio.run(_repair(site, {path: groups[path] for path in bad}, dirs)) if bad else {}
+    dirs.sync()  # the renames first: a row never points at a file a power cut loses
+    refs = _refs(scan, OwnLinks(config), {path: groups[path] for path in bad})
+    problems = []
+    with state.transaction():
+        for path, (problem, detail) in bad.items():
+            group, got = groups[path], repairs[path]
+            if isinstance(got, str):
+                state.mark_file_problem(path, f"{problem}: {detail}; {got}")
+                item = FileProblem(path, _urls(group), problem, detail, "failed", got, refs[path])
+                if tell is not None:
+                    tell("unrepairable", group[0].url, f"{path}: {got}", refs[path])
+            else:
+                item = _record_repair(site, group, got, problem, detail, refs[path], clock())
+                if tell is not None:
+                    tell("repaired", got.url, item.repair_detail, ())
+            problems.append(item)
+    return GuardResult(len(groups), hashed, hashed_bytes, tuple(problems), verify_all)
+
+
+def _in_use(
+    scan: ScanResult, records: Mapping[str, UrlRecord], links: OwnLinks
+) -> dict[str, list[UrlRecord]]:
+    """The mirrored records of the files the posts use, by path; unreferenced
+    ones are left to ``--prune``."""
+    referenced = set(scan.urls)
+    named = links.in_use(scan)
+    groups: dict[str, list[UrlRecord]] = {}
+    for record in records.values():
+        used = record.url in referenced or record.path in named
+        if record.status == "mirrored" and record.path and used:
+            groups.setdefault(record.path, []).append(record)
+    return groups
+
+
+def _due(groups: Mapping[str, list[UrlRecord]], verify_after: float, now: datetime) -> set[str]:
+    """The paths to re-hash this run: the longest unchecked first (never hashed
+    since the upgrade: first of all), until 1/``verify_after`` of the bytes,
+    and every one unchecked for longer than ``verify_after`` days."""
+    if verify_after <= 0:
+        return set(groups)
+    share = sum(g[0].size or 0 for g in groups.values()) / verify_after
+    overdue = now - timedelta(days=verify_after)
+    oldest = datetime.min.replace(tzinfo=now.tzinfo)
+    order = sorted(groups, key=lambda p: (groups[p][0].verified_at or oldest, p))
+    due: set[str] = set()
+    taken = 0
+    for path in order:
+        record = groups[path][0]
+        late = record.verified_at is not None and record.verified_at <= overdue
+        if taken >= share and not late and due:
+            break
+        due.add(path)
+        taken += record.size or 0
+    return due
+
+
+def _refs(
+    scan: ScanResult, links: OwnLinks, groups: Mapping[str, list[UrlRecord]]
+) -> dict[str, tuple[ImageRef, ...]]:
+    """The references using each path of ``groups``: by its URLs, or by an own link."""
+    path_of = {record.url: path for path, group in groups.items() for record in group}
+    found: dict[str, list[ImageRef]] = {path: [] for path in groups}
+    for ref in scan.refs:
+        link = links.of(ref.url)
+        path = link.path if link is not None else path_of.get(ref.url)
+        if path in found:
+            found[path].append(ref)
+    return {path: tuple(refs) for path, refs in found.items()}
+
+
+async def _repair(
+    site: Site, bad: Mapping[str, list[UrlRecord]], dirs: DirSync
+) -> dict[str, Outcome | str]:
+    """Fetch each bad path again from its URLs' sources, the first that gives it:
+    the outcome, or why none did."""
+    config = site.config
+    done: dict[str, Outcome | str] = {}
+    by_url = {group[0].url: path for path, group in bad.items()}
+    async with make_client(config.download) as client:
+        downloader = Downloader(client=client, config=config.download, staging=config.mirror_dir)
+        commit = Commit(
+            downloader.staging, layout=config.mirror.layout,
+            versions=config.state_dir / fetching.VERSIONS_DIR_NAME, dirs=dirs,
+        )  # fmt: skip
+
+        async def one(url: str) -> None:
+            path, errors = by_url[url], []
+            for record in bad[path]:
+                got = await fetching.fetch_one(downloader, commit, record.url, record, repair=True)
+                if got.status == "mirrored":
+                    done[path] = got
+                    return
+                errors.append(f"{record.url}: {got.error or 'failed'}")
+            done[path] = "no source gives it back (" + "; ".join(errors) + ")"
+
+        await downloader.each(list(by_url), one)
+    return done
+
+
+def _record_repair(
+    site: Site,
+    group: list[UrlRecord],
+    got: Outcome,
+    problem: Finding,
+    detail: str,
+    refs: tuple[ImageRef, ...],
+    now: datetime,
+) -> FileProblem:
+    """Write a repair to the state (inside the caller's transaction): the URL it
+    came from, and the other URLs sharing the file (the hash layout) with it."""
+    state, root = site.state, site.config.mirror_dir
+    path, recorded = group[0].path or "", group[0].sha256
+    fetching.record_outcome(state, got, now, root)
+    for other in group:
+        if other.url != got.url:  # their own headers are not known: the next refresh asks
+            fetching.record_outcome(
+                state, replace(got, url=other.url, final_url=other.final_url or other.url,
+                               etag=None, last_modified=None, attempts=0), now, root,
+            )  # fmt: skip
+    if got.sha256 == recorded:
+        said = f"{path} (the recorded bytes, from the {got.source})"
+        return FileProblem(path, _urls(group), problem, detail, "same", said, refs)
+    kept = "; the file found there is in .gallery-mirror/versions/" if problem != "missing" else ""
+    said = (
+        f"{path}: the source now serves other bytes (SHA-256 {(got.sha256 or '')[:12]}...);"
+        f" they are at the path, the recorded {(recorded or '')[:12]}... stays in the"
+        f" record's history{kept}"
+    )
+    return FileProblem(path, _urls(group), problem, detail, "other", said, refs, recorded)
+
+
+def _urls(group: list[UrlRecord]) -> tuple[str, ...]:
+    return tuple(r.url for r in group)
