@@ -474,7 +474,7 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
             on_host=lambda event: write_host_event(event, log, progress, quiet=args.quiet),
         )  # fmt: skip
     write_summary_line(result, log)
-    if result.fetched.interrupted:
+    if result.fetched.interrupted or (result.published and result.published.interrupted):
         code = EXIT_TERMINATED if _TERMINATED.is_set() else EXIT_INTERRUPTED
     else:
         code = _fetch_code(result.fetched, scan)

@@ -176,6 +176,41 @@ def test_a_down_host_lets_one_probe_through_after_a_pause() -> None:
     assert [e.kind for e in events] == ["down", "up"]
 
 
+def test_an_attempt_that_waited_into_the_probe_leaves_the_next_probe_possible() -> None:
+    # Review finding: an attempt admitted while the host was up, that waits for
+    # its slot until the host has been down longer than the pause, becomes the
+    # probe; its probing flag must be reset, or the host is never asked again.
+    now = [0.0]
+
+    async def go() -> None:
+        hosts = Hosts(per_host=1, down_after=1, retry_after_max=10, retries=2, clock=lambda: now[0])
+        host = hosts["img.example"]
+        first_in, release = asyncio.Event(), asyncio.Event()
+
+        async def first() -> None:
+            async with host.slot():
+                first_in.set()
+                await asyncio.sleep(0)
+                host.unreachable("refused")  # down while the second waits its turn
+                await release.wait()
+
+        async def second() -> None:
+            await first_in.wait()
+            async with host.slot():  # admitted while up; the probe once its turn comes
+                host.unreachable("refused")
+
+        tasks = [asyncio.ensure_future(first()), asyncio.ensure_future(second())]
+        await asyncio.sleep(0.01)
+        now[0] = PROBE_AFTER + 1
+        release.set()
+        await asyncio.gather(*tasks)
+        now[0] = 3 * PROBE_AFTER  # a pause later: one more probe is let through
+        async with host.slot():
+            pass
+
+    asyncio.run(go())
+
+
 def test_retry_after_holds_every_request_to_the_host_up_to_the_cap() -> None:
     waits: list[float] = []
     now = [0.0]

@@ -269,6 +269,27 @@ def test_backup_publishes_what_is_new_and_its_json_says_so(
     assert "published" in out.splitlines()[out.splitlines().index("Hosts:") + 1]
 
 
+def test_a_backup_stopped_while_it_publishes_exits_as_stopped(
+    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review finding: the stop came during the upload, after a good fetch, and
+    the run exited 0; a scheduler must see 130 (143 for SIGTERM)."""
+    marker = tmp_path / "stopped-once"
+    wrapper = tmp_path / "rclone-then-ctrl-c"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'if [ ! -e "{marker}" ]; then touch "{marker}"; kill -INT $PPID; sleep 5; fi\n'
+        f'exec "{rclone_binary()}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    extra = f'rclone = "{wrapper}"\nthumbnails = false\n'
+    configure(site, None, remote=str(tmp_path / "bucket"), extra=extra)
+    code, out, err = run(capsys, "backup", "--json", str(tmp_path / "b.json"), "--site", str(site))
+    assert marker.exists() and "interrupted" in out + err
+    assert code == 130
+    assert json.loads((tmp_path / "b.json").read_text())["exit_code"] == 130
+
+
 def test_report_without_a_remote_has_no_published_column(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import os
 import sqlite3
@@ -113,6 +114,59 @@ def test_an_image_that_does_not_decode_is_not_kept(
     with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
         (row,) = db.execute("SELECT status, path, last_error FROM urls WHERE url LIKE '%bad.png'")
     assert row[:2] == ("failed", None) and "cannot decode" in row[2]
+
+
+def test_a_refresh_that_brings_an_image_that_does_not_decode_keeps_the_old_file(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = Image.new("RGB", (64, 64), "red")
+    out = io.BytesIO()
+    good.save(out, "PNG")
+    site = make_site(tmp_path, server, {"/p.png": out.getvalue()})
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    (stored,) = (site / "source" / "images" / "mirror").glob("*/p.png")
+    server.file("/p.png", png_with_garbage_pixels(), content_type="image/png")
+    main(["-q", "fetch", "--refresh", "--site", str(site)])
+    # The bytes that do not decode were renamed over the file, then put back:
+    # the file is what the state records, and rewritten posts still show it.
+    assert stored.read_bytes() == out.getvalue()
+    with sqlite3.connect(site / ".gallery-mirror" / "state.sqlite") as db:
+        ((sha256,),) = db.execute("SELECT sha256 FROM urls")
+    assert sha256 == hashlib.sha256(out.getvalue()).hexdigest()
+
+
+def test_a_hash_layout_file_that_is_gone_is_put_back_at_its_recorded_path(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, {"/a.jpg": jpeg(10)}, '[mirror]\nlayout = "hash"\n')
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    state = site / ".gallery-mirror" / "state.sqlite"
+    with sqlite3.connect(state) as db:
+        ((path,),) = db.execute("SELECT path FROM urls")
+    mirror = site / "source" / "images" / "mirror"
+    (mirror / path).unlink()
+    server.file("/a.jpg", jpeg(200))  # the source now serves other bytes
+    assert main(["-q", "fetch", "--site", str(site)]) == 0
+    # Posts rewritten to the recorded path must find a file there, and the
+    # record still names it (else backup's check would stop watching it).
+    with sqlite3.connect(state) as db:
+        assert db.execute("SELECT path FROM urls").fetchall() == [(path,)]
+    assert (mirror / path).read_bytes() == jpeg(200)
+
+
+def test_a_hash_layout_file_that_rewritten_posts_name_is_not_refreshed_away(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, server, {"/a.jpg": jpeg(10)}, '[mirror]\nlayout = "hash"\n')
+    assert main(["-q", "migrate", "--site", str(site)]) == 0
+    state = site / ".gallery-mirror" / "state.sqlite"
+    with sqlite3.connect(state) as db:
+        before = db.execute("SELECT url, path, sha256 FROM urls").fetchall()
+    server.file("/a.jpg", jpeg(200))  # new bytes would go to another path
+    assert main(["-q", "fetch", "--refresh", "--site", str(site)]) == 0
+    with sqlite3.connect(state) as db:  # the post's file keeps its record
+        assert db.execute("SELECT url, path, sha256 FROM urls").fetchall() == before
+    assert main(["-q", "verify", "--site", str(site)]) == 0
 
 
 def test_svg_is_mirrored_without_a_thumbnail(

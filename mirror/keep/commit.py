@@ -44,6 +44,16 @@ class Commit:
         self._layout = layout
         self._versions = versions  # where a refresh keeps the file it replaces; None: not kept
         self._dirs = dirs  # renames made durable by the caller, before it records them
+        self._kept: dict[str, Path | None] = {}  # path -> the older file kept this run
+
+    def undo(self, relative: str) -> bool:
+        """Put back the file this run's commit at ``relative`` replaced (kept under
+        ``versions``), when the new one turns out unusable; whether it could."""
+        kept = self._kept.pop(relative, None)
+        if kept is None or not kept.exists():
+            return False
+        os.replace(kept, self._inside(PurePosixPath(relative)))
+        return True
 
     def __call__(
         self,
@@ -70,17 +80,21 @@ class Commit:
             else:
                 relative = self._place(file, url, extension, known)
             final = self._inside(relative)
+            # A repair of a file that is gone replaces nothing.
+            replaced = known.path if known is not None and (final.exists() or not repair) else None
             if self._layout == "hash" and final.exists() and not repair:
                 file.discard()  # the same bytes are already stored under their hash
             else:
                 replacing = known is not None and known.path == relative.as_posix()
                 if replacing and self._versions is not None and final.exists():
-                    _keep_version(final, self._versions / relative)
+                    self._kept[relative.as_posix()] = _keep_version(
+                        final, self._versions / relative
+                    )
                 file.commit(relative, dirs=self._dirs)
         except BaseException:
             file.discard()  # waits for a rename in progress; nothing once renamed
             raise
-        return Placed(relative.as_posix(), known.path if known is not None else None)
+        return Placed(relative.as_posix(), replaced)
 
     def _place(
         self, file: Incoming, url: str, extension: str, known: UrlRecord | None
@@ -102,8 +116,9 @@ def _own_url_path(url: str, path: str) -> bool:
         return False
 
 
-def _keep_version(old: Path, kept: Path) -> None:
-    """Keep ``old``'s current content at ``kept``.<UTC time> before it is replaced.
+def _keep_version(old: Path, kept: Path) -> Path | None:
+    """Keep ``old``'s current content at ``kept``.<UTC time> before it is replaced;
+    where it is (None: replaced twice within a second, the first copy is kept).
 
     A hard link costs nothing and survives the rename over ``old``; a copy is
     the fallback where links are not allowed.
@@ -113,6 +128,7 @@ def _keep_version(old: Path, kept: Path) -> None:
     try:
         os.link(old, target)
     except FileExistsError:
-        return  # replaced twice within a second: the first copy is kept
+        return None
     except OSError:
         shutil.copy2(old, target)
+    return target

@@ -124,8 +124,8 @@ class Host:
                 wait = self._not_before - clock()
                 if wait > 0:
                     await self._hosts.sleep(wait)
-                if not probe:
-                    self._admit()  # went down while this attempt waited its turn
+                if not probe:  # went down while this attempt waited its turn
+                    probe = self._admit()  # (the probe, if one is due: its flag is reset below)
                 yield clock()
             finally:
                 async with self._changed:

@@ -199,6 +199,18 @@ def fetch(
         own = links.mirrored(links.records(scan, state.records))  # counted as already mirrored
         mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
         stale = _stale(records, mirrored, refresh_after, now)
+        if config.mirror.layout == "hash":
+            # A content-addressed file that rewritten posts name never changes:
+            # new bytes would go to another path, and the posts keep this one.
+            named = links.in_use(scan)
+            stale = {url: r for url, r in stale.items() if r.path not in named}
+        # Recorded as mirrored, but the file is gone or not its size: put back
+        # at its recorded path, which rewritten posts may name.
+        repairs = {
+            url: found for url in urls
+            if url not in mirrored and (found := records.get(url)) is not None
+            and found.status == "mirrored" and found.path
+        }  # fmt: skip
         waiting = {} if retry_failed else _waiting(records, mirrored, now)
         todo = [
             url for url in urls
@@ -236,7 +248,7 @@ def fetch(
         stopped = None
         try:
             stopped = asyncio.run(
-                _download(config, todo, stale, record, thumbs, dirs, deadline, on_host)
+                _download(config, todo, stale, repairs, record, thumbs, dirs, deadline, on_host)
             )
         except KeyboardInterrupt:
             # Every download was cancelled and its temporary file removed; a
@@ -286,9 +298,10 @@ class _Thumbnails:
         # By path: with the hash layout, two URLs of the same bytes share one.
         self.made: dict[str, thumbnailing.Made] = {}
 
-    async def make(self, outcome: Outcome, known: UrlRecord | None) -> Outcome:
+    async def make(self, outcome: Outcome, known: UrlRecord | None, commit: Commit) -> Outcome:
         """``outcome`` (a file this run placed) once its thumbnails are made: "failed"
-        with the reason when the image cannot be decoded."""
+        with the reason when the image cannot be decoded (a refresh's older file,
+        kept by ``commit``, is then put back: the record still names it)."""
         path = outcome.path
         assert path is not None
         if path in self._results or path in self.made:
@@ -301,7 +314,9 @@ class _Thumbnails:
         if result.status != "failed":
             self._results[path] = result
             return outcome
-        if known is None and self._config.mirror.layout == "url":
+        if known is not None:
+            await asyncio.to_thread(commit.undo, path)
+        elif self._config.mirror.layout == "url":
             # Its own URL's name, placed by this run: nothing else uses it.
             inside(self._config.mirror_dir, PurePosixPath(path)).unlink(missing_ok=True)
         return replace(outcome, status="failed", error=result.reason or "cannot decode the image")
@@ -357,13 +372,15 @@ async def _download(
     config: Config,
     urls: Sequence[str],
     known: dict[str, UrlRecord],
+    repairs: dict[str, UrlRecord],
     record: Callable[[Outcome], None],
     thumbs: _Thumbnails | None,
     dirs: DirSync | None,
     deadline: Deadline | None,
     on_host: Callable[[HostEvent], None] | None,
 ) -> Stop | None:
-    """Fetch ``urls``, handing each outcome to ``record``; why it stopped early, if it did."""
+    """Fetch ``urls`` (refresh those in ``known``, put back those in ``repairs``),
+    handing each outcome to ``record``; why it stopped early, if it did."""
     async with make_client(config.download) as client:
         downloader = Downloader(
             client=client, config=config.download, staging=config.mirror_dir, on_host=on_host
@@ -375,14 +392,20 @@ async def _download(
 
         async def one(url: str) -> None:
             try:
-                outcome = await fetch_one(downloader, commit, url, known.get(url))
+                outcome = await fetch_one(
+                    downloader,
+                    commit,
+                    url,
+                    known.get(url) or repairs.get(url),
+                    repair=url in repairs,
+                )
             except OSError as exc:
                 if (stop := _stop_for(config, exc, url)) is None:
                     raise
                 raise _Stopped(stop) from exc
             if thumbs is not None and outcome.status == "mirrored":
                 try:
-                    outcome = await thumbs.make(outcome, known.get(url))
+                    outcome = await thumbs.make(outcome, known.get(url), commit)
                 except (MirrorError, asyncio.CancelledError) as exc:
                     # The thumbnails cannot be written, Ctrl-C or a stop: the
                     # file is in place and good, so it is recorded (the next
