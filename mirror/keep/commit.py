@@ -45,15 +45,19 @@ class Commit:
         self._versions = versions  # where a refresh keeps the file it replaces; None: not kept
         self._dirs = dirs  # renames made durable by the caller, before it records them
         self._kept: dict[str, Path | None] = {}  # path -> the older file kept this run
+        self._created: set[str] = set()  # paths that held no file before this run
 
-    def undo(self, relative: str) -> bool:
-        """Put back the file this run's commit at ``relative`` replaced (kept under
-        ``versions``), when the new one turns out unusable; whether it could."""
+    def undo(self, relative: str) -> None:
+        """The file committed at ``relative`` turned out unusable: put back the one it
+        replaced (kept under ``versions``), or remove it where there was none
+        before; a file of another URL it overwrote unkept is left as it is."""
+        final = self._inside(PurePosixPath(relative))
         kept = self._kept.pop(relative, None)
-        if kept is None or not kept.exists():
-            return False
-        os.replace(kept, self._inside(PurePosixPath(relative)))
-        return True
+        if kept is not None and kept.exists():
+            os.replace(kept, final)
+        elif relative in self._created:
+            self._created.discard(relative)
+            final.unlink(missing_ok=True)
 
     def __call__(
         self,
@@ -86,7 +90,9 @@ class Commit:
                 file.discard()  # the same bytes are already stored under their hash
             else:
                 replacing = known is not None and known.path == relative.as_posix()
-                if replacing and self._versions is not None and final.exists():
+                if not final.exists():
+                    self._created.add(relative.as_posix())
+                elif replacing and self._versions is not None:
                     self._kept[relative.as_posix()] = _keep_version(
                         final, self._versions / relative
                     )

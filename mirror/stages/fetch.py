@@ -300,8 +300,8 @@ class _Thumbnails:
 
     async def make(self, outcome: Outcome, known: UrlRecord | None, commit: Commit) -> Outcome:
         """``outcome`` (a file this run placed) once its thumbnails are made: "failed"
-        with the reason when the image cannot be decoded (a refresh's older file,
-        kept by ``commit``, is then put back: the record still names it)."""
+        with the reason when the image cannot be decoded (``commit`` then takes the
+        file back: a refresh's older file returns, which the record still names)."""
         path = outcome.path
         assert path is not None
         if path in self._results or path in self.made:
@@ -314,11 +314,9 @@ class _Thumbnails:
         if result.status != "failed":
             self._results[path] = result
             return outcome
-        if known is not None:
+        if known is not None or self._config.mirror.layout == "url":
+            # A hash-layout file may be another URL's too: it is left to prune.
             await asyncio.to_thread(commit.undo, path)
-        elif self._config.mirror.layout == "url":
-            # Its own URL's name, placed by this run: nothing else uses it.
-            inside(self._config.mirror_dir, PurePosixPath(path)).unlink(missing_ok=True)
         return replace(outcome, status="failed", error=result.reason or "cannot decode the image")
 
     def record(self, state: State, outcome: Outcome) -> None:
