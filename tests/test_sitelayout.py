@@ -162,7 +162,7 @@ def test_the_site_view_of_a_url_path(
 
 
 def test_settle_refuses_a_served_folder_outside_the_root(tmp_path: Path) -> None:
-    site = site_of(tmp_path, {**HUGO, "hugo.toml": 'staticDir = "../shared"\n'})
+    site = site_of(tmp_path, {**HUGO, "hugo.toml": 'staticDir = "../elsewhere"\n'})
     with pytest.raises(ConfigError, match="outside the site root"):
         settled(site)
 

@@ -75,13 +75,11 @@ class OwnLinks:
         links = {url: link for url in scan.urls if (link := self.of(url)) is not None}
         if not links:
             return {}
-        by_path: dict[str, UrlRecord] = {}
-        for record in every().values():  # asked only when there are own links
-            if record.status == "mirrored" and record.path:
-                by_path.setdefault(record.path, record)  # by URL: the same one each run
+        by_path = _mirrored_by_path(every())  # asked only when there are own links
         return {
-            url: by_path.get(link.path)
-            or _dangling(url, f"no mirrored file {link.path} in the state")
+            url: by_path[link.path][0]  # the first by URL: the same one each run
+            if link.path in by_path
+            else _dangling(url, f"no mirrored file {link.path} in the state")
             for url, link in links.items()
         }
 
@@ -96,14 +94,11 @@ class OwnLinks:
         links = {url: link.path for url in scan.urls if (link := self.of(url)) is not None}
         if not links:
             return {}
-        by_path: dict[str, list[str]] = {}
-        for record in every().values():
-            if record.status == "mirrored" and record.path:
-                by_path.setdefault(record.path, []).append(record.url)
+        by_path = _mirrored_by_path(every())
         sources: dict[str, list[str]] = {}
         for url, path in links.items():
             for source in by_path.get(path, ()):
-                sources.setdefault(source, []).append(url)
+                sources.setdefault(source.url, []).append(url)
         return {source: tuple(urls) for source, urls in sources.items()}
 
     def mirrored(self, records: Mapping[str, UrlRecord]) -> int:
@@ -117,6 +112,16 @@ class OwnLinks:
         """Mirror paths that the posts point at directly."""
         refs = (*scan.refs, *scan.local_refs)
         return {link.path for ref in refs if (link := self.of(ref.url)) is not None}
+
+
+def _mirrored_by_path(records: Mapping[str, UrlRecord]) -> dict[str, list[UrlRecord]]:
+    """The mirrored records by their file's path, each path's in URL order."""
+    by_path: dict[str, list[UrlRecord]] = {}
+    for url in sorted(records):
+        record = records[url]
+        if record.status == "mirrored" and record.path:
+            by_path.setdefault(record.path, []).append(record)
+    return by_path
 
 
 def _canonical(base: str) -> str:

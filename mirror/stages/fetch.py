@@ -25,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import shutil
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -192,18 +193,20 @@ def fetch(
         remote = links.to_fetch(scan)  # never the mirror itself (after a rewrite)
         # The recorded sources of the files rewritten posts name: re-checked and
         # retried as if the posts still named them.
-        via = links.sources(scan, state.records)
-        urls = (*remote, *(url for url in via if url not in set(remote)))
+        every = functools.cache(state.records)  # all rows, read once, only if own links
+        via = links.sources(scan, every)
+        named = set(remote)
+        urls = (*remote, *(url for url in via if url not in named))
+        own = links.mirrored(links.records(scan, every))  # counted as already mirrored
         state.seen(urls, now=now)
         records = state.records(urls)
-        own = links.mirrored(links.records(scan, state.records))  # counted as already mirrored
         mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
         stale = _stale(records, mirrored, refresh_after, now)
         if config.mirror.layout == "hash":
             # A content-addressed file that rewritten posts name never changes:
             # new bytes would go to another path, and the posts keep this one.
-            named = links.in_use(scan)
-            stale = {url: r for url, r in stale.items() if r.path not in named}
+            in_posts = links.in_use(scan)
+            stale = {url: r for url, r in stale.items() if r.path not in in_posts}
         # Recorded as mirrored, but the file is gone or not its size: put back
         # at its recorded path, which rewritten posts may name.
         repairs = {
@@ -366,6 +369,23 @@ def still_mirrored(record: UrlRecord | None, root: Path) -> bool:
         return False
 
 
+@contextlib.asynccontextmanager
+async def downloading(
+    config: Config,
+    dirs: DirSync | None,
+    on_host: Callable[[HostEvent], None] | None = None,
+) -> AsyncIterator[tuple[Downloader, Commit]]:
+    """The downloader and the commit step of one run, over one HTTP client."""
+    async with make_client(config.download) as client:
+        downloader = Downloader(
+            client=client, config=config.download, staging=config.mirror_dir, on_host=on_host
+        )
+        yield downloader, Commit(
+            downloader.staging, layout=config.mirror.layout,
+            versions=config.state_dir / VERSIONS_DIR_NAME, dirs=dirs,
+        )  # fmt: skip
+
+
 async def _download(
     config: Config,
     urls: Sequence[str],
@@ -379,14 +399,7 @@ async def _download(
 ) -> Stop | None:
     """Fetch ``urls`` (refresh those in ``known``, put back those in ``repairs``),
     handing each outcome to ``record``; why it stopped early, if it did."""
-    async with make_client(config.download) as client:
-        downloader = Downloader(
-            client=client, config=config.download, staging=config.mirror_dir, on_host=on_host
-        )
-        commit = Commit(
-            downloader.staging, layout=config.mirror.layout,
-            versions=config.state_dir / VERSIONS_DIR_NAME, dirs=dirs,
-        )  # fmt: skip
+    async with downloading(config, dirs, on_host) as (downloader, commit):
 
         async def one(url: str) -> None:
             try:

@@ -28,15 +28,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from mirror.keep.commit import Commit
 from mirror.keep.mirrorfiles import Finding, look
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import DirSync
 from mirror.models import ImageRef, Outcome, ScanResult
-from mirror.net.downloader import Downloader
-from mirror.net.transport import make_client
 from mirror.stages import fetch as fetching
 
 GuardKind = Literal["missing", "changed on disk", "repaired", "unrepairable"]
@@ -186,12 +183,7 @@ async def _repair(
     config = site.config
     done: dict[str, Outcome | str] = {}
     by_url = {group[0].url: path for path, group in bad.items()}
-    async with make_client(config.download) as client:
-        downloader = Downloader(client=client, config=config.download, staging=config.mirror_dir)
-        commit = Commit(
-            downloader.staging, layout=config.mirror.layout,
-            versions=config.state_dir / fetching.VERSIONS_DIR_NAME, dirs=dirs,
-        )  # fmt: skip
+    async with fetching.downloading(config, dirs) as (downloader, commit):
 
         async def one(url: str) -> None:
             path, errors = by_url[url], []
