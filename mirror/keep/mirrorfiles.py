@@ -9,7 +9,6 @@ cheaply first (:func:`look`: a stat, and a read only when that is in doubt).
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import stat
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from mirror.keep.state import UrlRecord
-from mirror.keep.store import inside
+from mirror.keep.store import AtomicFile, inside
 
 
 class MirrorFiles:
@@ -67,13 +66,13 @@ def bundle_name(folder: Path, name: str, sha256: str) -> str:
 
 
 def copy_into_bundle(source: Path, target: Path) -> None:
-    """Copy a mirrored file into a post's folder, whole or not at all (temp + rename)."""
-    if sha256_file(target) is not None and sha256_file(target) == sha256_file(source):
+    """Copy a mirrored file into a post's folder, whole or not at all
+    (:class:`AtomicFile`: a temporary name, fsync, rename)."""
+    held = sha256_file(target)
+    if held is not None and held == sha256_file(source):
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
+    with source.open("rb") as data, AtomicFile(target) as out:
+        shutil.copyfileobj(data, out)
 
 
 Finding = Literal["missing", "changed on disk"]
