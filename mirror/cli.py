@@ -21,8 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from mirror import __version__
-from mirror.config import Config, load_config
+from mirror.config import load_config
 from mirror.errors import ConfigError, MirrorError
 from mirror.keep.site import Site, open_site
 from mirror.models import ScanResult
@@ -30,6 +29,7 @@ from mirror.output import files as outfile
 from mirror.output.scan import write_json, write_table
 from mirror.scanner.layout import settle
 from mirror.stages import scan as scanning
+from mirror.version import __version__
 
 if TYPE_CHECKING:
     from mirror.output.progress import Progress
@@ -329,7 +329,7 @@ def _unless_dry_run(args: argparse.Namespace) -> bool:
 
 
 def _scan(args: argparse.Namespace, site: Site) -> int:
-    result = scanning.scan(site.config)
+    result = scanning.scan(site.config, site)
     if args.verbose:
         _say(f"site: {result.root}")
         _say(f"posts: {result.detected}: {', '.join(result.globs)}")
@@ -348,7 +348,7 @@ def _report(args: argparse.Namespace, site: Site) -> int:
     from mirror.stages import report as reporting
 
     out = _printed_to(args.json, args.html)
-    result = reporting.report(site, scanning.scan(site.config), check=args.check, to=args.to)
+    result = reporting.report(site, scanning.scan(site.config, site), check=args.check, to=args.to)
     if args.json is not None:
         write_json_file(result, args.json)
     if args.html is not None:
@@ -379,7 +379,7 @@ def _fetch(args: argparse.Namespace, site: Site) -> int:
     from mirror.stages import fetch as fetching
 
     deadline = fetching.Deadline.after(args.max_time, time.monotonic())
-    scan = _scan_posts(site.config)
+    scan = _scan_posts(site)
     with _progress(args) as progress:
         result = fetching.fetch(
             site, scan, refresh_after=0.0 if args.refresh else None, deadline=deadline,
@@ -423,7 +423,7 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
     from mirror.stages.fetch import Deadline
 
     deadline = Deadline.after(args.max_time, time.monotonic())
-    scan = _scan_posts(site.config)
+    scan = _scan_posts(site)
     if args.dry_run:
         plan, uploads, diff = migrating.dry_run(site, scan, to=args.to)
         write_plan(plan, sys.stdout, verbose=args.verbose)
@@ -464,7 +464,7 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
     max_time = site.config.backup.max_time if args.max_time is None else args.max_time
     deadline = Deadline.after(max_time, time.monotonic())
     log = _printed_to(args.json)
-    scan = _scan_posts(site.config)
+    scan = _scan_posts(site)
     with _progress(args, bar_only=True) as progress:  # the events are the log
         result = backup(
             site, scan, refresh=args.refresh, prune=args.prune, verify=args.verify,
@@ -519,7 +519,7 @@ def _rewrite(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.rewrite import interrupted_note, write_rewrite
     from mirror.stages import rewrite as rewriting
 
-    scan = _scan_posts(site.config)
+    scan = _scan_posts(site)
     result = rewriting.rewrite(
         site, scan, to=args.to, dry_run=args.dry_run, check_target=args.check_target
     )
@@ -543,14 +543,14 @@ def _verify(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.verify import write_verify, write_verify_json
     from mirror.stages import verify as verifying
 
-    result = verifying.verify(site, scanning.scan(site.config))
+    result = verifying.verify(site, scanning.scan(site.config, site))
     (write_verify_json if args.json else write_verify)(result, sys.stdout)
     return EXIT_FAILED if result.problems else EXIT_OK  # an unreadable post is one
 
 
-def _scan_posts(config: Config) -> ScanResult:
+def _scan_posts(site: Site) -> ScanResult:
     """Scan for a command that goes on despite unreadable posts: it names them first."""
-    scan = scanning.scan(config)
+    scan = scanning.scan(site.config, site)
     for post in scan.unreadable:
         _say(f"unreadable: {post.post}: {'; '.join(post.problems)}")
     return scan

@@ -7,9 +7,11 @@ raw URL text and a later rewrite can edit those bytes and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 Source = Literal["origin", "alternative", "wayback"]  # where a mirrored file came from
 RefKind = Literal["front_matter", "gallery", "markdown", "html", "tag", "shortcode", "reference"]
@@ -57,31 +59,74 @@ class PostScan:
 
 
 @dataclass(frozen=True, slots=True)
+class PostBrief:
+    """A post's scan in brief: the distinct URLs it uses, without their references.
+
+    What the scan cache answers with for a post unchanged since its last scan,
+    so that a night with no post changed reads no post and builds no reference.
+    """
+
+    post: str
+    urls: tuple[str, ...]  # distinct remote URLs, in order of first appearance
+    local_urls: tuple[str, ...]  # distinct site-relative paths, the same
+
+    @classmethod
+    def of(cls, scan: PostScan) -> PostBrief:
+        urls = dict.fromkeys(r.url for r in scan.refs if not r.local)
+        local = dict.fromkeys(r.url for r in scan.refs if r.local)
+        return cls(scan.post, tuple(urls), tuple(local))
+
+
+@dataclass(frozen=True)
 class ScanResult:
-    """The scan of a whole site."""
+    """The scan of a whole site.
+
+    Each post is its scan, or the brief of a scan made before (a post that did
+    not change). The URLs come from either; the references (``posts``, ``refs``
+    and the rest) are loaded for the briefs on first use by ``load``, so a run
+    that only needs the URLs never builds them. No slots: the derived views
+    are computed once (``cached_property``), which the nightly run relies on.
+    """
 
     root: Path
     globs: tuple[str, ...]
     detected: str  # how the post globs were chosen, shown under -v
-    posts: tuple[PostScan, ...]
-    notes: tuple[str, ...] = field(
-        default=()
-    )  # site-level warnings (e.g. a directory symlink loop)
+    found: tuple[PostScan | PostBrief, ...]  # one per post, in path order
+    notes: tuple[str, ...] = ()  # site-level warnings (e.g. a directory symlink loop)
+    # the full scans of posts named by a brief, by post
+    load: Callable[[Sequence[str]], Mapping[str, PostScan]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
-    @property
+    @cached_property
+    def posts(self) -> tuple[PostScan, ...]:
+        briefs = [p.post for p in self.found if isinstance(p, PostBrief)]
+        if not briefs:
+            return cast(tuple[PostScan, ...], self.found)
+        if self.load is None:
+            raise ValueError("a scan with briefs needs a loader")
+        loaded = self.load(briefs)
+        return tuple(loaded[p.post] if isinstance(p, PostBrief) else p for p in self.found)
+
+    @cached_property
     def refs(self) -> tuple[ImageRef, ...]:
         """Remote references: what would be fetched."""
         return tuple(r for p in self.posts for r in p.refs if not r.local)
 
-    @property
+    @cached_property
     def local_refs(self) -> tuple[ImageRef, ...]:
         """Site-relative references: listed, never fetched."""
         return tuple(r for p in self.posts for r in p.refs if r.local)
 
-    @property
+    @cached_property
     def urls(self) -> tuple[str, ...]:
         """Distinct normalized remote URLs, in order of first appearance."""
-        return tuple(dict.fromkeys(r.url for r in self.refs))
+        return tuple(dict.fromkeys(u for p in self._briefs for u in p.urls))
+
+    @cached_property
+    def local_urls(self) -> tuple[str, ...]:
+        """Distinct site-relative paths, in order of first appearance."""
+        return tuple(dict.fromkeys(u for p in self._briefs for u in p.local_urls))
 
     @property
     def uses(self) -> dict[str, tuple[ImageRef, ...]]:
@@ -95,9 +140,14 @@ class ScanResult:
     def skipped(self) -> tuple[SkippedRef, ...]:
         return tuple(s for p in self.posts for s in p.skipped)
 
-    @property
+    @cached_property
     def unreadable(self) -> tuple[PostScan, ...]:
-        return tuple(p for p in self.posts if p.problems)
+        # A brief is never of a post with problems: those are not cached.
+        return tuple(p for p in self.found if isinstance(p, PostScan) and p.problems)
+
+    @cached_property
+    def _briefs(self) -> tuple[PostBrief, ...]:
+        return tuple(p if isinstance(p, PostBrief) else PostBrief.of(p) for p in self.found)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mirror.config import DEFAULT_FRONT_MATTER_KEYS
 from mirror.models import PostScan
-from mirror.scanner import scan_post
+from mirror.scanner.post import scan_post
 
 KEYS = frozenset(k.lower() for k in DEFAULT_FRONT_MATTER_KEYS)
 

@@ -16,8 +16,8 @@ import pytest
 from mirror.cli import main
 from mirror.config import DEFAULT_FRONT_MATTER_KEYS, load_config
 from mirror.models import ScanResult
-from mirror.scanner import scan_site
 from mirror.scanner.discover import detect_globs, discover, translate_glob
+from mirror.scanner.site import scan_site
 from mirror.stages import scan as scanning
 
 HEXO_GLOBS = (

@@ -13,6 +13,7 @@ import mirror
 PACKAGE = Path(mirror.__file__).parent
 TABLE_MODULES = {
     "keep/db.py", "keep/state.py", "keep/journal.py", "keep/thumbrows.py", "keep/published.py",
+    "keep/scancache.py",
 }  # fmt: skip
 SQL = re.compile(r"\.execute(many|script)?\(|\b(SELECT|INSERT|UPDATE|DELETE)\s+\w")
 

@@ -14,8 +14,8 @@ from mirror.config import load_config
 from mirror.keep.site import open_site
 from mirror.keep.state import STATE_FILE_NAME, State
 from mirror.keep.store import url_path
-from mirror.scanner import scan_post
 from mirror.scanner.edit import Edit, apply_edits, check_rewritten, edit_for, mirror_url, relocate
+from mirror.scanner.post import scan_post
 from mirror.stages import revert as reverting
 from mirror.stages import rewrite as rewriting
 from mirror.stages import scan as scanning

@@ -509,8 +509,8 @@ def test_revert_keeps_a_run_open_while_a_post_cannot_be_read(seed_site: Path) ->
 
 
 def test_locate_written_takes_added_quotes_and_refuses_a_replaced_url() -> None:
-    from mirror.scanner import scan_post
     from mirror.scanner.edit import Edit, apply_edits, locate_written, shifted_starts
+    from mirror.scanner.post import scan_post
 
     original = b"---\ncover: https://h/a.jpg\n---\n![x](https://h/b.jpg) ![y](https://h/c.jpg)\n"
     edits = [

@@ -23,7 +23,8 @@ import pytest
 from mirror.cli import main
 from mirror.config import DEFAULT_FRONT_MATTER_KEYS
 from mirror.models import PostScan, ScanResult
-from mirror.scanner import scan_post, scan_site
+from mirror.scanner.post import scan_post
+from mirror.scanner.site import scan_site
 
 POSTS = "source/_posts"
 KEYS = frozenset(DEFAULT_FRONT_MATTER_KEYS)

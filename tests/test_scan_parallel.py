@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mirror import scanner
 from mirror.config import DEFAULT_FRONT_MATTER_KEYS
 from mirror.models import ImageRef
+from mirror.scanner import site as scanner
 
 SEED = Path(__file__).parent / "data" / "deepseek-post.md"
 

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from mirror.config import DEFAULT_FRONT_MATTER_KEYS
 from mirror.models import ImageRef, PostScan
-from mirror.scanner import scan_post
+from mirror.scanner.post import scan_post
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from mirror.config import Config
 from mirror.keep.state import UrlRecord
-from mirror.models import ScanResult
+from mirror.models import PostScan, ScanResult
 from mirror.urls import normalize
 
 
@@ -37,31 +37,40 @@ class OwnLinks:
         self._bases = [(_canonical(prefix) + "/", True)]
         if cdn:
             self._bases.append((_canonical(cdn) + "/", False))
+        # A blog names each image many times: each URL is looked at once.
+        self._seen: dict[str, OwnLink | None] = {}
+
+    @property
+    def bases(self) -> tuple[str, ...]:
+        """The URL prefixes that are the mirror: what a claimed scan depends on."""
+        return tuple(base for base, _ in self._bases)
 
     def of(self, url: str) -> OwnLink | None:
         """Where ``url`` (as the scanner normalizes it) points in the mirror, or None."""
+        if url in self._seen:
+            return self._seen[url]
+        found = None
         for base, local in self._bases:
             if url.startswith(base):
                 rest = url[len(base) :].partition("?")[0].partition("#")[0]
-                return OwnLink(unquote(rest), local)
-        return None
+                found = OwnLink(unquote(rest), local)
+                break
+        self._seen[url] = found
+        return found
 
     def to_fetch(self, scan: ScanResult) -> tuple[str, ...]:
         """The scan's remote URLs, less those that are the mirror itself."""
         return tuple(url for url in scan.urls if self.of(url) is None)
 
-    def claim(self, scan: ScanResult) -> ScanResult:
-        """``scan`` with the site paths that name mirror files counted as image references."""
-        if not any(r.local and self.of(r.url) is not None for r in scan.local_refs):
-            return scan
-        posts = tuple(
-            replace(post, refs=tuple(
-                ref._replace(local=False) if ref.local and self.of(ref.url) is not None else ref
-                for ref in post.refs
-            ))
-            for post in scan.posts
-        )  # fmt: skip
-        return replace(scan, posts=posts)
+    def claim(self, post: PostScan) -> PostScan:
+        """``post`` with the site paths that name mirror files counted as image references."""
+        if not any(r.local and self.of(r.url) is not None for r in post.refs):
+            return post
+        refs = tuple(
+            ref._replace(local=False) if ref.local and self.of(ref.url) is not None else ref
+            for ref in post.refs
+        )
+        return replace(post, refs=refs)
 
     def records(
         self, scan: ScanResult, every: Callable[[], Mapping[str, UrlRecord]]
@@ -110,8 +119,8 @@ class OwnLinks:
 
     def in_use(self, scan: ScanResult) -> set[str]:
         """Mirror paths that the posts point at directly."""
-        refs = (*scan.refs, *scan.local_refs)
-        return {link.path for ref in refs if (link := self.of(ref.url)) is not None}
+        urls = (*scan.urls, *scan.local_urls)
+        return {link.path for url in urls if (link := self.of(url)) is not None}
 
 
 def _mirrored_by_path(records: Mapping[str, UrlRecord]) -> dict[str, list[UrlRecord]]:

@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import Final, Literal, cast, get_args
 
 from mirror.errors import MirrorError
-from mirror.keep import journal, published, thumbrows
+from mirror.keep import journal, published, scancache, thumbrows
 from mirror.keep.db import (
     BUSY_TIMEOUT_S,
     Migration,
@@ -152,7 +152,13 @@ _URL_MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 MIGRATIONS: Final[tuple[Migration, ...]] = tuple(
     sorted(
-        (*_URL_MIGRATIONS, *journal.MIGRATIONS, *thumbrows.MIGRATIONS, *published.MIGRATIONS),
+        (
+            *_URL_MIGRATIONS,
+            *journal.MIGRATIONS,
+            *thumbrows.MIGRATIONS,
+            *published.MIGRATIONS,
+            *scancache.MIGRATIONS,
+        ),
         key=lambda m: m.name,
     )
 )

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirror.keep.postfile import Stamp
 from mirror.scanner.layout import detect
 
 # Never posts: tool and dependency folders, and our own state.
@@ -27,6 +28,7 @@ class Discovery:
     detected: str  # how the globs were chosen, for -v
     posts: tuple[str, ...]  # posix paths relative to the root, sorted
     notes: tuple[str, ...]  # e.g. directory symlink loops that were not followed
+    stamps: Mapping[str, Stamp]  # of each post a stat could see (links followed)
 
 
 def detect_globs(root: Path) -> tuple[tuple[str, ...], str]:
@@ -53,24 +55,30 @@ def discover(root: Path, globs: Sequence[str] | None, *, exclude: Sequence[Path]
         for rel in _walk(root, base, skip, notes):
             if regex.fullmatch(rel):
                 found.setdefault(rel)
-    posts = _one_name_per_file(root, sorted(found), notes)
-    return Discovery(chosen, detected, posts, tuple(dict.fromkeys(notes)))
+    stamps: dict[str, Stamp] = {}
+    posts = _one_name_per_file(root, sorted(found), notes, stamps)
+    return Discovery(chosen, detected, posts, tuple(dict.fromkeys(notes)), stamps)
 
 
-def _one_name_per_file(root: Path, names: list[str], notes: list[str]) -> tuple[str, ...]:
-    """Each real file once, under its own name rather than a symlinked alias.
+def _one_name_per_file(
+    root: Path, names: list[str], notes: list[str], stamps: dict[str, Stamp]
+) -> tuple[str, ...]:
+    """Each real file once, under its own name rather than a symlinked alias;
+    each one's stamp into ``stamps``.
 
     A link up the tree or a linked post would otherwise be scanned, and later
     rewritten, twice under two names with offsets gone stale after the first.
     """
     real_root = root.resolve()
+    top = str(root)
     chosen: dict[tuple[int, int] | str, str] = {}
     for name in names:
         try:
-            st = (root / name).stat()
+            st = os.stat(os.path.join(top, name))  # a Path per post costs more than the stat
         except OSError:
             chosen[name] = name  # unreadable: reported when read
             continue
+        stamps[name] = Stamp.of(st)
         key = (st.st_dev, st.st_ino)
         held = chosen.get(key)
         if held is None or (_is_canonical(real_root, name) and not _is_canonical(real_root, held)):

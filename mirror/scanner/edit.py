@@ -29,7 +29,7 @@ import frontmatter
 import yaml
 
 from mirror.models import Edit, ImageRef, PostScan
-from mirror.scanner import scan_post
+from mirror.scanner.post import scan_post
 
 # Characters of a configured base that would end or break the URL in some
 # syntax (Markdown, HTML attributes, tag arguments, YAML/TOML strings).

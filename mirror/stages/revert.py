@@ -18,8 +18,8 @@ from mirror.keep.journal import sha256
 from mirror.keep.postfile import Unreadable, read_post, write_post
 from mirror.keep.site import Site
 from mirror.models import Edit
-from mirror.scanner import scan_post
 from mirror.scanner.edit import apply_edits, locate_written, shifted_starts
+from mirror.scanner.post import scan_post
 
 RevertOutcome = Literal["restored", "partial", "unchanged", "not reverted"]
 _INCOMPLETE: tuple[RevertOutcome, ...] = ("partial", "not reverted")  # the run stays open

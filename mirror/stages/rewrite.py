@@ -33,7 +33,6 @@ from mirror.keep.site import Site
 from mirror.keep.state import State, UrlRecord
 from mirror.keep.store import inside
 from mirror.models import Edit, ImageRef, PostScan, ScanResult
-from mirror.scanner import scan_post
 from mirror.scanner.edit import (
     apply_edits,
     base_problem,
@@ -43,6 +42,7 @@ from mirror.scanner.edit import (
     mirror_url,
 )
 from mirror.scanner.layout import detect
+from mirror.scanner.post import scan_post
 from mirror.urls import host_of
 
 Target = Literal["local", "cdn"]

@@ -1,0 +1,162 @@
+"""The ``post_scans`` table: each post's last scan, with the stat of the file it was
+made from, so that a run reads only the posts that changed since.
+
+A row is used only while the post's :class:`~mirror.keep.postfile.Stamp`
+(size, mtime, ctime, inode) is what it was, and only by the program and
+settings that made it (``scanner``: a hash of gallery-mirror's code, the
+Python version and the scan's settings): any other version of either scans
+again. A post changed in the last two seconds is not kept: it may change
+again within the same timestamp tick without its stamp showing it (git's
+"racily clean" entries). A post with problems is never kept, so its problems
+are found, and said, on every run.
+
+Each row holds a brief (the distinct URLs, which is all a night with nothing
+to do needs) and the full scan, loaded only when a command asks for the
+references. The values are ``marshal``-ed tuples: the fastest to load of
+the standard formats, and only ever read by the Python that wrote them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Final
+
+from mirror.keep.db import Migration
+from mirror.keep.postfile import Stamp
+from mirror.models import ImageRef, PostBrief, PostScan, SkippedRef
+
+if TYPE_CHECKING:  # the state applies this module's migrations: imported the other way
+    from mirror.keep.state import State
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        "0011_create_post_scans",
+        """
+        CREATE TABLE post_scans (
+            post     TEXT PRIMARY KEY NOT NULL,  -- posix, relative to the site root
+            size     INTEGER NOT NULL,           -- the post's stamp when it was scanned
+            mtime_ns INTEGER NOT NULL,
+            ctime_ns INTEGER NOT NULL,
+            inode    INTEGER NOT NULL,
+            scanner  TEXT NOT NULL,              -- what made the scan (code and settings)
+            brief    BLOB NOT NULL,              -- its distinct URLs
+            -- its references; the last column, so that reading the brief
+            -- leaves this large value's own pages alone
+            scan     BLOB NOT NULL
+        );
+        """,
+    ),
+)
+
+_RACY_NS: Final = 2_000_000_000  # coarse file systems keep mtimes to 1 or 2 seconds
+_CHUNK: Final = 500  # posts per query: under SQLite's limit of bound values
+
+
+class ScanCache:
+    """The kept scans of one site, read through a session's state."""
+
+    def __init__(self, state: State, *, scanner: str, writable: bool) -> None:
+        self._state, self._scanner, self._writable = state, scanner, writable
+        self._rows: set[str] = set()  # posts with a row, whoever made it
+
+    def briefs(self, stamps: Mapping[str, Stamp]) -> dict[str, PostBrief]:
+        """The briefs of the posts of ``stamps`` that are as they were when scanned."""
+        found: dict[str, PostBrief] = {}
+        rows = self._state.connection.execute(
+            "SELECT post, size, mtime_ns, ctime_ns, inode, scanner, brief FROM post_scans"
+        )
+        for post, size, mtime_ns, ctime_ns, inode, scanner, brief in rows:
+            self._rows.add(post)
+            if scanner == self._scanner and stamps.get(post) == (size, mtime_ns, ctime_ns, inode):
+                urls, local_urls = marshal.loads(brief)
+                found[post] = PostBrief(post, urls, local_urls)
+        return found
+
+    def load(self, stamps: Mapping[str, Stamp]) -> dict[str, PostScan]:
+        """The full scans of the posts of ``stamps`` still kept for those stamps."""
+        found: dict[str, PostScan] = {}
+        names = list(stamps)
+        for i in range(0, len(names), _CHUNK):
+            chunk = names[i : i + _CHUNK]
+            rows = self._state.connection.execute(
+                "SELECT post, size, mtime_ns, ctime_ns, inode, scanner, scan FROM post_scans"
+                f" WHERE post IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for post, size, mtime_ns, ctime_ns, inode, scanner, scan in rows:
+                if scanner == self._scanner and stamps[post] == (size, mtime_ns, ctime_ns, inode):
+                    found[post] = _decode(post, scan)
+        return found
+
+    def keep(self, scans: Iterable[tuple[PostScan, Stamp]], posts: Sequence[str]) -> None:
+        """Keep these fresh scans (see the module's rules) and forget the rows of
+        posts no longer among ``posts``; a read-only session keeps nothing."""
+        if not self._writable:
+            return
+        settled = time.time_ns() - _RACY_NS
+        rows = [
+            (scan.post, *stamp, self._scanner, *_encode(scan))
+            for scan, stamp in scans
+            if not scan.problems and max(stamp.mtime_ns, stamp.ctime_ns) < settled
+        ]
+        gone = self._rows.difference(posts)
+        if not rows and not gone:
+            return  # the night with nothing new writes nothing
+        with self._state.transaction():
+            connection = self._state.connection
+            connection.executemany(
+                "INSERT INTO post_scans"
+                " (post, size, mtime_ns, ctime_ns, inode, scanner, brief, scan)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (post) DO UPDATE SET size = excluded.size,"
+                " mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,"
+                " inode = excluded.inode, scanner = excluded.scanner,"
+                " brief = excluded.brief, scan = excluded.scan",
+                rows,
+            )
+            connection.executemany(
+                "DELETE FROM post_scans WHERE post = ?", ((post,) for post in gone)
+            )
+        self._rows.difference_update(gone)
+        self._rows.update(row[0] for row in rows)
+
+
+def _encode(scan: PostScan) -> tuple[bytes, bytes]:
+    brief = PostBrief.of(scan)
+    refs = tuple(ref[1:] for ref in scan.refs)  # the post is the row's
+    skipped = tuple((s.line, s.raw, s.reason) for s in scan.skipped)
+    return marshal.dumps((brief.urls, brief.local_urls)), marshal.dumps((refs, skipped))
+
+
+def _decode(post: str, data: bytes) -> PostScan:
+    refs, skipped = marshal.loads(data)
+    return PostScan(
+        post,
+        tuple(ImageRef(post, *ref) for ref in refs),
+        (),
+        tuple(SkippedRef(post, *s) for s in skipped),
+    )
+
+
+def scanner_id(*settings: object) -> str:
+    """What a kept scan was made by: this program's code, the Python that runs
+    it (``marshal``'s format is its own) and ``settings``, as one hash."""
+    digest = hashlib.sha256(f"{sys.version}\0{settings!r}".encode())
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the mirror package
+    for name in sorted(_sources(top)):
+        digest.update(name.encode())
+        with open(name, "rb") as source:
+            digest.update(source.read())
+    return digest.hexdigest()
+
+
+def _sources(top: str) -> Iterator[str]:
+    # All of the code, not a list of the scanner's modules that could fall out
+    # of date: reading it takes ~2 ms, and any change to it rescans once.
+    for folder, _, files in os.walk(top):
+        yield from (os.path.join(folder, f) for f in files if f.endswith(".py"))
