@@ -20,8 +20,8 @@ from faultserver import FaultServer
 from mirror.cli import main
 from mirror.keep.commit import Commit
 from mirror.keep.incoming import Incoming
+from mirror.pixels import thumbnails as pixel_thumbnails
 from mirror.pixels.thumbnails import ThumbPool
-from mirror.stages import fetch as fetching
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
 
@@ -251,7 +251,7 @@ def test_no_worker_processes_start_when_nothing_is_due(
             super().__init__(workers)
             started.append(self)
 
-    monkeypatch.setattr(fetching, "ThumbPool", Counted)
+    monkeypatch.setattr(pixel_thumbnails, "ThumbPool", Counted)
     site = make_site(tmp_path, server, {"/a.jpg": jpeg(1)})
     assert main(["-q", "fetch", "--site", str(site)]) == 0
     assert len(started) == 1

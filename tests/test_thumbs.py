@@ -21,14 +21,8 @@ from PIL import Image, ImageCms, ImageDraw
 from mirror.config import ThumbnailsConfig
 from mirror.keep.store import inside
 from mirror.pixels.imaging import working_mode
-from mirror.pixels.thumbnails import (
-    ALGORITHM_VERSION,
-    ThumbPool,
-    ThumbResult,
-    ThumbSpec,
-    make_thumbnails,
-    thumb_path,
-)
+from mirror.pixels.spec import ALGORITHM_VERSION, ThumbResult, ThumbSpec, thumb_path
+from mirror.pixels.thumbnails import ThumbPool, make_thumbnails
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

@@ -26,13 +26,14 @@ import asyncio
 import contextlib
 import errno
 import functools
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from mirror.config import Config
 from mirror.errors import MirrorError
@@ -43,12 +44,17 @@ from mirror.keep.site import Site
 from mirror.keep.state import State, UrlRecord
 from mirror.keep.store import DirSync, Reserve, inside, remove_partials
 from mirror.models import HostEvent, ImageRef, Outcome, Probe, ScanResult
-from mirror.net.downloader import Conditional, Downloaded, Downloader
-from mirror.net.transport import make_client
-from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable
+from mirror.pixels.spec import ThumbResult, ThumbSpec, ThumbsUnwritable
 from mirror.stages import thumbs as thumbnailing
 from mirror.stages.thumbs import ThumbsResult
 from mirror.wording import counted
+
+# The network (httpx, aiohttp, tenacity) and Pillow are imported where a
+# download or a thumbnail starts: together they take longer to import than a
+# night with nothing to fetch takes altogether.
+if TYPE_CHECKING:
+    from mirror.net.downloader import Downloader
+    from mirror.pixels.thumbnails import ThumbPool
 
 _BATCH = 64  # state rows per commit
 VERSIONS_DIR_NAME = "versions"  # under the state dir: files a refresh replaced
@@ -250,9 +256,12 @@ def fetch(
         interrupted = False
         stopped = None
         try:
-            stopped = asyncio.run(
-                _download(config, todo, stale, repairs, record, thumbs, dirs, deadline, on_host)
-            )
+            # Nothing to ask for: no HTTP client, whose TLS set-up alone is a
+            # good part of a night with nothing to do.
+            if todo:
+                stopped = asyncio.run(
+                    _download(config, todo, stale, repairs, record, thumbs, dirs, deadline, on_host)
+                )
         except KeyboardInterrupt:
             # Every download was cancelled and its temporary file removed; a
             # file renamed but not yet recorded is simply fetched again.
@@ -264,7 +273,7 @@ def fetch(
         made = None
         if spec is not None and not interrupted and stopped is None:
             # Images mirrored before whose thumbnails are due (settings changed).
-            made = thumbnailing.catch_up(site, lambda: stack.enter_context(ThumbPool()))
+            made = thumbnailing.catch_up(site, lambda: stack.enter_context(thumbnailing.pool()))
             if thumbs is not None:
                 # The catch-up found this run's own thumbnails current: they
                 # count as made, not also as up to date; and they were made
@@ -310,7 +319,7 @@ class _Thumbnails:
         if path in self._results or path in self.made:
             return outcome  # the same bytes twice (hash layout): made once
         if self._pool is None:
-            self._pool = self._stack.enter_context(ThumbPool())
+            self._pool = self._stack.enter_context(thumbnailing.pool())
         result = await thumbnailing.make_one(self._pool, self._config, self._spec, path)
         if result.status == "failed" and result.reason == thumbnailing.WORKER_DIED:
             self._pool = None  # a broken pool: the next image gets a new one
@@ -364,7 +373,7 @@ def still_mirrored(record: UrlRecord | None, root: Path) -> bool:
     if record is None or record.status != "mirrored" or record.path is None:
         return False
     try:
-        return (root / record.path).stat().st_size == record.size
+        return os.stat(os.path.join(root, record.path)).st_size == record.size
     except OSError:
         return False
 
@@ -376,6 +385,9 @@ async def downloading(
     on_host: Callable[[HostEvent], None] | None = None,
 ) -> AsyncIterator[tuple[Downloader, Commit]]:
     """The downloader and the commit step of one run, over one HTTP client."""
+    from mirror.net.downloader import Downloader
+    from mirror.net.transport import make_client
+
     async with make_client(config.download) as client:
         downloader = Downloader(
             client=client, config=config.download, staging=config.mirror_dir, on_host=on_host
@@ -409,6 +421,7 @@ async def _download(
                     url,
                     known.get(url) or repairs.get(url),
                     repair=url in repairs,
+                    late=record,  # in place and good: its thumbnails come next run
                 )
             except OSError as exc:
                 if (stop := _stop_for(config, exc, url)) is None:
@@ -503,19 +516,36 @@ async def fetch_one(
     known: UrlRecord | None,
     *,
     repair: bool = False,
+    late: Callable[[Outcome], None] | None = None,
 ) -> Outcome:
     """Download ``url`` (refresh it when ``known``) and commit it: its outcome.
 
     ``repair``: ``known``'s file is missing or corrupt; the bytes are asked for
     without a condition (origins, then Wayback when enabled) and put back at
-    its recorded path (:class:`Commit`)."""
+    its recorded path (:class:`Commit`). ``late`` is given the outcome of a
+    file that was being put in place when the download was cancelled."""
+    from mirror.net.downloader import Conditional, Downloaded
+
     conditional = known is not None and not repair
     refresh = Conditional(known.etag, known.last_modified) if conditional and known else None
     got = await downloader.fetch(url, refresh)
     if isinstance(got, Downloaded):
-        placed = await asyncio.to_thread(
-            commit, got.file, url=url, extension=got.extension, known=known, repair=repair
+        placing = asyncio.ensure_future(
+            asyncio.to_thread(
+                commit, got.file, url=url, extension=got.extension, known=known, repair=repair
+            )
         )
+        try:
+            placed = await asyncio.shield(placing)
+        except asyncio.CancelledError:
+            # A stop or Ctrl-C: the rename goes on in its thread all the same.
+            # Once it is done the file is kept (``late``) or taken back, so that
+            # no file is in place that no row records.
+            if (done := await placing) is not None and late is not None:
+                late(replace(got.outcome, path=done.path, replaced=done.replaced))
+            elif done is not None:
+                await asyncio.to_thread(commit.undo, done.path)
+            raise
         if placed is not None:
             return replace(got.outcome, path=placed.path, replaced=placed.replaced)
         got = replace(got.outcome, status="unchanged")  # the very same bytes again
@@ -556,6 +586,9 @@ def placed_mtime(outcome: Outcome, root: Path) -> int | None:
 
 async def probe_all(config: Config, urls: Sequence[str]) -> dict[str, Probe]:
     """:meth:`Downloader.probe` for each URL, under the download settings."""
+    from mirror.net.downloader import Downloader
+    from mirror.net.transport import make_client
+
     async with make_client(config.download) as client:
         downloader = Downloader(client=client, config=config.download, staging=config.mirror_dir)
         probes = await downloader.probe_all(urls)

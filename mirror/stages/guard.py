@@ -106,7 +106,9 @@ def guard(
     dirs = DirSync()
     repairs = asyncio.run(_repair(site, {path: groups[path] for path in bad}, dirs)) if bad else {}
     dirs.sync()  # the renames first: a row never points at a file a power cut loses
-    refs = _refs(scan, OwnLinks(config), {path: groups[path] for path in bad})
+    # The references are named only for a bad file: building them all costs more
+    # than the night's checks.
+    refs = _refs(scan, OwnLinks(config), {path: groups[path] for path in bad}) if bad else {}
     problems = []
     with state.transaction():
         for path, (problem, detail) in bad.items():

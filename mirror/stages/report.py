@@ -27,7 +27,7 @@ from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import inside
 from mirror.models import ImageRef, Probe, ScanResult
-from mirror.pixels.thumbnails import ThumbSpec, thumb_path
+from mirror.pixels.spec import ThumbSpec, thumb_path
 from mirror.stages import migrate as migrating
 from mirror.stages import rewrite as rewriting
 from mirror.stages import thumbs as thumbnailing

@@ -18,11 +18,13 @@ calls :func:`catch_up` for files mirrored earlier; ``thumbs`` runs
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from mirror.config import Config
 from mirror.errors import ConfigError, MirrorError
@@ -30,7 +32,10 @@ from mirror.keep import thumbrows
 from mirror.keep.site import Site
 from mirror.keep.state import State
 from mirror.keep.store import TRASH_DIR_NAME, inside, remove_partials, to_trash
-from mirror.pixels.thumbnails import ThumbPool, ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
+from mirror.pixels.spec import ThumbResult, ThumbSpec, ThumbsUnwritable, thumb_path
+
+if TYPE_CHECKING:
+    from mirror.pixels.thumbnails import ThumbPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,14 @@ class ThumbsResult:
 
     def having(self, status: str) -> tuple[Made, ...]:
         return tuple(m for m in self.done if m.result.status == status)
+
+
+def pool() -> ThumbPool:
+    """The workers that make thumbnails. Pillow is imported here, when an image
+    is to be made: a run with none to make never imports it."""
+    from mirror.pixels.thumbnails import ThumbPool
+
+    return ThumbPool()
 
 
 def spec_of(config: Config) -> ThumbSpec:
@@ -87,7 +100,7 @@ async def make_one(pool: ThumbPool, config: Config, spec: ThumbSpec, path: str) 
     source = inside(config.mirror_dir, PurePosixPath(path))
     try:
         return await pool.make(source, path, thumbs_root(config), spec, fsync=config.download.fsync)
-    except BrokenProcessPool:
+    except BrokenExecutor:  # the process pool's workers died
         return ThumbResult("failed", WORKER_DIED)
     except ThumbsUnwritable as exc:
         raise unwritable(config, exc) from exc
@@ -134,7 +147,7 @@ def due(
         current = (
             known is not None
             and (known.sha256, known.fingerprint) == (sha256, spec.fingerprint)
-            and all((root / name).is_file() for name in known.files)
+            and all(os.path.isfile(os.path.join(root, name)) for name in known.files)
         )
         if force or not current:
             todo.append((path, sha256))
@@ -201,6 +214,6 @@ def rebuild(
     remove_partials(thumbs_root(site.config))
     with contextlib.ExitStack() as stack:
         return catch_up(
-            site, lambda: stack.enter_context(ThumbPool()),
+            site, lambda: stack.enter_context(pool()),
             force=force, on_plan=on_plan, on_made=on_made,
         )  # fmt: skip
