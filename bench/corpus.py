@@ -156,12 +156,63 @@ def build_posts(root: Path, spec: CorpusSpec, images: Sequence[ImageItem]) -> in
     rng = random.Random(spec.seed + 1)
     posts = root / "source" / "_posts"
     posts.mkdir(parents=True, exist_ok=True)
+    # As every Hexo blog has one: reading it is part of each run's cost.
+    (root / "_config.yml").write_text(_HEXO_CONFIG, encoding="utf-8")
     refs = 0
     for n in range(spec.posts):
         text, count = _post(rng, n, images)
         (posts / f"post-{n:05d}.md").write_text(text, encoding="utf-8")
         refs += count
     return refs
+
+
+_HEXO_CONFIG = """\
+# Hexo Configuration (the defaults of `hexo init`, as most blogs keep them)
+title: Bench blog
+subtitle: ''
+description: ''
+author: bench
+language: zh-CN
+timezone: ''
+url: https://blog.bench.example
+root: /
+permalink: :year/:month/:day/:title/
+permalink_defaults:
+pretty_urls:
+  trailing_index: true
+  trailing_html: true
+source_dir: source
+public_dir: public
+tag_dir: tags
+archive_dir: archives
+category_dir: categories
+new_post_name: :title.md
+default_layout: post
+render_drafts: false
+post_asset_folder: false
+relative_link: false
+future: true
+syntax_highlighter: highlight.js
+highlight:
+  line_number: true
+  auto_detect: false
+  tab_replace: ''
+index_generator:
+  path: ''
+  per_page: 10
+  order_by: -date
+default_category: uncategorized
+date_format: YYYY-MM-DD
+time_format: HH:mm:ss
+per_page: 10
+pagination_dir: page
+include:
+exclude:
+ignore:
+theme: landscape
+deploy:
+  type: ''
+"""
 
 
 def _pick(rng: random.Random, images: Sequence[ImageItem]) -> str:

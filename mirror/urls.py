@@ -51,6 +51,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote
 
 from mirror.formats import IMAGE_EXTENSIONS
 
@@ -346,3 +347,13 @@ def looks_like_image(url: str) -> bool:
         path = path[m.end() :]
     name = path.rpartition("/")[2]
     return _IMAGE_SUFFIX.search(name) is not None
+
+
+def mirror_url(base: str, path: str) -> str:
+    """``base`` + "/" + the mirror-relative ``path``, percent-encoded.
+
+    Everything but unreserved characters and "/" is encoded (non-ASCII as
+    UTF-8): the result then needs no quoting or escaping in Markdown, HTML,
+    tag arguments or YAML, and a server decodes it back to the file name.
+    """
+    return base.rstrip("/") + "/" + quote(path, safe="/")

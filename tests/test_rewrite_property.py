@@ -14,12 +14,12 @@ from mirror.config import load_config
 from mirror.keep.site import open_site
 from mirror.keep.state import STATE_FILE_NAME, State
 from mirror.keep.store import url_path
-from mirror.scanner.edit import Edit, apply_edits, check_rewritten, edit_for, mirror_url, relocate
+from mirror.scanner.edit import Edit, apply_edits, check_rewritten, edit_for, relocate
 from mirror.scanner.post import scan_post
 from mirror.stages import revert as reverting
 from mirror.stages import rewrite as rewriting
 from mirror.stages import scan as scanning
-from mirror.urls import normalize
+from mirror.urls import mirror_url, normalize
 
 MIRRORED = [
     "https://img.example.com/a.jpg",

@@ -275,6 +275,20 @@ def test_seen_inserts_pending_once(db: Path) -> None:
     assert b is not None and b.last_referenced == T0
 
 
+def test_seen_writes_a_reference_again_only_a_day_later(db: Path) -> None:
+    """A nightly run with nothing new writes no row: last_referenced is kept to the day."""
+    with State.open(db) as state:
+        state.seen(["https://h/a.jpg"], now=T0)
+        changes = state.connection.total_changes
+        state.seen(["https://h/a.jpg"], now=T1)  # an hour later: as it was
+        assert state.connection.total_changes == changes
+        record = state.get("https://h/a.jpg")
+        assert record is not None and record.last_referenced == T0
+        state.seen(["https://h/a.jpg"], now=T2)
+        record = state.get("https://h/a.jpg")
+        assert record is not None and record.last_referenced == T2
+
+
 def test_forget_deletes_rows(db: Path) -> None:
     with State.open(db) as state:
         state.seen(["https://h/a.jpg", "https://h/b.jpg"], now=T0)

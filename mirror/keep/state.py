@@ -31,10 +31,10 @@ A ``State`` wraps one connection and belongs to the thread that opened it.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, cast, get_args
@@ -52,6 +52,7 @@ from mirror.keep.db import (
 
 __all__ = [
     "MIGRATIONS",
+    "REFERENCED_TO",
     "STATE_FILE_NAME",
     "Migration",
     "Source",
@@ -62,6 +63,9 @@ __all__ = [
 ]
 
 STATE_FILE_NAME: Final = "state.sqlite"
+# How fine ``last_referenced`` is kept (State.seen): a day, so that a nightly
+# run writes a row only for what changed.
+REFERENCED_TO: Final = timedelta(days=1)
 
 Status = Literal["pending", "mirrored", "failed"]
 Source = Literal["origin", "alternative", "wayback"]
@@ -317,6 +321,16 @@ class State:
             ).fetchone()
         return None if row is None else _record(row)
 
+    def mirrored_files(self) -> dict[str, str]:
+        """Each mirrored file's path and SHA-256, once however many URLs share it:
+        what the thumbnails are made from, without reading every record."""
+        with sqlite_errors(self.path):
+            rows = self._conn.execute(
+                "SELECT path, sha256 FROM urls WHERE status = 'mirrored'"
+                " AND path IS NOT NULL AND sha256 IS NOT NULL ORDER BY url"
+            ).fetchall()
+        return dict(rows)
+
     def records(self, urls: Iterable[str] | None = None) -> dict[str, UrlRecord]:
         """Records by URL: of ``urls`` (those known; unknown ones are left out), or all.
 
@@ -387,16 +401,39 @@ class State:
             with self.transaction(), sqlite_errors(self.path):
                 yield
 
-    def seen(self, urls: Iterable[str], *, now: datetime | None = None) -> None:
+    def seen(
+        self,
+        urls: Iterable[str],
+        *,
+        now: datetime | None = None,
+        known: Mapping[str, UrlRecord] | None = None,
+    ) -> None:
         """Record URLs the scan found: new ones become ``pending``; all are marked as
-        referenced now (``last_referenced``); nothing else of known ones changes."""
-        stamp = timestamp(now)
+        referenced now (``last_referenced``); nothing else of known ones changes.
+
+        ``last_referenced`` is kept to :data:`REFERENCED_TO`: a row marked
+        within it is not written again, so a night with nothing new writes
+        none (``backup --prune`` allows for it). ``known``: the records of
+        ``urls`` as just read, so that those need not even be asked.
+        """
+        now = now or datetime.now(UTC)
+        stamp, fresh = timestamp(now), timestamp(now - REFERENCED_TO)
+        if known:
+            lately = now - REFERENCED_TO
+            urls = [
+                url for url in urls
+                if (record := known.get(url)) is None
+                or record.last_referenced is None or record.last_referenced <= lately
+            ]  # fmt: skip
+        if not urls:
+            return
         with self._write():
             self._conn.executemany(
                 "INSERT INTO urls (url, status, first_seen, last_referenced)"
                 " VALUES (?, 'pending', ?, ?)"
-                " ON CONFLICT (url) DO UPDATE SET last_referenced = excluded.last_referenced",
-                ((url, stamp, stamp) for url in urls),
+                " ON CONFLICT (url) DO UPDATE SET last_referenced = excluded.last_referenced"
+                " WHERE urls.last_referenced IS NULL OR urls.last_referenced <= ?",
+                ((url, stamp, stamp, fresh) for url in urls),
             )
 
     def forget(self, urls: Iterable[str]) -> None:

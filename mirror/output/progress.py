@@ -14,20 +14,27 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import Never, TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Never, TextIO
 
 from mirror.models import HostEvent, Outcome
 from mirror.wording import counted
 
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
-class _Bar(tqdm):  # type: ignore[type-arg]
+
+def _bar(total: int, out: TextIO) -> tqdm[Never]:
     """A tqdm bar without its monitor thread: the thumbnail workers are forked
-    only from a process without threads (see :mod:`mirror.pixels.thumbnails`), and the
-    bar is refreshed on every image anyway."""
+    only from a process without threads (see :mod:`mirror.pixels.thumbnails`),
+    and the bar is refreshed on every image anyway. tqdm is imported here, for
+    a bar with something to count: a night with nothing to do never imports it."""
+    from tqdm import tqdm
 
-    monitor_interval = 0
+    class Bar(tqdm):  # type: ignore[type-arg]
+        monitor_interval = 0
+
+    bar: tqdm[Never] = Bar(total=total, unit="img", file=out, dynamic_ncols=True)
+    return bar
 
 
 class Progress:
@@ -61,7 +68,7 @@ class Progress:
     def planned(self, total: int) -> None:
         self._total = total
         if self._use_bar and total:
-            self._bar = _Bar(total=total, unit="img", file=self._out, dynamic_ncols=True)
+            self._bar = _bar(total, self._out)
 
     def finished(self, outcome: Outcome) -> None:
         size = outcome.size if outcome.status == "mirrored" else 0

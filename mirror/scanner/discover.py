@@ -48,37 +48,42 @@ def discover(root: Path, globs: Sequence[str] | None, *, exclude: Sequence[Path]
         chosen = tuple(dict.fromkeys(posixpath.normpath(g) for g in globs))
         detected = "configured in site.posts"
     skip = {p.resolve() for p in exclude}
-    found: dict[str, None] = {}
+    found: dict[str, os.DirEntry[str]] = {}
     notes: list[str] = []
-    for pattern in chosen:
-        base, regex = _split_glob(pattern)
-        for rel in _walk(root, base, skip, notes):
-            if regex.fullmatch(rel):
-                found.setdefault(rel)
-    stamps: dict[str, Stamp] = {}
-    posts = _one_name_per_file(root, sorted(found), notes, stamps)
+    split = [_split_glob(pattern) for pattern in chosen]
+    post = re.compile("|".join(f"(?:{regex.pattern})" for _, regex in split))
+    bases = {base for base, _ in split}
+    # Each folder is walked once, from the shortest bases: Hexo's globs all
+    # start in source/, and a walk per glob would list the posts four times.
+    for base in sorted(b for b in bases if not any(_below(b, other) for other in bases)):
+        for rel, entry in _walk(root, base, skip, notes):
+            if rel not in found and post.fullmatch(rel):
+                found[rel] = entry
+    infos: dict[str, os.stat_result | None] = {}
+    for rel in sorted(found):
+        try:
+            infos[rel] = found[rel].stat()  # links followed, as reading the post will
+        except OSError:
+            infos[rel] = None  # unreadable: reported when read
+    posts = _one_name_per_file(root, infos, notes)
+    stamps = {rel: Stamp.of(info) for rel, info in infos.items() if info is not None}
     return Discovery(chosen, detected, posts, tuple(dict.fromkeys(notes)), stamps)
 
 
 def _one_name_per_file(
-    root: Path, names: list[str], notes: list[str], stamps: dict[str, Stamp]
+    root: Path, infos: dict[str, os.stat_result | None], notes: list[str]
 ) -> tuple[str, ...]:
-    """Each real file once, under its own name rather than a symlinked alias;
-    each one's stamp into ``stamps``.
+    """Each real file once, under its own name rather than a symlinked alias.
 
     A link up the tree or a linked post would otherwise be scanned, and later
     rewritten, twice under two names with offsets gone stale after the first.
     """
     real_root = root.resolve()
-    top = str(root)
     chosen: dict[tuple[int, int] | str, str] = {}
-    for name in names:
-        try:
-            st = os.stat(os.path.join(top, name))  # a Path per post costs more than the stat
-        except OSError:
-            chosen[name] = name  # unreadable: reported when read
+    for name, st in infos.items():
+        if st is None:
+            chosen[name] = name
             continue
-        stamps[name] = Stamp.of(st)
         key = (st.st_dev, st.st_ino)
         held = chosen.get(key)
         if held is None or (_is_canonical(real_root, name) and not _is_canonical(real_root, held)):
@@ -91,6 +96,11 @@ def _one_name_per_file(
 
 def _is_canonical(real_root: Path, name: str) -> bool:
     return (real_root / name).resolve() == real_root / name
+
+
+def _below(base: str, other: str) -> bool:
+    """Is folder ``base`` strictly inside folder ``other`` ("" is the root)?"""
+    return base != other and (not other or base.startswith(other + "/"))
 
 
 def _split_glob(pattern: str) -> tuple[str, re.Pattern[str]]:
@@ -133,8 +143,10 @@ def translate_glob(pattern: str) -> str:
     return "".join(out)
 
 
-def _walk(root: Path, base: str, skip: set[Path], notes: list[str]) -> Iterator[str]:
-    """Relative posix paths of the files under ``root/base``."""
+def _walk(
+    root: Path, base: str, skip: set[Path], notes: list[str]
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """The files under ``root/base``: relative posix path, and the entry."""
     start = root / base if base else root
     try:
         info = start.stat()
@@ -144,20 +156,25 @@ def _walk(root: Path, base: str, skip: set[Path], notes: list[str]) -> Iterator[
     stack = [(start, base)]
     while stack:
         folder, rel = stack.pop()
+        folders = []
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    if is_dir:
+                        folders.append(entry)
+                    else:  # a broken or looping file link is reported when read
+                        yield (f"{rel}/{entry.name}" if rel else entry.name), entry
         except OSError as exc:
             notes.append(f"{rel or '.'}: cannot list the folder: {exc.strerror}")
             continue
-        for entry in entries:
+        # Folders in name order, so that which of two links to one folder is
+        # followed is the same on every run; files need none (sorted at the end).
+        for entry in sorted(folders, key=lambda e: e.name):
             child = f"{rel}/{entry.name}" if rel else entry.name
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if not is_dir:
-                yield child  # a broken or looping file link is reported when read
-                continue
             if entry.name in _SKIP_DIRS or Path(entry.path).resolve() in skip:
                 continue
             try:

@@ -23,7 +23,6 @@ import difflib
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from urllib.parse import quote
 
 import frontmatter
 import yaml
@@ -62,16 +61,6 @@ def fragment_of(ref: ImageRef) -> str:
         return ""
     found = _FRAGMENT.search(ref.raw)
     return ref.raw[found.start() :].rstrip() if found else ""
-
-
-def mirror_url(base: str, path: str) -> str:
-    """``base`` + "/" + the mirror-relative ``path``, percent-encoded.
-
-    Everything but unreserved characters and "/" is encoded (non-ASCII as
-    UTF-8): the result then needs no quoting or escaping in Markdown, HTML,
-    tag arguments or YAML, and a server decodes it back to the file name.
-    """
-    return base.rstrip("/") + "/" + quote(path, safe="/")
 
 
 def edit_for(data: bytes, ref: ImageRef, url: str) -> Edit:

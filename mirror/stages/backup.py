@@ -31,7 +31,7 @@ from mirror.errors import MirrorError
 from mirror.keep import thumbrows
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
-from mirror.keep.state import UrlRecord
+from mirror.keep.state import REFERENCED_TO, UrlRecord
 from mirror.keep.store import TRASH_DIR_NAME, inside, to_trash
 from mirror.models import HostEvent, ImageRef, Outcome, ScanResult
 from mirror.stages import fetch as fetching
@@ -170,6 +170,8 @@ def _prune(site: Site, scan: ScanResult) -> tuple[Pruned, ...]:
     """Move the files of URLs unreferenced for ``prune_after`` days to the trash."""
     config, state = site.config, site.state
     cutoff = datetime.now(UTC) - timedelta(days=config.backup.prune_after)
+    if config.backup.prune_after > 0:  # 0: at once, whenever the last reference was
+        cutoff -= REFERENCED_TO  # a reference is recorded to the day (State.seen)
     referenced = set(scan.urls)
     trash = config.state_dir / TRASH_DIR_NAME
     records = state.records()

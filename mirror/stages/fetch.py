@@ -204,8 +204,14 @@ def fetch(
         named = set(remote)
         urls = (*remote, *(url for url in via if url not in named))
         own = links.mirrored(links.records(scan, every))  # counted as already mirrored
-        state.seen(urls, now=now)
-        records = state.records(urls)
+        # With own links every row was read already: the URLs' are among them.
+        records = (
+            {url: found for url in urls if (found := every().get(url)) is not None}
+            if via else state.records(urls)
+        )  # fmt: skip
+        state.seen(urls, now=now, known=records)
+        if new := [url for url in urls if url not in records]:
+            records.update(state.records(new))  # pending now
         mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
         stale = _stale(records, mirrored, refresh_after, now)
         if config.mirror.layout == "hash":

@@ -34,7 +34,7 @@ from mirror.keep.published import PublishedRow
 from mirror.keep.site import Site
 from mirror.keep.store import inside
 from mirror.net.rclone import CopyOutcome, Rclone, RemoteFile, find_rclone
-from mirror.scanner.edit import mirror_url
+from mirror.urls import mirror_url
 
 # The hashes a remote may list that are computed here too, in order of preference.
 _HASHES: Final = ("md5", "sha1", "sha256")

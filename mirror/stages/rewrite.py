@@ -39,11 +39,10 @@ from mirror.scanner.edit import (
     check_rewritten,
     edit_for,
     fragment_of,
-    mirror_url,
 )
 from mirror.scanner.layout import detect
 from mirror.scanner.post import scan_post
-from mirror.urls import host_of
+from mirror.urls import host_of, mirror_url
 
 Target = Literal["local", "cdn"]
 

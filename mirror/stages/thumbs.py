@@ -134,11 +134,7 @@ def due(
 ) -> tuple[list[tuple[str, str]], int]:
     """``(path, sha256)`` of the mirrored files whose thumbnails must be (re)made,
     and how many are up to date. Each file once, however many URLs share it."""
-    files = {
-        record.path: record.sha256
-        for record in state.records().values()
-        if record.status == "mirrored" and record.path and record.sha256
-    }
+    files = state.mirrored_files()
     made = {row.path: row for row in thumbrows.rows(state)}
     root = thumbs_root(config)
     todo: list[tuple[str, str]] = []
