@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import quote
 
@@ -305,9 +306,9 @@ def test_a_missing_rclone_names_the_three_ways(
     monkeypatch.setattr(rclone.shutil, "which", lambda name: None)
 
     def no_package(name: str) -> object:
-        raise rclone.metadata.PackageNotFoundError(name)
+        raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(rclone.metadata, "distribution", no_package)
+    monkeypatch.setattr(metadata, "distribution", no_package)
     code, _, err = run(capsys, "publish", "--site", str(site))
     assert code == 2
     assert "publish.rclone" in err and "PATH" in err and "gallery-mirror[publish]" in err
