@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ import test_backup as nightly_job
 from faultserver import FaultServer
 from mirror.cli import main
 from mirror.config import load_config
+from mirror.keep import store
 from mirror.keep.site import open_site
 from mirror.stages import scan as scanning
 from mirror.stages.backup import BackupResult, backup
@@ -184,6 +186,60 @@ def test_a_file_no_source_gives_back_is_reported_every_run_with_its_posts(
     code, out = run(capsys, site)
     assert code == 1 and f"repaired: {server.base}/b/0.jpg" in out
     assert row(site, 0)[2] is None and run(capsys, site)[0] == 0
+
+
+def test_repairs_stop_at_the_deadline_and_the_next_run_repairs(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = migrated(tmp_path, server)
+    gone = mirror_file(site, 1)
+    gone.unlink()
+    server.stall("/b/1.jpg", 30, jpeg(40))  # the source answers, in half a minute
+    capsys.readouterr()
+    report = tmp_path / "run.json"
+    started = time.monotonic()
+    code, out = run(capsys, site, "--max-time", "1", "--json", str(report))
+    assert time.monotonic() - started < 10  # not the source's half a minute
+    assert code == 1
+    assert (
+        "backup: stopped: the deadline passed (1 s after the start); 1 file not repaired yet" in out
+    )
+    data = json.loads(report.read_text())
+    assert data["stopped"]["kind"] == "deadline" and data["summary"]["not_repaired"] == 1
+    (item,) = data["files"]
+    assert item["repair"] == "not tried" and not item["repaired"]
+    assert row(site, 1)[2] is not None  # still a problem: the next run tries again
+    server.file("/b/1.jpg", jpeg(40))
+    code, out = run(capsys, site)
+    assert code == 1 and f"repaired: {server.base}/b/1.jpg" in out
+    assert gone.read_bytes() == jpeg(40) and run(capsys, site)[0] == 0
+
+
+def test_a_full_disk_during_repairs_stops_the_run_cleanly(
+    tmp_path: Path,
+    server: FaultServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = migrated(tmp_path, server)
+    gone = mirror_file(site, 2)
+    gone.unlink()
+    capsys.readouterr()
+
+    def full(self: store.AtomicFile) -> object:
+        raise OSError(28, os.strerror(28))  # ENOSPC, as a write to a full disk gives it
+
+    monkeypatch.setattr(store.AtomicFile, "__enter__", full)
+    code, out = run(capsys, site)
+    err = capsys.readouterr().err
+    assert code == 1 and "error" not in err
+    assert f"backup: stopped: no space left in {site / 'source' / 'images' / 'mirror'}" in out
+    assert "1 file not repaired yet" in out
+    assert not gone.exists() and row(site, 2)[2] is not None
+    monkeypatch.undo()
+    code, out = run(capsys, site)
+    assert code == 1 and f"repaired: {server.base}/b/2.jpg" in out
+    assert gone.read_bytes() == jpeg(80)
 
 
 def test_other_bytes_from_the_source_go_to_the_path_and_the_old_hash_to_the_history(

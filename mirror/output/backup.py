@@ -63,6 +63,7 @@ def summary(result: BackupResult) -> dict[str, int | float]:
         "changed_on_disk": guarded.having("changed on disk"),
         "repaired": guarded.repaired,
         "unrepairable": len(guarded.unrepairable),
+        "not_repaired": guarded.not_tried,  # the run stopped before their turn
         "files_checked": guarded.checked,  # a stat each
         "files_hashed": guarded.hashed,  # by the re-hash schedule, or all with --verify
         "thumbnails": sum(1 for m in thumbs if m.result.status == "made"),
@@ -75,7 +76,8 @@ def summary(result: BackupResult) -> dict[str, int | float]:
 def write_summary_line(result: BackupResult, out: TextIO) -> None:
     counts = summary(result)
     fetched = result.fetched
-    stopped = "interrupted; " if fetched.interrupted else "stopped; " if fetched.stopped else ""
+    stop = fetched.stopped or result.guarded.stopped  # the guard's repairs stop alike
+    stopped = "interrupted; " if fetched.interrupted else "stopped; " if stop else ""
     waiting = ""
     if fetched.waiting:
         first = min(fetched.next_tries[url] for url in fetched.waiting)
@@ -101,6 +103,9 @@ def write_summary_line(result: BackupResult, out: TextIO) -> None:
     if fetched.stopped is not None:
         left = counted(fetched.not_tried, "image")
         out.write(f"backup: stopped: {fetched.stopped.message}; {left} not tried yet\n")
+    elif result.guarded.stopped is not None:
+        left = counted(result.guarded.not_tried, "file")
+        out.write(f"backup: stopped: {result.guarded.stopped.message}; {left} not repaired yet\n")
     if result.prune_skipped:
         out.write(f"backup: {result.prune_skipped}\n")
 
@@ -122,7 +127,7 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
         "command": "backup",
         "exit_code": exit_code,
         "interrupted": fetched.interrupted,
-        "stopped": asdict(fetched.stopped) if fetched.stopped is not None else None,
+        "stopped": asdict(stop) if (stop := fetched.stopped or result.guarded.stopped) else None,
         "summary": summary(result),
         "failed": [
             {"url": o.url, "error": o.error, "posts": uses[o.url], "next_attempt": next_try(o.url)}
@@ -157,8 +162,9 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
                 "urls": list(p.urls),
                 "problem": p.problem,
                 "detail": p.detail,
-                "repaired": p.repair != "failed",
-                "repair": p.repair,  # "same" bytes, "other" bytes, or "failed"
+                "repaired": p.repair in ("same", "other"),
+                # "same" bytes, "other" bytes, "failed", or "not tried" (the run stopped)
+                "repair": p.repair,
                 "repair_detail": p.repair_detail,
                 "earlier_sha256": p.earlier_sha256,
                 "posts": [f"{r.post}:{r.line}" for r in p.refs],

@@ -96,7 +96,9 @@ def backup(
         if on_event is not None:
             on_event(Event(kind, url, detail, refs))
 
-    guarded = guarding.guard(site, scan, before, verify_all=verify, clock=clock, tell=tell)
+    guarded = guarding.guard(
+        site, scan, before, verify_all=verify, clock=clock, deadline=deadline, tell=tell
+    )
 
     def outcome(done: Outcome) -> None:
         if on_outcome is not None:

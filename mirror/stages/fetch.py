@@ -29,7 +29,7 @@ import functools
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -420,19 +420,14 @@ async def _download(
     async with downloading(config, dirs, on_host) as (downloader, commit):
 
         async def one(url: str) -> None:
-            try:
-                outcome = await fetch_one(
-                    downloader,
-                    commit,
-                    url,
-                    known.get(url) or repairs.get(url),
-                    repair=url in repairs,
-                    late=record,  # in place and good: its thumbnails come next run
-                )
-            except OSError as exc:
-                if (stop := _stop_for(config, exc, url)) is None:
-                    raise
-                raise _Stopped(stop) from exc
+            outcome = await fetch_one(
+                downloader,
+                commit,
+                url,
+                known.get(url) or repairs.get(url),
+                repair=url in repairs,
+                late=record,  # in place and good: its thumbnails come next run
+            )
             if thumbs is not None and outcome.status == "mirrored":
                 try:
                     outcome = await thumbs.make(outcome, known.get(url), commit)
@@ -449,18 +444,40 @@ async def _download(
                     raise
             record(outcome)
 
-        # The deadline cancels every download under way (each removes its
-        # temporary file), and so does a stop raised by one of them.
-        timer = asyncio.timeout(None if deadline is None else deadline.at - time.monotonic())
+        return await each_until_stopped(config, downloader, urls, one, deadline)
+
+
+async def each_until_stopped(
+    config: Config,
+    downloader: Downloader,
+    urls: Sequence[str],
+    one: Callable[[str], Awaitable[None]],
+    deadline: Deadline | None,
+) -> Stop | None:
+    """``one`` for each URL on ``downloader``'s schedule, until ``deadline`` or a
+    file system error every next file would meet too (a full disk, an
+    unwritable directory); why it stopped early, if it did."""
+
+    async def stopping(url: str) -> None:
         try:
-            async with timer:
-                await downloader.each(urls, one)
-        except _Stopped as stopped:
-            return _measured(stopped.stop)
-        except TimeoutError:
-            if deadline is None or not timer.expired():
+            await one(url)
+        except OSError as exc:
+            if (stop := _stop_for(config, exc, url)) is None:
                 raise
-            return Stop("deadline", f"the deadline passed ({deadline.seconds:g} s after the start)")
+            raise _Stopped(stop) from exc
+
+    # The deadline cancels every download under way (each removes its
+    # temporary file), and so does a stop raised by one of them.
+    timer = asyncio.timeout(None if deadline is None else deadline.at - time.monotonic())
+    try:
+        async with timer:
+            await downloader.each(urls, stopping)
+    except _Stopped as stopped:
+        return _measured(stopped.stop)
+    except TimeoutError:
+        if deadline is None or not timer.expired():
+            raise
+        return Stop("deadline", f"the deadline passed ({deadline.seconds:g} s after the start)")
     return None
 
 

@@ -49,7 +49,8 @@ class FileProblem:
     urls: tuple[str, ...]  # the URLs it serves (one, but for the hash layout)
     problem: Finding
     detail: str
-    repair: Literal["same", "other", "failed"]  # the recorded bytes back, other bytes, none
+    # the recorded bytes back, other bytes, none; or not tried: the run stopped first
+    repair: Literal["same", "other", "failed", "not tried"]
     repair_detail: str  # where it came from, or why no source gave it
     refs: tuple[ImageRef, ...]  # the references using it
     earlier_sha256: str | None = None  # "other": the recorded hash, kept in the history
@@ -62,17 +63,23 @@ class GuardResult:
     hashed_bytes: int
     problems: tuple[FileProblem, ...]
     every: bool = False  # every file was re-hashed (--verify)
+    stopped: fetching.Stop | None = None  # the deadline passed, or the disk filled, in the repairs
 
     def having(self, problem: Finding) -> int:
         return sum(1 for p in self.problems if p.problem == problem)
 
     @property
     def repaired(self) -> int:
-        return sum(1 for p in self.problems if p.repair != "failed")
+        return sum(1 for p in self.problems if p.repair in ("same", "other"))
 
     @property
     def unrepairable(self) -> tuple[FileProblem, ...]:
         return tuple(p for p in self.problems if p.repair == "failed")
+
+    @property
+    def not_tried(self) -> int:
+        """Bad files the run stopped before repairing (``stopped``)."""
+        return sum(1 for p in self.problems if p.repair == "not tried")
 
 
 def guard(
@@ -82,9 +89,14 @@ def guard(
     *,
     verify_all: bool = False,
     clock: fetching.Clock = fetching.utc_now,
+    deadline: fetching.Deadline | None = None,
     tell: Tell | None = None,
 ) -> GuardResult:
-    """Check the files the posts use (``records``: every record), repair the bad ones."""
+    """Check the files the posts use (``records``: every record), repair the bad ones.
+
+    A repair stops as a fetch does: at ``deadline``, or when the disk is full
+    (``stopped``); the files not tried then are problems still, tried again
+    by the next run."""
     config, state = site.config, site.state
     root = config.mirror_dir
     groups = _in_use(scan, records, OwnLinks(config))
@@ -104,7 +116,11 @@ def guard(
         if tell is not None:
             tell(problem, groups[path][0].url, detail, ())
     dirs = DirSync()
-    repairs = asyncio.run(_repair(site, {path: groups[path] for path in bad}, dirs)) if bad else {}
+    repairs: dict[str, Outcome | str] = {}
+    stopped = None
+    if bad:
+        wanted = {path: groups[path] for path in bad}
+        stopped = asyncio.run(_repair(site, wanted, dirs, repairs, deadline))
     dirs.sync()  # the renames first: a row never points at a file a power cut loses
     # The references are named only for a bad file: building them all costs more
     # than the night's checks.
@@ -112,7 +128,14 @@ def guard(
     problems = []
     with state.transaction():
         for path, (problem, detail) in bad.items():
-            group, got = groups[path], repairs[path]
+            group, got = groups[path], repairs.get(path)
+            if got is None:  # the run stopped before its turn: the next run tries
+                why = f"not repaired: {stopped.message if stopped else 'the run stopped'}"
+                state.mark_file_problem(path, f"{problem}: {detail}; {why}")
+                problems.append(
+                    FileProblem(path, _urls(group), problem, detail, "not tried", why, refs[path])
+                )
+                continue
             if isinstance(got, str):
                 state.mark_file_problem(path, f"{problem}: {detail}; {got}")
                 item = FileProblem(path, _urls(group), problem, detail, "failed", got, refs[path])
@@ -123,7 +146,7 @@ def guard(
                 if tell is not None:
                     tell("repaired", got.url, item.repair_detail, ())
             problems.append(item)
-    return GuardResult(len(groups), hashed, hashed_bytes, tuple(problems), verify_all)
+    return GuardResult(len(groups), hashed, hashed_bytes, tuple(problems), verify_all, stopped)
 
 
 def _in_use(
@@ -178,12 +201,15 @@ def _refs(
 
 
 async def _repair(
-    site: Site, bad: Mapping[str, list[UrlRecord]], dirs: DirSync
-) -> dict[str, Outcome | str]:
-    """Fetch each bad path again from its URLs' sources, the first that gives it:
-    the outcome, or why none did."""
+    site: Site,
+    bad: Mapping[str, list[UrlRecord]],
+    dirs: DirSync,
+    done: dict[str, Outcome | str],
+    deadline: fetching.Deadline | None,
+) -> fetching.Stop | None:
+    """Fetch each bad path again from its URLs' sources, the first that gives it,
+    into ``done``: the outcome, or why none did; why the repairs stopped early."""
     config = site.config
-    done: dict[str, Outcome | str] = {}
     by_url = {group[0].url: path for path, group in bad.items()}
     async with fetching.downloading(config, dirs) as (downloader, commit):
 
@@ -197,8 +223,7 @@ async def _repair(
                 errors.append(f"{record.url}: {got.error or 'failed'}")
             done[path] = "no source gives it back (" + "; ".join(errors) + ")"
 
-        await downloader.each(list(by_url), one)
-    return done
+        return await fetching.each_until_stopped(config, downloader, list(by_url), one, deadline)
 
 
 def _record_repair(
