@@ -358,6 +358,27 @@ def test_an_image_whose_thumbnail_is_not_published_is_left_alone(
     assert f"{cdn.base}/{BUCKET}/gallery/{ORIGINALS[3]}" in post
 
 
+def test_a_thumbnail_remade_since_its_upload_counts_as_not_published(
+    site: Path, remotes: tuple[RcloneServer, RcloneServer, Cdn], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its path is on the remote, its bytes are not: the CDN would serve the old one."""
+    _, _, cdn = remotes
+    configure(site, cdn)
+    assert run(capsys, "-q", "fetch", "--site", str(site))[0] == 0
+    assert run(capsys, "-q", "publish", "--site", str(site))[0] == 0
+    toml = site / "gallery-mirror.toml"
+    toml.write_text(toml.read_text() + "[thumbnails]\nquality = 40\n")  # new bytes, same paths
+    assert run(capsys, "-q", "thumbs", "--site", str(site))[0] == 0
+    code, out, _ = run(capsys, "rewrite", "--to", "cdn", "--site", str(site))
+    assert f"not published (its thumbnail {THUMBS[0]})" in out
+    assert (
+        f"{cdn.base}/{BUCKET}/gallery/" not in (site / "source/_posts/deepseek-post.md").read_text()
+    )
+    assert run(capsys, "-q", "publish", "--site", str(site))[0] == 0  # uploaded again
+    code, out, _ = run(capsys, "rewrite", "--to", "cdn", "--site", str(site))
+    assert code == 0 and "not published" not in out
+
+
 def test_the_cdn_example_publishes_rewrites_and_every_new_url_answers() -> None:
     rclone_binary()
     done = subprocess.run(

@@ -120,6 +120,9 @@ def backup(
     fetched = fetching.fetch(
         site, scan, refresh_after=refresh_after, retry_failed=retry_failed, deadline=deadline,
         clock=clock, skip={u for p in guarded.problems for u in p.urls},
+        # What the guard wrote of files it found fine (their mtime, when they
+        # were hashed) is nothing the fetch reads: its rows stand, but after a repair.
+        every_record=None if guarded.problems else before,
         on_plan=on_plan, on_outcome=outcome, on_host=on_host,
     )  # fmt: skip
     pruned: tuple[Pruned, ...] = ()

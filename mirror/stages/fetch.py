@@ -172,6 +172,7 @@ def fetch(
     deadline: Deadline | None = None,
     clock: Clock = utc_now,
     skip: Collection[str] = (),
+    every_record: Mapping[str, UrlRecord] | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_host: Callable[[HostEvent], None] | None = None,
@@ -185,6 +186,7 @@ def fetch(
     is the time the schedule and the state go by. ``on_host`` hears of hosts
     going down or being rate-limited, as it happens. The URLs of ``skip`` were
     asked for already in this run (backup's repairs): not again.
+    ``every_record``: every record, as the caller read it just now (not read again).
     """
     started = time.monotonic()
     config, state = site.config, site.state
@@ -199,15 +201,19 @@ def fetch(
         remote = links.to_fetch(scan)  # never the mirror itself (after a rewrite)
         # The recorded sources of the files rewritten posts name: re-checked and
         # retried as if the posts still named them.
-        every = functools.cache(state.records)  # all rows, read once, only if own links
+        # All rows, read once and only if there are own links; or the caller's,
+        # read just now.
+        every = functools.cache(
+            state.records if every_record is None else lambda: dict(every_record)
+        )
         via = links.sources(scan, every)
         named = set(remote)
         urls = (*remote, *(url for url in via if url not in named))
         own = links.mirrored(links.records(scan, every))  # counted as already mirrored
-        # With own links every row was read already: the URLs' are among them.
+        # With own links, or from the caller, every row is at hand: the URLs' are among them.
         records = (
             {url: found for url in urls if (found := every().get(url)) is not None}
-            if via else state.records(urls)
+            if via or every_record is not None else state.records(urls)
         )  # fmt: skip
         state.seen(urls, now=now, known=records)
         if new := [url for url in urls if url not in records]:

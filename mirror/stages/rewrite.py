@@ -26,7 +26,7 @@ from urllib.parse import quote
 from mirror.config import Config
 from mirror.errors import ConfigError
 from mirror.keep import journal, published, thumbrows
-from mirror.keep.mirrorfiles import MirrorFiles, bundle_name, copy_into_bundle
+from mirror.keep.mirrorfiles import MirrorFiles, bundle_name, copy_into_bundle, sha256_file
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.postfile import Unreadable, read_post, write_post
 from mirror.keep.site import Site
@@ -232,8 +232,12 @@ class _Decider:
         if self._config.publish.thumbnails and self._site.read_state is not None:
             folder = self._config.thumbnails.dir.rstrip("/")
             for name in thumbrows.files_of(self._site.read_state, path):
-                if f"{folder}/{name}" not in self._published:
-                    return f"{NOT_PUBLISHED} (its thumbnail {folder}/{name})"
+                # The state keeps no thumbnail's hash: the file is read (they are
+                # small), so that one remade since its upload counts as not there.
+                key = f"{folder}/{name}"
+                local = sha256_file(self._config.mirror_dir / key)
+                if local is None or self._published.get(key) != local:
+                    return f"{NOT_PUBLISHED} (its thumbnail {key})"
         return None
 
 
