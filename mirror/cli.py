@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 from mirror.config import load_config
 from mirror.errors import ConfigError, MirrorError
 from mirror.keep.site import Site, open_site
-from mirror.models import ScanResult
+from mirror.models import Deadline, ScanResult
 from mirror.output import files as outfile
 from mirror.output.scan import write_json, write_table
 from mirror.scanner.layout import settle
@@ -378,7 +378,7 @@ def _fetch(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.fetch import write_summary
     from mirror.stages import fetch as fetching
 
-    deadline = fetching.Deadline.after(args.max_time, time.monotonic())
+    deadline = Deadline.after(args.max_time, time.monotonic())
     scan = _scan_posts(site)
     with _progress(args) as progress:
         result = fetching.fetch(
@@ -420,7 +420,6 @@ def _migrate(args: argparse.Namespace, site: Site) -> int:
     from mirror.output.publish import write_publish
     from mirror.output.rewrite import interrupted_note, write_rewrite
     from mirror.stages import migrate as migrating
-    from mirror.stages.fetch import Deadline
 
     deadline = Deadline.after(args.max_time, time.monotonic())
     scan = _scan_posts(site)
@@ -459,7 +458,6 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
         write_summary_line,
     )
     from mirror.stages.backup import backup
-    from mirror.stages.fetch import Deadline
 
     max_time = site.config.backup.max_time if args.max_time is None else args.max_time
     deadline = Deadline.after(max_time, time.monotonic())

@@ -222,3 +222,27 @@ class Edit(NamedTuple):
     def url_offset(self) -> int:
         """Where the URL starts inside ``new``: after an added opening quote."""
         return self.new.index(self.url) if self.new != self.url else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When a run stops starting downloads: ``seconds`` after it started."""
+
+    seconds: float  # as asked (--max-time, backup.max_time)
+    at: float  # on time.monotonic()'s clock
+
+    @classmethod
+    def after(cls, seconds: float | None, started: float) -> Deadline | None:
+        """The deadline ``seconds`` after ``started`` (monotonic); None for none or 0."""
+        return cls(seconds, started + seconds) if seconds else None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why a run stopped before it had tried every URL."""
+
+    kind: Literal["deadline", "disk_full", "unwritable"]
+    message: str  # names the directory, and for a full disk the room needed
+    directory: str | None = None
+    free: int | None = None  # bytes free in ``directory`` once the run ended
+    needed: int | None = None  # bytes at least of the file that did not fit

@@ -25,7 +25,7 @@ from mirror.keep.state import UrlRecord
 from mirror.models import HostEvent, Outcome
 from mirror.net.downloader import Downloader, _retry_after, is_transient
 from mirror.net.transport import make_client
-from mirror.stages.fetch import fetch_one
+from mirror.stages.download import fetch_one
 
 
 def image(

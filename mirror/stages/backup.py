@@ -33,7 +33,7 @@ from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import REFERENCED_TO, UrlRecord
 from mirror.keep.store import TRASH_DIR_NAME, inside, to_trash
-from mirror.models import HostEvent, ImageRef, Outcome, ScanResult
+from mirror.models import Deadline, HostEvent, ImageRef, Outcome, ScanResult
 from mirror.stages import fetch as fetching
 from mirror.stages import guard as guarding
 from mirror.stages import publish as publishing
@@ -81,7 +81,7 @@ def backup(
     prune: bool = False,
     verify: bool = False,
     retry_failed: bool = False,
-    deadline: fetching.Deadline | None = None,
+    deadline: Deadline | None = None,
     clock: fetching.Clock = fetching.utc_now,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,

@@ -22,7 +22,6 @@ whose image changed or whose files are gone.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -33,7 +32,7 @@ from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import DirSync
-from mirror.models import ImageRef, Outcome, ScanResult
+from mirror.models import Deadline, ImageRef, Outcome, ScanResult, Stop
 from mirror.stages import fetch as fetching
 
 GuardKind = Literal["missing", "changed on disk", "repaired", "unrepairable"]
@@ -63,7 +62,7 @@ class GuardResult:
     hashed_bytes: int
     problems: tuple[FileProblem, ...]
     every: bool = False  # every file was re-hashed (--verify)
-    stopped: fetching.Stop | None = None  # the deadline passed, or the disk filled, in the repairs
+    stopped: Stop | None = None  # the deadline passed, or the disk filled, in the repairs
 
     def having(self, problem: Finding) -> int:
         return sum(1 for p in self.problems if p.problem == problem)
@@ -89,7 +88,7 @@ def guard(
     *,
     verify_all: bool = False,
     clock: fetching.Clock = fetching.utc_now,
-    deadline: fetching.Deadline | None = None,
+    deadline: Deadline | None = None,
     tell: Tell | None = None,
 ) -> GuardResult:
     """Check the files the posts use (``records``: every record), repair the bad ones.
@@ -120,7 +119,12 @@ def guard(
     stopped = None
     if bad:
         wanted = {path: groups[path] for path in bad}
-        stopped = asyncio.run(_repair(site, wanted, dirs, repairs, deadline))
+        # The network is imported here, for a repair: a night without one never does.
+        import asyncio
+
+        from mirror.stages import download
+
+        stopped = asyncio.run(download.repair(site.config, wanted, dirs, repairs, deadline))
     dirs.sync()  # the renames first: a row never points at a file a power cut loses
     # The references are named only for a bad file: building them all costs more
     # than the night's checks.
@@ -198,32 +202,6 @@ def _refs(
         if path in found:
             found[path].append(ref)
     return {path: tuple(refs) for path, refs in found.items()}
-
-
-async def _repair(
-    site: Site,
-    bad: Mapping[str, list[UrlRecord]],
-    dirs: DirSync,
-    done: dict[str, Outcome | str],
-    deadline: fetching.Deadline | None,
-) -> fetching.Stop | None:
-    """Fetch each bad path again from its URLs' sources, the first that gives it,
-    into ``done``: the outcome, or why none did; why the repairs stopped early."""
-    config = site.config
-    by_url = {group[0].url: path for path, group in bad.items()}
-    async with fetching.downloading(config, dirs) as (downloader, commit):
-
-        async def one(url: str) -> None:
-            path, errors = by_url[url], []
-            for record in bad[path]:
-                got = await fetching.fetch_one(downloader, commit, record.url, record, repair=True)
-                if got.status == "mirrored":
-                    done[path] = got
-                    return
-                errors.append(f"{record.url}: {got.error or 'failed'}")
-            done[path] = "no source gives it back (" + "; ".join(errors) + ")"
-
-        return await fetching.each_until_stopped(config, downloader, list(by_url), one, deadline)
 
 
 def _record_repair(

@@ -23,7 +23,7 @@ from mirror.formats import FORMATS, ImageFormat, format_of
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.store import url_path
-from mirror.models import HostEvent, Outcome, ScanResult
+from mirror.models import Deadline, HostEvent, Outcome, ScanResult
 from mirror.stages import fetch as fetching
 from mirror.stages import publish as publishing
 from mirror.stages import rewrite as rewriting
@@ -88,7 +88,7 @@ def migrate(
     scan: ScanResult,
     *,
     to: rewriting.Target | None,
-    deadline: fetching.Deadline | None = None,
+    deadline: Deadline | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_host: Callable[[HostEvent], None] | None = None,

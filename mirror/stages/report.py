@@ -12,7 +12,6 @@ the first fetch), and the renderers write only the files they are given.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from mirror.pixels.spec import ThumbSpec, thumb_path
 from mirror.stages import migrate as migrating
 from mirror.stages import rewrite as rewriting
 from mirror.stages import thumbs as thumbnailing
-from mirror.stages.fetch import next_attempt, probe_all
+from mirror.stages.download import probe_all
+from mirror.stages.fetch import next_attempt
 from mirror.stages.migrate import FetchPlan
 from mirror.stages.scan import summary_counts
 from mirror.urls import host_of
@@ -156,7 +156,7 @@ def report(
     config = site.config
     fetch, _, rewrite = migrating.dry_run(site, scan, to=to)
     records = site.scan_records(scan)
-    probes = asyncio.run(probe_all(config, fetch.todo)) if check and fetch.todo else {}
+    probes = probe_all(config, fetch.todo) if check and fetch.todo else {}
     todo = set(fetch.todo)
     urls = tuple(
         _url_report(url, refs, url in todo, records.get(url), probes.get(url))

@@ -16,7 +16,6 @@ since the site scan is rescanned and planned afresh instead of guessed at.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -383,9 +382,9 @@ def probe(urls: set[str], config: Config) -> Mapping[str, str]:
     guard): a CDN that wants a Referer is asked with it."""
     # Imported here: the network stack (aiohttp) would add a third of a second
     # to the start of every rewrite and revert, and only --check-target asks.
-    from mirror.stages import fetch as fetching
+    from mirror.stages import download
 
-    probes = asyncio.run(fetching.probe_all(config, sorted(urls)))
+    probes = download.probe_all(config, sorted(urls))
     return {
         url: f"answered {probe.error}" if probe.status is not None else str(probe.error)
         for url, probe in probes.items()
