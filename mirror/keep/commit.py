@@ -10,12 +10,14 @@ so a row never names a file that a power cut can take back.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from mirror.keep.incoming import Incoming
+from mirror.keep.mirrorfiles import sha256_file
 from mirror.keep.state import UrlRecord
 from mirror.keep.store import CheckedRoot, DirSync, hash_path, stamped, url_path
 
@@ -82,7 +84,7 @@ class Commit:
             if repair and known is not None and known.path:
                 relative = PurePosixPath(known.path)
             else:
-                relative = self._place(file, url, extension, known)
+                relative = self._unshared(self._place(file, url, extension, known), file, known)
             final = self._inside(relative)
             # A repair of a file that is gone replaces nothing.
             replaced = known.path if known is not None and (final.exists() or not repair) else None
@@ -102,6 +104,19 @@ class Commit:
             raise
         return Placed(relative.as_posix(), replaced)
 
+    def _unshared(
+        self, relative: PurePosixPath, file: Incoming, known: UrlRecord | None
+    ) -> PurePosixPath:
+        """``relative``, or the name beside it (``name~<hash>.ext``) when the file there
+        has other bytes and is not ``known``'s own: a URL's http and https twins
+        share a name in the url layout, and neither may overwrite the other's."""
+        if self._layout != "url" or (known is not None and known.path == relative.as_posix()):
+            return relative  # content-addressed, or its own file: a refresh replaces it
+        held = sha256_file(self._inside(relative))
+        if held is None or held == file.sha256:
+            return relative
+        return relative.with_name(f"{relative.stem}~{file.sha256[:8]}{relative.suffix}")
+
     def _place(
         self, file: Incoming, url: str, extension: str, known: UrlRecord | None
     ) -> PurePosixPath:
@@ -115,11 +130,17 @@ class Commit:
 
 
 def _own_url_path(url: str, path: str) -> bool:
-    """Whether ``path`` is the name the url layout gives ``url`` (with its extension)."""
+    """Whether ``path`` is the name the url layout gives ``url`` (with its extension),
+    or the one beside it that a twin's file made it take (:meth:`Commit._unshared`)."""
+    placed = PurePosixPath(path)
     try:
-        return url_path(url, PurePosixPath(path).suffix.lower()).as_posix() == path
+        named = url_path(url, placed.suffix.lower())
     except ValueError:  # no extension, or one the layout would not write
         return False
+    beside = re.fullmatch(
+        re.escape(named.stem) + "~[0-9a-f]{8}" + re.escape(named.suffix), placed.name
+    )
+    return named == placed or (named.parent == placed.parent and beside is not None)
 
 
 def _keep_version(old: Path, kept: Path) -> Path | None:

@@ -15,7 +15,9 @@ for every common file system whatever the URL holds:
 * The host is lower-cased; a port is kept as ``host_8080`` (``:`` is not
   portable); user info is dropped. The scheme is not part of the path: a
   browser loads ``http://h/a.jpg`` on an ``https`` page as ``https://h/a.jpg``
-  (mixed-content upgrade), so both are one image and share one file. Default
+  (mixed-content upgrade), so both are one image and share one file (should
+  the two ever serve other bytes, the second goes beside the first,
+  ``a~<hash>.jpg``: the commit step never overwrites another URL's file). Default
   ports (80 for http, 443 for https) are dropped, as ``mirror.urls`` does.
 * The path is percent-decoded as UTF-8 (bad bytes become U+FFFD) and split on
   ``/`` and ``\\``. Empty, ``.`` and ``..`` components are dropped, never
