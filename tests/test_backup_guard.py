@@ -215,6 +215,23 @@ def test_repairs_stop_at_the_deadline_and_the_next_run_repairs(
     assert gone.read_bytes() == jpeg(40) and run(capsys, site)[0] == 0
 
 
+def test_prune_does_nothing_after_the_repairs_stopped(
+    tmp_path: Path, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = migrated(tmp_path, server, toml="[backup]\nprune_after = 0\n")
+    post = site / "source" / "_posts" / "p.md"
+    lines = post.read_text().splitlines(keepends=True)
+    post.write_text("".join(line for line in lines if "/b/2.jpg" not in line))  # 2: unused
+    unused = mirror_file(site, 2)
+    mirror_file(site, 1).unlink()
+    server.stall("/b/1.jpg", 30, jpeg(40))
+    capsys.readouterr()
+    code, out = run(capsys, site, "--prune", "--max-time", "1")
+    assert code == 1 and "backup: stopped: the deadline passed" in out
+    assert "backup: not pruned: the run stopped early" in out
+    assert unused.exists()
+
+
 def test_a_full_disk_during_repairs_stops_the_run_cleanly(
     tmp_path: Path,
     server: FaultServer,

@@ -360,3 +360,26 @@ def test_symlinked_folder_inside_posts_is_followed(tmp_path: Path) -> None:
         image_of("series/part1.md"),
         image_of("source/_posts/a.md"),
     ]
+
+
+def test_a_linked_folder_inside_a_wider_glob_keeps_the_posts_own_names(tmp_path: Path) -> None:
+    """Hexo's globs walk source/_posts and source/: a link in source/ to a folder of
+    posts names each post twice, and the post's own name is the one kept."""
+    (tmp_path / "source" / "_posts" / "2019").mkdir(parents=True)
+    (tmp_path / "source" / "_posts" / "2019" / "x.md").write_text("x\n")
+    (tmp_path / "source" / "_posts" / "y.md").write_text("y\n")
+    os.symlink("_posts/2019", tmp_path / "source" / "archive")
+    found = discover(tmp_path, None)
+    assert found.posts == ("source/_posts/2019/x.md", "source/_posts/y.md")
+    assert found.notes == (
+        "source/archive/x.md: same file as source/_posts/2019/x.md, scanned once",
+    )
+
+
+def test_a_glob_outside_the_others_bases_finds_its_posts(tmp_path: Path) -> None:
+    site = tmp_path / "blog"
+    site.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (site / "a.md").write_text("a\n")
+    (tmp_path / "elsewhere" / "s.md").write_text("s\n")
+    assert discover(site, ["*.md", "../elsewhere/*.md"]).posts == ("../elsewhere/s.md", "a.md")

@@ -189,3 +189,30 @@ def test_the_nightly_backup_reads_no_post_when_none_changed(
         code, second = nightly_job.backup(capsys, site)
     assert code == 0 and read == []
     assert "3 already mirrored" in second
+
+
+def test_a_state_that_cannot_take_the_scans_costs_the_run_nothing(
+    tmp_path: Path, settled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept scans only save time: a full disk under the state is for the fetch to
+    meet, where it stops cleanly, not for the scan."""
+    site = make_site(tmp_path)
+
+    def full(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(scancache.ScanCache, "_write", full)
+    assert len(scan(site).posts) == 3
+    assert kept_posts(site) == []
+
+
+def test_references_asked_for_after_the_session_are_read_from_the_posts(
+    tmp_path: Path, settled: None
+) -> None:
+    site = make_site(tmp_path)
+    fresh = scan(site)
+    config = load_config(None, site=site)
+    with open_site(config, write=True) as opened:
+        result = scanning.scan(config, opened)
+    assert len(briefs(result)) == 3
+    assert result.refs == fresh.refs  # the state is closed: the posts were read

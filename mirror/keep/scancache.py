@@ -19,16 +19,20 @@ the standard formats, and only ever read by the Python that wrote them.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import marshal
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
+from mirror.errors import MirrorError
 from mirror.keep.db import Migration
 from mirror.keep.postfile import Stamp
 from mirror.models import ImageRef, PostBrief, PostScan, SkippedRef
+from mirror.version import __version__
 
 if TYPE_CHECKING:  # the state applies this module's migrations: imported the other way
     from mirror.keep.state import State
@@ -53,6 +57,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
 )
 
+# The libraries whose reading decides a scan: PyYAML (the front matter's spans;
+# its C loader too) and markdown-it-py (the code blocks).
+_PARSERS: Final = ("yaml", "_yaml", "markdown_it")
 _RACY_NS: Final = 2_000_000_000  # coarse file systems keep mtimes to 1 or 2 seconds
 _CHUNK: Final = 500  # posts per query: under SQLite's limit of bound values
 
@@ -107,6 +114,16 @@ class ScanCache:
         gone = self._rows.difference(posts)
         if not rows and not gone:
             return  # the night with nothing new writes nothing
+        try:
+            self._write(rows, gone)
+        except (sqlite3.Error, MirrorError):
+            # Kept scans only save time: a full disk is for the run to meet
+            # where it stops cleanly (the fetch), not here. Nothing was written.
+            return
+        self._rows.difference_update(gone)
+        self._rows.update(row[0] for row in rows)
+
+    def _write(self, rows: Sequence[tuple[object, ...]], gone: set[str]) -> None:
         with self._state.transaction():
             connection = self._state.connection
             connection.executemany(
@@ -122,8 +139,6 @@ class ScanCache:
             connection.executemany(
                 "DELETE FROM post_scans WHERE post = ?", ((post,) for post in gone)
             )
-        self._rows.difference_update(gone)
-        self._rows.update(row[0] for row in rows)
 
 
 def _encode(scan: PostScan) -> tuple[bytes, bytes]:
@@ -144,9 +159,15 @@ def _decode(post: str, data: bytes) -> PostScan:
 
 
 def scanner_id(*settings: object) -> str:
-    """What a kept scan was made by: this program's code, the Python that runs
-    it (``marshal``'s format is its own) and ``settings``, as one hash."""
-    digest = hashlib.sha256(f"{sys.version}\0{settings!r}".encode())
+    """What a kept scan was made by: this program's code and version, the Python
+    that runs it (``marshal``'s format is its own), the parsers it uses and
+    ``settings``, as one hash."""
+    digest = hashlib.sha256(f"{sys.version}\0{__version__}\0{settings!r}".encode())
+    for library in _PARSERS:  # an upgrade rewrites their files: their stat tells
+        spec = importlib.util.find_spec(library)
+        origin = spec.origin if spec is not None else None
+        info = os.stat(origin) if origin else None
+        digest.update(f"{library}\0{origin}\0{info and (info.st_size, info.st_mtime_ns)}".encode())
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the mirror package
     for name in sorted(_sources(top)):
         digest.update(name.encode())

@@ -52,10 +52,10 @@ def discover(root: Path, globs: Sequence[str] | None, *, exclude: Sequence[Path]
     notes: list[str] = []
     split = [_split_glob(pattern) for pattern in chosen]
     post = re.compile("|".join(f"(?:{regex.pattern})" for _, regex in split))
-    bases = {base for base, _ in split}
-    # Each folder is walked once, from the shortest bases: Hexo's globs all
-    # start in source/, and a walk per glob would list the posts four times.
-    for base in sorted(b for b in bases if not any(_below(b, other) for other in bases)):
+    # Each base once, in the globs' order (Hexo's four globs have two): a
+    # base's own walk finds its posts under their own names first, though a
+    # wider base holds a link to them, and reaches one the wider walk skips.
+    for base in dict.fromkeys(base for base, _ in split):
         for rel, entry in _walk(root, base, skip, notes):
             if rel not in found and post.fullmatch(rel):
                 found[rel] = entry
@@ -96,11 +96,6 @@ def _one_name_per_file(
 
 def _is_canonical(real_root: Path, name: str) -> bool:
     return (real_root / name).resolve() == real_root / name
-
-
-def _below(base: str, other: str) -> bool:
-    """Is folder ``base`` strictly inside folder ``other`` ("" is the root)?"""
-    return base != other and (not other or base.startswith(other + "/"))
 
 
 def _split_glob(pattern: str) -> tuple[str, re.Pattern[str]]:

@@ -127,7 +127,7 @@ def backup(
     )  # fmt: skip
     pruned: tuple[Pruned, ...] = ()
     skipped = None
-    if prune and fetched.stopped is not None:
+    if prune and (fetched.stopped is not None or guarded.stopped is not None):
         skipped = "not pruned: the run stopped early"
     elif prune and not fetched.interrupted:
         skipped = _why_not_prune(scan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,8 @@ def scan(config: Config, site: Site | None = None) -> ScanResult:
 
     With the session of a site that has a state, a post unchanged since its
     last scan (:mod:`mirror.keep.scancache`) is not read again: its brief
-    stands in for it until a command asks for the references.
+    stands in for it until a command asks for the references (then loaded
+    from the state, or read from the post once the session is closed).
     """
     root = config.site.root
     found = discover(root, config.site.posts, exclude=(config.mirror_dir, config.state_dir))
@@ -39,7 +41,10 @@ def scan(config: Config, site: Site | None = None) -> ScanResult:
     cache.keep(stamped, found.posts)
 
     def load(posts: Sequence[str]) -> Mapping[str, PostScan]:
-        kept = cache.load({post: found.stamps[post] for post in posts})
+        try:
+            kept = cache.load({post: found.stamps[post] for post in posts})
+        except sqlite3.Error:  # the session is over (a library caller): the posts are read
+            kept = {}
         # Gone from the cache since (another run kept a newer scan): read again.
         missing = [post for post in posts if post not in kept]
         return {**kept, **dict(zip(missing, _scanned(root, missing, keys, links), strict=True))}
