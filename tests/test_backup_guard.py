@@ -232,6 +232,32 @@ def test_prune_does_nothing_after_the_repairs_stopped(
     assert unused.exists()
 
 
+NIGHT = """
+import sys
+from mirror.cli import main
+code = main(["-q", "--no-progress", "backup", "--site", sys.argv[1]])
+heavy = ["asyncio", "aiohttp", "httpx", "tenacity", "PIL", "tqdm"]
+print(code, sorted(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_a_night_with_nothing_to_do_imports_no_network_and_no_pillow(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    """They take longer to import than such a night takes altogether."""
+    site = migrated(tmp_path, server)
+    assert main(["-q", "backup", "--site", str(site)]) == 0  # the first night after
+    night = subprocess.run(
+        [sys.executable, "-c", NIGHT, str(site)], capture_output=True, text=True, check=True
+    )
+    assert night.stdout.split("\n")[-2] == "0 []", night.stderr
+    mirror_file(site, 1).unlink()  # a repair: now the network is needed
+    night = subprocess.run(
+        [sys.executable, "-c", NIGHT, str(site)], capture_output=True, text=True, check=True
+    )
+    assert "'aiohttp'" in night.stdout.split("\n")[-2]
+
+
 def test_a_full_disk_during_repairs_stops_the_run_cleanly(
     tmp_path: Path,
     server: FaultServer,

@@ -85,7 +85,14 @@ class ScanCache:
         return found
 
     def load(self, stamps: Mapping[str, Stamp]) -> dict[str, PostScan]:
-        """The full scans of the posts of ``stamps`` still kept for those stamps."""
+        """The full scans of the posts of ``stamps`` still kept for those stamps;
+        none once the session is closed (a library caller kept the scan)."""
+        try:
+            return self._load(stamps)
+        except sqlite3.ProgrammingError:  # a closed connection
+            return {}
+
+    def _load(self, stamps: Mapping[str, Stamp]) -> dict[str, PostScan]:
         found: dict[str, PostScan] = {}
         names = list(stamps)
         for i in range(0, len(names), _CHUNK):

@@ -414,26 +414,26 @@ class State:
         ``last_referenced`` is kept to :data:`REFERENCED_TO`: a row marked
         within it is not written again, so a night with nothing new writes
         none (``backup --prune`` allows for it). ``known``: the records of
-        ``urls`` as just read, so that those need not even be asked.
+        ``urls`` as just read (else they are read here).
         """
         now = now or datetime.now(UTC)
-        stamp, fresh = timestamp(now), timestamp(now - REFERENCED_TO)
-        if known:
-            lately = now - REFERENCED_TO
-            urls = [
-                url for url in urls
-                if (record := known.get(url)) is None
-                or record.last_referenced is None or record.last_referenced <= lately
-            ]  # fmt: skip
-        if not urls:
+        wanted = list(dict.fromkeys(urls))
+        known = self.records(wanted) if known is None else known
+        lately = now - REFERENCED_TO
+        due = [
+            url for url in wanted
+            if (record := known.get(url)) is None
+            or record.last_referenced is None or record.last_referenced <= lately
+        ]  # fmt: skip
+        if not due:
             return
+        stamp = timestamp(now)
         with self._write():
             self._conn.executemany(
                 "INSERT INTO urls (url, status, first_seen, last_referenced)"
                 " VALUES (?, 'pending', ?, ?)"
-                " ON CONFLICT (url) DO UPDATE SET last_referenced = excluded.last_referenced"
-                " WHERE urls.last_referenced IS NULL OR urls.last_referenced <= ?",
-                ((url, stamp, stamp, fresh) for url in urls),
+                " ON CONFLICT (url) DO UPDATE SET last_referenced = excluded.last_referenced",
+                ((url, stamp, stamp) for url in due),
             )
 
     def forget(self, urls: Iterable[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,11 +40,9 @@ def scan(config: Config, site: Site | None = None) -> ScanResult:
     cache.keep(stamped, found.posts)
 
     def load(posts: Sequence[str]) -> Mapping[str, PostScan]:
-        try:
-            kept = cache.load({post: found.stamps[post] for post in posts})
-        except sqlite3.Error:  # the session is over (a library caller): the posts are read
-            kept = {}
-        # Gone from the cache since (another run kept a newer scan): read again.
+        kept = cache.load({post: found.stamps[post] for post in posts})
+        # Gone from the cache since (another run kept a newer scan, the session
+        # closed): read again.
         missing = [post for post in posts if post not in kept]
         return {**kept, **dict(zip(missing, _scanned(root, missing, keys, links), strict=True))}
 
