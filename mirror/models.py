@@ -77,12 +77,27 @@ class PostBrief:
         return cls(scan.post, tuple(urls), tuple(local))
 
 
+@dataclass(frozen=True, slots=True)
+class SiteBrief:
+    """The whole site in brief, as a run that had every post's scan kept left it:
+    its posts and their distinct URLs, without a post's own.
+
+    What a night whose posts are all as they were then starts from: the
+    site's URLs at once, without a brief per post to read and join.
+    """
+
+    posts: tuple[str, ...]  # in path order
+    urls: tuple[str, ...]  # distinct remote URLs, in order of first appearance
+    local_urls: tuple[str, ...]  # distinct site-relative paths, the same
+
+
 @dataclass(frozen=True)
 class ScanResult:
     """The scan of a whole site.
 
     Each post is its scan, or the brief of a scan made before (a post that did
-    not change). The URLs come from either; the references (``posts``, ``refs``
+    not change); or, with no post changed since, the site's brief stands for
+    them all. The URLs come from either; the references (``posts``, ``refs``
     and the rest) are loaded for the briefs on first use by ``load``, so a run
     that only needs the URLs never builds them. No slots: the derived views
     are computed once (``cached_property``), which the nightly run relies on.
@@ -90,8 +105,8 @@ class ScanResult:
 
     root: Path
     globs: tuple[str, ...]
-    detected: str  # how the post globs were chosen, shown under -v
-    found: tuple[PostScan | PostBrief, ...]  # one per post, in path order
+    detected: str
+    scans: tuple[PostScan | PostBrief, ...] | SiteBrief  # the posts, in path order
     notes: tuple[str, ...] = ()  # site-level warnings (e.g. a directory symlink loop)
     # the full scans of posts named by a brief, by post
     load: Callable[[Sequence[str]], Mapping[str, PostScan]] | None = field(
@@ -99,14 +114,32 @@ class ScanResult:
     )
 
     @cached_property
+    def names(self) -> tuple[str, ...]:
+        """The posts, in path order."""
+        if isinstance(self.scans, SiteBrief):
+            return self.scans.posts
+        return tuple(p.post for p in self.scans)
+
+    @cached_property
+    def found(self) -> tuple[PostScan | PostBrief, ...]:
+        """One per post, in path order: its scan or its brief."""
+        return self.posts if isinstance(self.scans, SiteBrief) else self.scans
+
+    @cached_property
     def posts(self) -> tuple[PostScan, ...]:
-        briefs = [p.post for p in self.found if isinstance(p, PostBrief)]
+        scans = self.scans
+        briefs = (
+            scans.posts if isinstance(scans, SiteBrief)
+            else [p.post for p in scans if isinstance(p, PostBrief)]
+        )  # fmt: skip
         if not briefs:
-            return cast(tuple[PostScan, ...], self.found)
+            return cast(tuple[PostScan, ...], scans)
         if self.load is None:
             raise ValueError("a scan with briefs needs a loader")
         loaded = self.load(briefs)
-        return tuple(loaded[p.post] if isinstance(p, PostBrief) else p for p in self.found)
+        if isinstance(scans, SiteBrief):
+            return tuple(loaded[post] for post in scans.posts)
+        return tuple(loaded[p.post] if isinstance(p, PostBrief) else p for p in scans)
 
     @cached_property
     def refs(self) -> tuple[ImageRef, ...]:
@@ -121,11 +154,15 @@ class ScanResult:
     @cached_property
     def urls(self) -> tuple[str, ...]:
         """Distinct normalized remote URLs, in order of first appearance."""
+        if isinstance(self.scans, SiteBrief):
+            return self.scans.urls
         return tuple(dict.fromkeys(u for p in self._briefs for u in p.urls))
 
     @cached_property
     def local_urls(self) -> tuple[str, ...]:
         """Distinct site-relative paths, in order of first appearance."""
+        if isinstance(self.scans, SiteBrief):
+            return self.scans.local_urls
         return tuple(dict.fromkeys(u for p in self._briefs for u in p.local_urls))
 
     @property
@@ -142,8 +179,11 @@ class ScanResult:
 
     @cached_property
     def unreadable(self) -> tuple[PostScan, ...]:
-        # A brief is never of a post with problems: those are not cached.
-        return tuple(p for p in self.found if isinstance(p, PostScan) and p.problems)
+        # A brief is never of a post with problems: those are not kept, and a
+        # site's brief is kept only when every post's scan was.
+        if isinstance(self.scans, SiteBrief):
+            return ()
+        return tuple(p for p in self.scans if isinstance(p, PostScan) and p.problems)
 
     @cached_property
     def _briefs(self) -> tuple[PostBrief, ...]:

@@ -16,7 +16,7 @@ import pytest
 from mirror.cli import main
 from mirror.config import DEFAULT_FRONT_MATTER_KEYS, load_config
 from mirror.models import ScanResult
-from mirror.scanner.discover import detect_globs, discover, translate_glob
+from mirror.scanner.discover import _walk, detect_globs, discover, translate_glob
 from mirror.scanner.site import scan_site
 from mirror.stages import scan as scanning
 
@@ -383,3 +383,18 @@ def test_a_glob_outside_the_others_bases_finds_its_posts(tmp_path: Path) -> None
     (site / "a.md").write_text("a\n")
     (tmp_path / "elsewhere" / "s.md").write_text("s\n")
     assert discover(site, ["*.md", "../elsewhere/*.md"]).posts == ("../elsewhere/s.md", "a.md")
+
+
+def test_a_folder_an_earlier_base_listed_gives_its_files_once(tmp_path: Path) -> None:
+    """Hexo's source/ holds source/_posts/: the posts were matched against every
+    glob by the first walk; the second lists the folder for its own notes only."""
+    (tmp_path / "source" / "_posts" / "2019").mkdir(parents=True)
+    (tmp_path / "source" / "_posts" / "2019" / "a.md").write_text("a\n")
+    (tmp_path / "source" / "about.md").write_text("b\n")
+    walked: set[str] = set()
+    notes: list[str] = []
+    first = [rel for rel, _ in _walk(tmp_path, "source/_posts", set(), walked, notes)]
+    assert first == ["source/_posts/2019/a.md"]
+    assert [rel for rel, _ in _walk(tmp_path, "source", set(), walked, notes)] == [
+        "source/about.md"
+    ]

@@ -20,7 +20,7 @@ from faultserver import FaultServer
 from mirror.config import load_config
 from mirror.keep import scancache
 from mirror.keep.site import open_site
-from mirror.models import PostBrief, ScanResult
+from mirror.models import PostBrief, ScanResult, SiteBrief
 from mirror.scanner import site as scanner_site
 from mirror.stages import scan as scanning
 
@@ -67,7 +67,10 @@ def scan(site: Path, *, write: bool = True) -> ScanResult:
 
 
 def briefs(result: ScanResult) -> list[str]:
-    return [p.post for p in result.found if isinstance(p, PostBrief)]
+    """The posts the scan took from the state: by the site's brief, or each by its own."""
+    if isinstance(result.scans, SiteBrief):
+        return list(result.scans.posts)
+    return [p.post for p in result.scans if isinstance(p, PostBrief)]
 
 
 def kept_posts(site: Path) -> list[str]:
@@ -111,6 +114,43 @@ def test_a_changed_post_is_read_again_even_when_size_and_mtime_stay(
     assert read == ["source/_posts/a.md"]  # the ctime moved: only that post is read
     assert "https://h.example/z.png" in result.urls
     assert "https://h.example/a.png" not in result.urls
+
+
+def test_a_night_with_no_post_changed_starts_from_the_sites_brief(
+    tmp_path: Path, read: list[str], settled: None
+) -> None:
+    site = make_site(tmp_path)
+    fresh = scan(site)  # every post's scan is kept, and so the site's brief
+    read.clear()
+    again = scan(site)
+    assert isinstance(again.scans, SiteBrief) and read == []
+    assert again.names == fresh.names and again.unreadable == ()
+    assert again.urls == fresh.urls and again.local_urls == fresh.local_urls
+    assert again.posts == fresh.posts  # each post's own scan, on first use
+
+
+def test_the_sites_brief_stands_only_for_the_same_posts_as_they_were(
+    tmp_path: Path, read: list[str], settled: None
+) -> None:
+    site = make_site(tmp_path)
+    posts = site / "source" / "_posts"
+    scan(site)
+    # A new post with no stamp to change (a stat cannot see it) is a change too.
+    (posts / "gone.md").symlink_to("nowhere.md")
+    for _ in range(2):  # with a post that cannot be read, no site's brief is kept
+        result = scan(site)
+        assert not isinstance(result.scans, SiteBrief)
+        assert [p.post for p in result.unreadable] == ["source/_posts/gone.md"]
+    (posts / "gone.md").unlink()
+    assert isinstance(scan(site).scans, SiteBrief)  # the same posts as the first scan
+    post = posts / "a.md"
+    touch_keeping_times(post, post.read_bytes().replace(b"a.png", b"z.png"))
+    read.clear()
+    changed = scan(site)
+    assert not isinstance(changed.scans, SiteBrief) and read == ["source/_posts/a.md"]
+    after = scan(site)  # the brief kept with the change
+    assert isinstance(after.scans, SiteBrief) and after.urls == changed.urls
+    assert "https://h.example/z.png" in after.urls
 
 
 def test_a_post_changed_in_the_last_two_seconds_is_not_kept(

@@ -14,25 +14,22 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from mirror.keep.store import AtomicFile
 
-__all__ = ["Stamp", "Unreadable", "read_post", "write_post"]
+__all__ = ["Stamp", "Unreadable", "read_post", "stamp_of", "write_post"]
 
 
-class Stamp(NamedTuple):
-    """What a stat says of a post, to tell that it changed without reading it
-    (as git's index and make do): any write changes one of these."""
+# What a stat says of a post, to tell that it changed without reading it (as
+# git's index and make do): any write changes one of these. The size, the
+# mtime; the ctime, which changes with every write and rename, even one that
+# restores the mtime; the inode, which a file replaced by another has (an
+# editor's save, a checkout). A plain tuple: a run makes one per post.
+Stamp = tuple[int, int, int, int]
 
-    size: int
-    mtime_ns: int
-    ctime_ns: int  # changes with every write and rename, even one that restores the mtime
-    inode: int  # a file replaced by another (an editor's save, a checkout)
 
-    @classmethod
-    def of(cls, info: os.stat_result) -> Stamp:
-        return cls(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+def stamp_of(info: os.stat_result) -> Stamp:
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 @dataclass(frozen=True, slots=True)

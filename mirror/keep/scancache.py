@@ -10,10 +10,14 @@ again within the same timestamp tick without its stamp showing it (git's
 "racily clean" entries). A post with problems is never kept, so its problems
 are found, and said, on every run.
 
-Each row holds a brief (the distinct URLs, which is all a night with nothing
-to do needs) and the full scan, loaded only when a command asks for the
-references. The values are ``marshal``-ed tuples: the fastest to load of
-the standard formats, and only ever read by the Python that wrote them.
+Each row holds a brief (the distinct URLs) and the full scan, loaded only
+when a command asks for the references. Besides, a run that had every
+post's scan kept keeps the site's brief (``site_scan``, one row): its posts
+and their distinct URLs, under a digest of every post's name and stamp. A
+night that finds the same digest starts from that row alone, which is all
+it needs, instead of a brief per post. The values are ``marshal``-ed
+tuples: the fastest to load of the standard formats, and only ever read by
+the Python that wrote them.
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from mirror.errors import MirrorError
 from mirror.keep.db import Migration
 from mirror.keep.postfile import Stamp
-from mirror.models import ImageRef, PostBrief, PostScan, SkippedRef
+from mirror.models import ImageRef, PostBrief, PostScan, SiteBrief, SkippedRef
 from mirror.version import __version__
 
 if TYPE_CHECKING:  # the state applies this module's migrations: imported the other way
@@ -55,6 +59,17 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    Migration(
+        "0012_create_site_scan",
+        """
+        CREATE TABLE site_scan (
+            id      INTEGER PRIMARY KEY CHECK (id = 1),  -- one site per state
+            scanner TEXT NOT NULL,
+            digest  BLOB NOT NULL,  -- of every post's name and stamp (ScanCache.site)
+            brief   BLOB NOT NULL   -- the posts, and their distinct URLs
+        );
+        """,
+    ),
 )
 
 # The libraries whose reading decides a scan: PyYAML (the front matter's spans;
@@ -70,6 +85,19 @@ class ScanCache:
     def __init__(self, state: State, *, scanner: str, writable: bool) -> None:
         self._state, self._scanner, self._writable = state, scanner, writable
         self._rows: set[str] = set()  # posts with a row, whoever made it
+        self._current: set[str] = set()  # posts whose row is of their stamp and this scanner
+        self._digest = b""  # of the posts and stamps given to site()
+
+    def site(self, posts: Sequence[str], stamps: Mapping[str, Stamp]) -> SiteBrief | None:
+        """The site's brief, if the site's posts (``posts``, the ``stamps`` of
+        those a stat could see) are all as the run that kept it found them."""
+        # Names and stamps both: a post that cannot be stat-ed has no stamp.
+        self._digest = hashlib.blake2b(marshal.dumps((tuple(posts), dict(stamps)))).digest()
+        row = self._state.connection.execute(
+            "SELECT brief FROM site_scan WHERE scanner = ? AND digest = ?",
+            (self._scanner, self._digest),
+        ).fetchone()
+        return None if row is None else SiteBrief(*marshal.loads(row[0]))
 
     def briefs(self, stamps: Mapping[str, Stamp]) -> dict[str, PostBrief]:
         """The briefs of the posts of ``stamps`` that are as they were when scanned."""
@@ -82,6 +110,7 @@ class ScanCache:
             if scanner == self._scanner and stamps.get(post) == (size, mtime_ns, ctime_ns, inode):
                 urls, local_urls = marshal.loads(brief)
                 found[post] = PostBrief(post, urls, local_urls)
+        self._current.update(found)
         return found
 
     def load(self, stamps: Mapping[str, Stamp]) -> dict[str, PostScan]:
@@ -107,31 +136,52 @@ class ScanCache:
                     found[post] = _decode(post, scan)
         return found
 
-    def keep(self, scans: Iterable[tuple[PostScan, Stamp]], posts: Sequence[str]) -> None:
+    def keep(
+        self,
+        scans: Iterable[tuple[PostScan, Stamp]],
+        posts: Sequence[str],
+        site: Callable[[], SiteBrief],
+    ) -> None:
         """Keep these fresh scans (see the module's rules) and forget the rows of
-        posts no longer among ``posts``; a read-only session keeps nothing."""
+        posts no longer among ``posts``; with every post's scan kept then, keep
+        ``site()`` too, under the digest :meth:`site` made of them. A read-only
+        session keeps nothing."""
         if not self._writable:
             return
         settled = time.time_ns() - _RACY_NS
         rows = [
             (scan.post, *stamp, self._scanner, *_encode(scan))
             for scan, stamp in scans
-            if not scan.problems and max(stamp.mtime_ns, stamp.ctime_ns) < settled
+            if not scan.problems and max(stamp[1], stamp[2]) < settled  # mtime, ctime
         ]
         gone = self._rows.difference(posts)
-        if not rows and not gone:
-            return  # the night with nothing new writes nothing
+        current = self._current.union(row[0] for row in rows)
+        whole = None
+        if current.issuperset(posts):
+            brief = site()
+            whole = marshal.dumps((brief.posts, brief.urls, brief.local_urls))
+        if not rows and not gone and whole is None:
+            return  # nothing new, and a post that must be read again each run
         try:
-            self._write(rows, gone)
+            self._write(rows, gone, whole)
         except (sqlite3.Error, MirrorError):
             # Kept scans only save time: a full disk is for the run to meet
             # where it stops cleanly (the fetch), not here. Nothing was written.
             return
         self._rows.difference_update(gone)
         self._rows.update(row[0] for row in rows)
+        self._current = current
 
-    def _write(self, rows: Sequence[tuple[object, ...]], gone: set[str]) -> None:
+    def _write(
+        self, rows: Sequence[tuple[object, ...]], gone: set[str], whole: bytes | None
+    ) -> None:
         with self._state.transaction():
+            if whole is not None:
+                self._state.connection.execute(
+                    "INSERT OR REPLACE INTO site_scan (id, scanner, digest, brief)"
+                    " VALUES (1, ?, ?, ?)",
+                    (self._scanner, self._digest, whole),
+                )
             connection = self._state.connection
             connection.executemany(
                 "INSERT INTO post_scans"

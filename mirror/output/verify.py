@@ -55,7 +55,7 @@ def verify_json(result: VerifyResult) -> dict[str, Any]:
             for p in result.problems
         ],
         "summary": {
-            "posts": len(result.scan.found),
+            "posts": len(result.scan.names),
             "refs": len(result.rewritten),
             "urls": len(result.records),
             "pending": statuses["pending"],

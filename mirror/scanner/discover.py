@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirror.keep.postfile import Stamp
+from mirror.keep.postfile import Stamp, stamp_of
 from mirror.scanner.layout import detect
 
 # Never posts: tool and dependency folders, and our own state.
@@ -48,43 +48,48 @@ def discover(root: Path, globs: Sequence[str] | None, *, exclude: Sequence[Path]
         chosen = tuple(dict.fromkeys(posixpath.normpath(g) for g in globs))
         detected = "configured in site.posts"
     skip = {p.resolve() for p in exclude}
-    found: dict[str, os.DirEntry[str]] = {}
     notes: list[str] = []
     split = [_split_glob(pattern) for pattern in chosen]
     post = re.compile("|".join(f"(?:{regex.pattern})" for _, regex in split))
+    infos: dict[str, os.stat_result | None] = {}
+    walked: set[str] = set()  # the folders walked so far, by their names
     # Each base once, in the globs' order (Hexo's four globs have two): a
     # base's own walk finds its posts under their own names first, though a
     # wider base holds a link to them, and reaches one the wider walk skips.
     for base in dict.fromkeys(base for base, _ in split):
-        for rel, entry in _walk(root, base, skip, notes):
-            if rel not in found and post.fullmatch(rel):
-                found[rel] = entry
-    infos: dict[str, os.stat_result | None] = {}
-    for rel in sorted(found):
-        try:
-            infos[rel] = found[rel].stat()  # links followed, as reading the post will
-        except OSError:
-            infos[rel] = None  # unreadable: reported when read
+        for rel, entry in _walk(root, base, skip, walked, notes):
+            if rel not in infos and post.fullmatch(rel):
+                try:  # in the walk's order: a folder's inodes are near each other
+                    infos[rel] = entry.stat()  # links followed, as reading the post will
+                except OSError:
+                    infos[rel] = None  # unreadable: reported when read
     posts = _one_name_per_file(root, infos, notes)
-    stamps = {rel: Stamp.of(info) for rel, info in infos.items() if info is not None}
+    stamps = {rel: stamp_of(info) for rel in posts if (info := infos[rel]) is not None}
     return Discovery(chosen, detected, posts, tuple(dict.fromkeys(notes)), stamps)
 
 
 def _one_name_per_file(
-    root: Path, infos: dict[str, os.stat_result | None], notes: list[str]
+    root: Path, infos: Mapping[str, os.stat_result | None], notes: list[str]
 ) -> tuple[str, ...]:
     """Each real file once, under its own name rather than a symlinked alias.
 
     A link up the tree or a linked post would otherwise be scanned, and later
     rewritten, twice under two names with offsets gone stale after the first.
     """
+    first: dict[tuple[int, int], str] = {}
+    shared: set[tuple[int, int]] = set()  # files found under more than one name
+    for name, st in infos.items():
+        if st is not None and first.setdefault(key := (st.st_dev, st.st_ino), name) != name:
+            shared.add(key)
+    if not shared:  # the usual site: nothing more to choose
+        return tuple(sorted(infos))
     real_root = root.resolve()
     chosen: dict[tuple[int, int] | str, str] = {}
-    for name, st in infos.items():
-        if st is None:
+    for name in sorted(infos):
+        st = infos[name]
+        if st is None or (key := (st.st_dev, st.st_ino)) not in shared:
             chosen[name] = name
             continue
-        key = (st.st_dev, st.st_ino)
         held = chosen.get(key)
         if held is None or (_is_canonical(real_root, name) and not _is_canonical(real_root, held)):
             chosen[key] = name
@@ -139,9 +144,14 @@ def translate_glob(pattern: str) -> str:
 
 
 def _walk(
-    root: Path, base: str, skip: set[Path], notes: list[str]
+    root: Path, base: str, skip: set[Path], walked: set[str], notes: list[str]
 ) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """The files under ``root/base``: relative posix path, and the entry."""
+    """The files under ``root/base``: relative posix path, and the entry.
+
+    The files of a folder in ``walked`` (listed by an earlier base's walk:
+    Hexo's ``source/`` holds ``source/_posts/``) are not yielded again: they
+    were matched against every glob then. Its folders are walked all the same,
+    for this walk's notes. The folders this walk lists are added to it."""
     start = root / base if base else root
     try:
         info = start.stat()
@@ -151,6 +161,8 @@ def _walk(
     stack = [(start, base)]
     while stack:
         folder, rel = stack.pop()
+        again = rel in walked
+        walked.add(rel)
         folders = []
         try:
             with os.scandir(folder) as entries:
@@ -161,7 +173,7 @@ def _walk(
                         is_dir = False
                     if is_dir:
                         folders.append(entry)
-                    else:  # a broken or looping file link is reported when read
+                    elif not again:  # a broken or looping file link is reported when read
                         yield (f"{rel}/{entry.name}" if rel else entry.name), entry
         except OSError as exc:
             notes.append(f"{rel or '.'}: cannot list the folder: {exc.strerror}")

@@ -166,7 +166,7 @@ def _why_not_prune(scan: ScanResult) -> str | None:
     if scan.unreadable:
         count = len(scan.unreadable)
         return f"not pruned: {counted(count, 'post')} could not be read"
-    if not scan.found:
+    if not scan.names:
         return "not pruned: no posts were found"
     return None
 

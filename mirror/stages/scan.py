@@ -11,7 +11,7 @@ from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.scancache import ScanCache, scanner_id
 from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
-from mirror.models import PostScan, ScanResult
+from mirror.models import PostScan, ScanResult, SiteBrief
 from mirror.scanner.discover import discover
 from mirror.urls import host_of
 
@@ -33,11 +33,6 @@ def scan(config: Config, site: Site | None = None) -> ScanResult:
         scans = _scanned(root, found.posts, keys, links)
         return ScanResult(root, found.globs, found.detected, scans, found.notes)
     cache = ScanCache(state, scanner=scanner_id(sorted(keys), links.bases), writable=site.writable)
-    briefs = cache.briefs(found.stamps)
-    todo = [post for post in found.posts if post not in briefs]
-    fresh = dict(zip(todo, _scanned(root, todo, keys, links), strict=True))
-    stamped = ((fresh[post], found.stamps[post]) for post in todo if post in found.stamps)
-    cache.keep(stamped, found.posts)
 
     def load(posts: Sequence[str]) -> Mapping[str, PostScan]:
         kept = cache.load({post: found.stamps[post] for post in posts})
@@ -46,8 +41,17 @@ def scan(config: Config, site: Site | None = None) -> ScanResult:
         missing = [post for post in posts if post not in kept]
         return {**kept, **dict(zip(missing, _scanned(root, missing, keys, links), strict=True))}
 
+    whole = cache.site(found.posts, found.stamps)
+    if whole is not None:  # no post changed since
+        return ScanResult(root, found.globs, found.detected, whole, found.notes, load)
+    briefs = cache.briefs(found.stamps)
+    todo = [post for post in found.posts if post not in briefs]
+    fresh = dict(zip(todo, _scanned(root, todo, keys, links), strict=True))
     each = tuple(briefs.get(post) or fresh[post] for post in found.posts)
-    return ScanResult(root, found.globs, found.detected, each, found.notes, load)
+    result = ScanResult(root, found.globs, found.detected, each, found.notes, load)
+    stamped = ((fresh[post], found.stamps[post]) for post in todo if post in found.stamps)
+    cache.keep(stamped, found.posts, lambda: SiteBrief(found.posts, result.urls, result.local_urls))
+    return result
 
 
 def _scanned(
@@ -75,7 +79,7 @@ def summary_counts(
     urls = result.urls
     statuses = Counter(status_of(url, records or {}) for url in urls)
     return {
-        "posts": len(result.found),
+        "posts": len(result.names),
         "refs": len(refs),
         "urls": len(urls),
         "pending": statuses["pending"],
