@@ -462,11 +462,10 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
     max_time = site.config.backup.max_time if args.max_time is None else args.max_time
     deadline = Deadline.after(max_time, time.monotonic())
     log = _printed_to(args.json)
-    scan = _scan_posts(site)
     with _progress(args, bar_only=True) as progress:  # the events are the log
         result = backup(
-            site, scan, refresh=args.refresh, prune=args.prune, verify=args.verify,
-            retry_failed=args.retry_failed,
+            site, lambda: _scan_posts(site), refresh=args.refresh, prune=args.prune,
+            verify=args.verify, retry_failed=args.retry_failed,
             deadline=deadline, on_plan=progress.planned, on_outcome=progress.finished,
             on_event=lambda event: write_event(event, log, quiet=args.quiet),
             on_host=lambda event: write_host_event(event, log, progress, quiet=args.quiet),
@@ -475,7 +474,7 @@ def _backup(args: argparse.Namespace, site: Site) -> int:
     if result.fetched.interrupted or (result.published and result.published.interrupted):
         code = EXIT_TERMINATED if _TERMINATED.is_set() else EXIT_INTERRUPTED
     else:
-        code = _fetch_code(result.fetched, scan)
+        code = _fetch_code(result.fetched, result.fetched.scan)
         if result.publish_error or (result.published and result.published.failed):
             code = EXIT_FAILED
         code = EXIT_FAILED if result.guarded.problems else code  # missing, changed on disk

@@ -115,7 +115,7 @@ def nightly_at(site: Path, when: datetime, *, verify: bool = False) -> BackupRes
     """One `backup` as the stage runs it, at ``when``."""
     config = load_config(None, site=site)
     with open_site(config, write=True) as session:
-        return backup(session, scanning.scan(config), verify=verify, clock=lambda: when)
+        return backup(session, lambda: scanning.scan(config), verify=verify, clock=lambda: when)
 
 
 def flip_a_byte(file: Path) -> None:
@@ -152,6 +152,28 @@ def test_every_file_unchecked_for_the_period_is_rehashed(
     flip_a_byte(mirror_file(site, 2))
     result = nightly_at(site, T0 + timedelta(days=3001))
     assert result.guarded.hashed == 2 and len(result.guarded.problems) == 1
+
+
+def test_the_rehash_takes_turns_over_files_no_post_uses_and_leaves_them_to_prune(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    """The share is chosen before the scan (to be read beside it): among every
+    mirrored file. One no post uses any more is hashed in its turn; not as
+    recorded, it is no problem of the night's: --prune moves it away."""
+    site = nightly_job.make_site(tmp_path, server, toml="[backup]\nverify_after = 3000\n")
+    nightly_at(site, T0)
+    post = site / "source" / "_posts" / "p.md"
+    text = post.read_text()
+    post.write_text("".join(text.splitlines(keepends=True)[1:]))  # 0.jpg unused
+    flip_a_byte(mirror_file(site, 0))
+    result = nightly_at(site, T0 + timedelta(days=1))  # 0.jpg's turn: first in path order
+    assert result.guarded.checked == 2 and result.guarded.hashed == 0
+    assert not result.guarded.problems and mirror_file(site, 0).read_bytes() != jpeg(0)
+    result = nightly_at(site, T0 + timedelta(days=2))  # out of the turns: 1.jpg's now
+    assert result.guarded.hashed == 1 and not result.guarded.problems
+    post.write_text(text)  # used again: read for its recorded problem, and repaired
+    (found,) = nightly_at(site, T0 + timedelta(days=3)).guarded.problems
+    assert found.repair == "same" and mirror_file(site, 0).read_bytes() == jpeg(0)
 
 
 def test_verify_rehashes_everything_now(

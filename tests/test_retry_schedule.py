@@ -61,7 +61,7 @@ def nightly(site: Path, when: datetime, *, retry_failed: bool = False) -> Backup
     config = load_config(None, site=site)
     with open_site(config, write=True) as session:
         scan = scanning.scan(config)
-        return backup(session, scan, retry_failed=retry_failed, clock=lambda: when)
+        return backup(session, lambda: scan, retry_failed=retry_failed, clock=lambda: when)
 
 
 def failures(site: Path) -> int:

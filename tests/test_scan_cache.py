@@ -256,3 +256,29 @@ def test_references_asked_for_after_the_session_are_read_from_the_posts(
         result = scanning.scan(config, opened)
     assert len(briefs(result)) == 3
     assert result.refs == fresh.refs  # the state is closed: the posts were read
+
+
+def test_the_nightly_backup_looks_at_each_mirrored_file_once(
+    tmp_path: Path,
+    settled: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guard's stat of a file stands for the fetch's look at it: a night with
+    nothing to do asks the file system about each of the mirror's files once."""
+    with FaultServer() as server:
+        site = nightly_job.make_site(tmp_path, server)
+        assert nightly_job.backup(capsys, site)[0] == 0
+        asked: list[str] = []
+        real = os.stat
+        mirror = f"{site / 'source' / 'images' / 'mirror'}{os.sep}"  # its files
+
+        def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+            if str(path).startswith(mirror):
+                asked.append(str(path))
+            return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "stat", stat)
+        code, out = nightly_job.backup(capsys, site)
+    assert code == 0 and "3 already mirrored" in out
+    assert len(asked) == len(set(asked)) == 6  # the 3 images and their 3 thumbnails

@@ -75,7 +75,7 @@ class BackupResult:
 
 def backup(
     site: Site,
-    scan: ScanResult,
+    scan_posts: Callable[[], ScanResult],
     *,
     refresh: bool = False,
     prune: bool = False,
@@ -96,9 +96,12 @@ def backup(
         if on_event is not None:
             on_event(Event(kind, url, detail, refs))
 
-    guarded = guarding.guard(
-        site, scan, before, verify_all=verify, clock=clock, deadline=deadline, tell=tell
-    )
+    # The night's share of the mirror is read and hashed beside the scan.
+    with guarding.Rehash(site, before, verify_all=verify, now=clock()) as rehash:
+        scan = scan_posts()
+        guarded = guarding.guard(
+            site, scan, before, rehash, clock=clock, deadline=deadline, tell=tell
+        )
 
     def outcome(done: Outcome) -> None:
         if on_outcome is not None:
@@ -122,7 +125,7 @@ def backup(
         clock=clock, skip={u for p in guarded.problems for u in p.urls},
         # What the guard wrote of files it found fine (their mtime, when they
         # were hashed) is nothing the fetch reads: its rows stand, but after a repair.
-        every_record=None if guarded.problems else before,
+        every_record=None if guarded.problems else before, checked=guarded.fine,
         on_plan=on_plan, on_outcome=outcome, on_host=on_host,
     )  # fmt: skip
     pruned: tuple[Pruned, ...] = ()

@@ -126,6 +126,7 @@ def fetch(
     clock: Clock = utc_now,
     skip: Collection[str] = (),
     every_record: Mapping[str, UrlRecord] | None = None,
+    checked: Collection[str] = (),
     on_plan: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_host: Callable[[HostEvent], None] | None = None,
@@ -140,6 +141,8 @@ def fetch(
     going down or being rate-limited, as it happens. The URLs of ``skip`` were
     asked for already in this run (backup's repairs): not again.
     ``every_record``: every record, as the caller read it just now (not read again).
+    ``checked``: the paths the caller found as recorded just now (backup's
+    guard): not looked at again.
     """
     started = time.monotonic()
     config, state = site.config, site.state
@@ -171,7 +174,7 @@ def fetch(
         state.seen(urls, now=now, known=records)
         if new := [url for url in urls if url not in records]:
             records.update(state.records(new))  # pending now
-        mirrored = {url for url in urls if still_mirrored(records.get(url), root)}
+        mirrored = {url for url in urls if still_mirrored(records.get(url), root, checked)}
         stale = _stale(records, mirrored, refresh_after, now)
         if config.mirror.layout == "hash":
             # A content-addressed file that rewritten posts name never changes:
@@ -299,10 +302,13 @@ def _waiting(
     return waiting
 
 
-def still_mirrored(record: UrlRecord | None, root: Path) -> bool:
-    """Mirrored, and the file is still there with the recorded size: no request needed."""
+def still_mirrored(record: UrlRecord | None, root: Path, checked: Collection[str] = ()) -> bool:
+    """Mirrored, and the file is still there with the recorded size (or its path
+    is among those ``checked`` just now): no request needed."""
     if record is None or record.status != "mirrored" or record.path is None:
         return False
+    if record.path in checked:
+        return True
     try:
         return os.stat(os.path.join(root, record.path)).st_size == record.size
     except OSError:

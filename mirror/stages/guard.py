@@ -3,10 +3,15 @@
 Every run looks at each file the posts use (the files of the scan's URLs,
 and those rewritten posts name) with a stat: there, with its recorded size
 and mtime (:func:`~mirror.keep.mirrorfiles.look`). Besides, a share of the
-files is re-hashed each run (``backup.verify_after`` days for all of them,
-the longest unchecked first, as restic's ``check --read-data-subset``), so
-that bytes that rot without a trace in the stat are found within the
-period; ``backup --verify`` re-hashes them all.
+mirror's files is re-hashed each run (``backup.verify_after`` days for all
+of them, the longest unchecked first, as restic's ``check
+--read-data-subset``), so that bytes that rot without a trace in the stat
+are found within the period; ``backup --verify`` re-hashes them all. The
+share is read in a thread of its own from the start of the run
+(:class:`Rehash`), beside the scan: hashing is C code that lets go of the
+interpreter, so it costs the night little besides the second core. It is
+chosen before the scan, so among every file the state records; one that no
+post uses and that is not as recorded is left to ``--prune``.
 
 A missing or changed file is fetched again from its source as the state
 records it (the downloader tries the origins, then Wayback when enabled),
@@ -23,6 +28,7 @@ whose image changed or whose files are gone.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -63,6 +69,7 @@ class GuardResult:
     problems: tuple[FileProblem, ...]
     every: bool = False  # every file was re-hashed (--verify)
     stopped: Stop | None = None  # the deadline passed, or the disk filled, in the repairs
+    fine: frozenset[str] = frozenset()  # the paths found as recorded
 
     def having(self, problem: Finding) -> int:
         return sum(1 for p in self.problems if p.problem == problem)
@@ -81,17 +88,48 @@ class GuardResult:
         return sum(1 for p in self.problems if p.repair == "not tried")
 
 
+class Rehash:
+    """The run's share of files to re-hash, read and hashed by one thread from
+    when it is made; :meth:`close` (or the ``with`` block's end) stops it."""
+
+    def __init__(
+        self, site: Site, records: Mapping[str, UrlRecord], *, verify_all: bool, now: datetime
+    ) -> None:
+        """``records``: every record; ``now``: the time the schedule goes by."""
+        # A file with a problem recorded is read whenever a post uses it (look), and
+        # left to --prune when none does: not in the turns, where it would stay first.
+        groups = _mirrored(records, lambda record: not record.file_problem)
+        self.every, self.now = verify_all, now
+        order = list(groups) if verify_all else _due(groups, site.config.backup.verify_after, now)
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="rehash")
+        root = site.config.mirror_dir
+        self.due = {
+            path: (groups[path][0], self._worker.submit(look, root, groups[path][0], read=True))
+            for path in order
+        }
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)  # at most the file being read
+
+    def __enter__(self) -> Rehash:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def guard(
     site: Site,
     scan: ScanResult,
     records: Mapping[str, UrlRecord],
+    rehash: Rehash,
     *,
-    verify_all: bool = False,
     clock: fetching.Clock = fetching.utc_now,
     deadline: Deadline | None = None,
     tell: Tell | None = None,
 ) -> GuardResult:
-    """Check the files the posts use (``records``: every record), repair the bad ones.
+    """Check the files the posts use (``records``: every record), with those of
+    ``rehash`` hashed; repair the bad ones.
 
     A repair stops as a fetch does: at ``deadline``, or when the disk is full
     (``stopped``); the files not tried then are problems still, tried again
@@ -99,18 +137,29 @@ def guard(
     config, state = site.config, site.state
     root = config.mirror_dir
     groups = _in_use(scan, records, OwnLinks(config))
-    now = clock()
-    due = set(groups) if verify_all else _due(groups, config.backup.verify_after, now)
     hashed = hashed_bytes = 0
     bad: dict[str, tuple[Finding, str]] = {}
+    fine: set[str] = set()
+    looked = {
+        path: (
+            group[0],
+            due[1].result() if (due := rehash.due.get(path)) else look(root, group[0], read=False),
+        )
+        for path, group in groups.items()
+    }
+    for path, (record, done) in rehash.due.items():
+        looked.setdefault(path, (record, done.result()))  # no post uses it: hashed all the same
     with state.transaction():
-        for path, group in groups.items():
-            found = look(root, group[0], read=path in due)
-            if found.problem is not None:
+        for path, (record, found) in looked.items():
+            if found.problem is not None and path not in groups:  # out of the turns
+                state.mark_file_problem(path, f"{found.problem}: {found.detail}; no post uses it")
+            elif found.problem is not None:
                 bad[path] = (found.problem, found.detail)
-            elif found.hashed and found.mtime_ns is not None:
-                hashed, hashed_bytes = hashed + 1, hashed_bytes + (group[0].size or 0)
-                state.mark_checked(path, mtime_ns=found.mtime_ns, now=now)
+            elif path in groups:
+                fine.add(path)
+            if found.hashed and found.mtime_ns is not None:
+                hashed, hashed_bytes = hashed + 1, hashed_bytes + (record.size or 0)
+                state.mark_checked(path, mtime_ns=found.mtime_ns, now=rehash.now)
     for path, (problem, detail) in bad.items():
         if tell is not None:
             tell(problem, groups[path][0].url, detail, ())
@@ -150,7 +199,9 @@ def guard(
                 if tell is not None:
                     tell("repaired", got.url, item.repair_detail, ())
             problems.append(item)
-    return GuardResult(len(groups), hashed, hashed_bytes, tuple(problems), verify_all, stopped)
+    return GuardResult(
+        len(groups), hashed, hashed_bytes, tuple(problems), rehash.every, stopped, frozenset(fine)
+    )
 
 
 def _in_use(
@@ -160,32 +211,38 @@ def _in_use(
     ones are left to ``--prune``."""
     referenced = set(scan.urls)
     named = links.in_use(scan)
+    return _mirrored(records, lambda r: r.url in referenced or r.path in named)
+
+
+def _mirrored(
+    records: Mapping[str, UrlRecord], used: Callable[[UrlRecord], bool]
+) -> dict[str, list[UrlRecord]]:
+    """The mirrored records that are ``used``, by their file's path."""
     groups: dict[str, list[UrlRecord]] = {}
     for record in records.values():
-        used = record.url in referenced or record.path in named
-        if record.status == "mirrored" and record.path and used:
+        if record.status == "mirrored" and record.path and used(record):
             groups.setdefault(record.path, []).append(record)
     return groups
 
 
-def _due(groups: Mapping[str, list[UrlRecord]], verify_after: float, now: datetime) -> set[str]:
-    """The paths to re-hash this run: the longest unchecked first (never hashed
-    since the upgrade: first of all), until 1/``verify_after`` of the bytes,
-    and every one unchecked for longer than ``verify_after`` days."""
-    if verify_after <= 0:
-        return set(groups)
-    share = sum(g[0].size or 0 for g in groups.values()) / verify_after
-    overdue = now - timedelta(days=verify_after)
+def _due(groups: Mapping[str, list[UrlRecord]], verify_after: float, now: datetime) -> list[str]:
+    """The paths to re-hash this run, in order: the longest unchecked first
+    (never hashed since the upgrade: first of all), until 1/``verify_after``
+    of the bytes, and every one unchecked for longer than ``verify_after`` days."""
     oldest = datetime.min.replace(tzinfo=now.tzinfo)
     order = sorted(groups, key=lambda p: (groups[p][0].verified_at or oldest, p))
-    due: set[str] = set()
+    if verify_after <= 0:
+        return order
+    share = sum(g[0].size or 0 for g in groups.values()) / verify_after
+    overdue = now - timedelta(days=verify_after)
+    due: list[str] = []
     taken = 0
     for path in order:
         record = groups[path][0]
         late = record.verified_at is not None and record.verified_at <= overdue
         if taken >= share and not late and due:
             break
-        due.add(path)
+        due.append(path)
         taken += record.size or 0
     return due
 
