@@ -96,11 +96,11 @@ def backup(
         if on_event is not None:
             on_event(Event(kind, url, detail, refs))
 
-    # The night's share of the mirror is read and hashed beside the scan.
-    with guarding.Rehash(site, before, verify_all=verify, now=clock()) as rehash:
+    # The mirror's files are looked at (and the night's share hashed) beside the scan.
+    with guarding.Looks(site, before, verify_all=verify, now=clock()) as looks:
         scan = scan_posts()
         guarded = guarding.guard(
-            site, scan, before, rehash, clock=clock, deadline=deadline, tell=tell
+            site, scan, before, looks, clock=clock, deadline=deadline, tell=tell
         )
 
     def outcome(done: Outcome) -> None:

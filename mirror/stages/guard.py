@@ -7,11 +7,11 @@ mirror's files is re-hashed each run (``backup.verify_after`` days for all
 of them, the longest unchecked first, as restic's ``check
 --read-data-subset``), so that bytes that rot without a trace in the stat
 are found within the period; ``backup --verify`` re-hashes them all. The
-share is read in a thread of its own from the start of the run
-(:class:`Rehash`), beside the scan: hashing is C code that lets go of the
-interpreter, so it costs the night little besides the second core. It is
-chosen before the scan, so among every file the state records; one that no
-post uses and that is not as recorded is left to ``--prune``.
+stats and the share are taken by a thread of its own from the start of the
+run (:class:`Looks`), beside the scan: hashing is C code that lets go of
+the interpreter, so it costs the night little besides the second core. So
+they are taken before the scan, of every file the state records; one that
+no post uses and that is not as recorded is left to ``--prune``.
 
 A missing or changed file is fetched again from its source as the state
 records it (the downloader tries the origins, then Wayback when enabled),
@@ -27,13 +27,15 @@ whose image changed or whose files are gone.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
-from mirror.keep.mirrorfiles import Finding, look
+from mirror.keep.mirrorfiles import Finding, Look, look
 from mirror.keep.ownlinks import OwnLinks
 from mirror.keep.site import Site
 from mirror.keep.state import UrlRecord
@@ -88,48 +90,67 @@ class GuardResult:
         return sum(1 for p in self.problems if p.repair == "not tried")
 
 
-class Rehash:
-    """The run's share of files to re-hash, read and hashed by one thread from
-    when it is made; :meth:`close` (or the ``with`` block's end) stops it."""
+class Looks:
+    """The run's look at the mirror's files, taken by a thread of its own from
+    when it is made, beside the scan: a stat of each file the state records,
+    and the night's share read and hashed. :meth:`close` (or the ``with``
+    block's end) stops it."""
 
     def __init__(
         self, site: Site, records: Mapping[str, UrlRecord], *, verify_all: bool, now: datetime
     ) -> None:
         """``records``: every record; ``now``: the time the schedule goes by."""
-        # A file with a problem recorded is read whenever a post uses it (look), and
-        # left to --prune when none does: not in the turns, where it would stay first.
+        # A file with a problem recorded is read whenever a post uses it (the guard
+        # looks at it), and left to --prune when none does: not in the turns,
+        # where it would stay first.
         groups = _mirrored(records, lambda record: not record.file_problem)
         self.every, self.now = verify_all, now
-        order = list(groups) if verify_all else _due(groups, site.config.backup.verify_after, now)
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="rehash")
-        root = site.config.mirror_dir
-        self.due = {
-            path: (groups[path][0], self._worker.submit(look, root, groups[path][0], read=True))
-            for path in order
-        }
+        verify_after = site.config.backup.verify_after
+        self.due = list(groups) if verify_all else _due(groups, verify_after, now)
+        todo = [(path, groups[path][0], True) for path in self.due]  # the reads first
+        todo += [(path, group[0], False) for path, group in groups.items() if path not in self.due]
+        self._stop = threading.Event()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="looks")
+        self._found = self._worker.submit(_look_all, site.config.mirror_dir, todo, self._stop)
+
+    def found(self) -> dict[str, tuple[UrlRecord, Look]]:
+        """What the thread found, by path, once it has looked at every file."""
+        return self._found.result()
 
     def close(self) -> None:
-        self._worker.shutdown(wait=True, cancel_futures=True)  # at most the file being read
+        self._stop.set()  # the file being read is the last
+        self._worker.shutdown(wait=True)
 
-    def __enter__(self) -> Rehash:
+    def __enter__(self) -> Looks:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
+def _look_all(
+    root: Path, todo: list[tuple[str, UrlRecord, bool]], stop: threading.Event
+) -> dict[str, tuple[UrlRecord, Look]]:
+    found = {}
+    for path, record, read in todo:
+        if stop.is_set():
+            break
+        found[path] = (record, look(root, record, read=read))
+    return found
+
+
 def guard(
     site: Site,
     scan: ScanResult,
     records: Mapping[str, UrlRecord],
-    rehash: Rehash,
+    looks: Looks,
     *,
     clock: fetching.Clock = fetching.utc_now,
     deadline: Deadline | None = None,
     tell: Tell | None = None,
 ) -> GuardResult:
-    """Check the files the posts use (``records``: every record), with those of
-    ``rehash`` hashed; repair the bad ones.
+    """Check the files the posts use (``records``: every record) by what ``looks``
+    found; repair the bad ones.
 
     A repair stops as a fetch does: at ``deadline``, or when the disk is full
     (``stopped``); the files not tried then are problems still, tried again
@@ -140,15 +161,13 @@ def guard(
     hashed = hashed_bytes = 0
     bad: dict[str, tuple[Finding, str]] = {}
     fine: set[str] = set()
-    looked = {
-        path: (
-            group[0],
-            due[1].result() if (due := rehash.due.get(path)) else look(root, group[0], read=False),
-        )
+    taken = looks.found()
+    looked = {  # a file with a recorded problem was left to this look
+        path: taken.get(path) or (group[0], look(root, group[0], read=False))
         for path, group in groups.items()
     }
-    for path, (record, done) in rehash.due.items():
-        looked.setdefault(path, (record, done.result()))  # no post uses it: hashed all the same
+    for path in looks.due:
+        looked.setdefault(path, taken[path])  # no post uses it: hashed all the same
     with state.transaction():
         for path, (record, found) in looked.items():
             if found.problem is not None and path not in groups:  # out of the turns
@@ -159,7 +178,7 @@ def guard(
                 fine.add(path)
             if found.hashed and found.mtime_ns is not None:
                 hashed, hashed_bytes = hashed + 1, hashed_bytes + (record.size or 0)
-                state.mark_checked(path, mtime_ns=found.mtime_ns, now=rehash.now)
+                state.mark_checked(path, mtime_ns=found.mtime_ns, now=looks.now)
     for path, (problem, detail) in bad.items():
         if tell is not None:
             tell(problem, groups[path][0].url, detail, ())
@@ -200,7 +219,7 @@ def guard(
                     tell("repaired", got.url, item.repair_detail, ())
             problems.append(item)
     return GuardResult(
-        len(groups), hashed, hashed_bytes, tuple(problems), rehash.every, stopped, frozenset(fine)
+        len(groups), hashed, hashed_bytes, tuple(problems), looks.every, stopped, frozenset(fine)
     )
 
 
