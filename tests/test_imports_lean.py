@@ -20,6 +20,8 @@ from mirror.scanner.layout import detect
 # and start a run.
 LAZY = {
     "yaml": "a generator config in YAML (mirror.scanner.layout)",
+    "socket": "the network (mirror.keep.lock takes the host name from os.uname)",
+    "secrets": "nothing: a temporary name reads os.urandom (mirror.keep.store)",
 }
 
 
