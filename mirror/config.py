@@ -17,8 +17,6 @@ than guessed.
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 import re
 import tomllib
@@ -68,6 +66,8 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        import json  # only a message needs it: not imported for a good config
+
         return json.dumps(value if len(value) <= 60 else value[:57] + "...", ensure_ascii=False)
     if isinstance(value, int | float):
         return repr(value)
@@ -148,6 +148,8 @@ def _string(*, non_empty: bool = False, one_line: bool = False) -> Callable[[obj
 def _choice(*options: str) -> _Convert:
     def convert(value: object) -> str:
         if not isinstance(value, str) or value not in options:
+            import json  # only a message needs it: not imported for a good config
+
             raise _Invalid("one of " + ", ".join(json.dumps(o) for o in options), value)
         return value
 
@@ -493,10 +495,14 @@ def _find_line(text: str, path: tuple[str, ...]) -> int | None:
 
 
 def _dotted(path: tuple[str, ...]) -> str:
+    import json  # only a message needs it: not imported for a good config
+
     return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p) for p in path)
 
 
 def _suggest(word: str, choices: list[str]) -> str:
+    import difflib  # only a message needs it: not imported for a good config
+
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

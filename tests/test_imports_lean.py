@@ -20,6 +20,9 @@ from mirror.scanner.layout import detect
 # and start a run.
 LAZY = {
     "yaml": "a generator config in YAML (mirror.scanner.layout)",
+    "json": "--json, a config message, a JSON generator config",
+    "difflib": "'did you mean' in a config message",
+    "html": "a URL holding an HTML entity (mirror.urls)",
     "socket": "the network (mirror.keep.lock takes the host name from os.uname)",
     "secrets": "nothing: a temporary name reads os.urandom (mirror.keep.store)",
 }
