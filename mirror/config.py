@@ -108,11 +108,12 @@ _seconds = _number("seconds", zero=False)
 _days = _number("days", zero=True)
 
 
-_HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})")
+# Compiled (and cached) by re when thumbnails.background is set: most configs never do.
+_HEX_COLOUR = r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})"
 
 
 def _colour(value: object) -> tuple[int, int, int]:
-    match = _HEX_COLOUR.fullmatch(value) if isinstance(value, str) else None
+    match = re.fullmatch(_HEX_COLOUR, value) if isinstance(value, str) else None
     if match is None:
         raise _Invalid('a colour written "#rrggbb"', value)
     red, green, blue = (int(part, 16) for part in match.groups())
@@ -256,7 +257,7 @@ def _host_table(value: object, what: str) -> list[tuple[str, object]]:
     return list(value.items())
 
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+_HEADER_NAME = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 9110 token; as _HEX_COLOUR, for headers
 _header_value = _string(one_line=True)
 
 
@@ -268,7 +269,7 @@ def _headers(value: object) -> Mapping[str, Mapping[str, str]]:
                 'a table of header names to strings, e.g. { Referer = "..." }', table, host
             )
         for name, text in table.items():
-            if not _HEADER_NAME.fullmatch(name):
+            if not re.fullmatch(_HEADER_NAME, name):
                 raise _Invalid("an HTTP header name", name, host, name)
             try:
                 _header_value(text)
