@@ -17,8 +17,6 @@ than guessed.
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 import re
 import tomllib
@@ -68,6 +66,8 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        import json  # only a message needs it: not imported for a good config
+
         return json.dumps(value if len(value) <= 60 else value[:57] + "...", ensure_ascii=False)
     if isinstance(value, int | float):
         return repr(value)
@@ -108,11 +108,12 @@ _seconds = _number("seconds", zero=False)
 _days = _number("days", zero=True)
 
 
-_HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})")
+# Compiled (and cached) by re when thumbnails.background is set: most configs never do.
+_HEX_COLOUR = r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})"
 
 
 def _colour(value: object) -> tuple[int, int, int]:
-    match = _HEX_COLOUR.fullmatch(value) if isinstance(value, str) else None
+    match = re.fullmatch(_HEX_COLOUR, value) if isinstance(value, str) else None
     if match is None:
         raise _Invalid('a colour written "#rrggbb"', value)
     red, green, blue = (int(part, 16) for part in match.groups())
@@ -148,6 +149,8 @@ def _string(*, non_empty: bool = False, one_line: bool = False) -> Callable[[obj
 def _choice(*options: str) -> _Convert:
     def convert(value: object) -> str:
         if not isinstance(value, str) or value not in options:
+            import json  # only a message needs it: not imported for a good config
+
             raise _Invalid("one of " + ", ".join(json.dumps(o) for o in options), value)
         return value
 
@@ -254,7 +257,7 @@ def _host_table(value: object, what: str) -> list[tuple[str, object]]:
     return list(value.items())
 
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+_HEADER_NAME = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 9110 token; as _HEX_COLOUR, for headers
 _header_value = _string(one_line=True)
 
 
@@ -266,7 +269,7 @@ def _headers(value: object) -> Mapping[str, Mapping[str, str]]:
                 'a table of header names to strings, e.g. { Referer = "..." }', table, host
             )
         for name, text in table.items():
-            if not _HEADER_NAME.fullmatch(name):
+            if not re.fullmatch(_HEADER_NAME, name):
                 raise _Invalid("an HTTP header name", name, host, name)
             try:
                 _header_value(text)
@@ -493,10 +496,14 @@ def _find_line(text: str, path: tuple[str, ...]) -> int | None:
 
 
 def _dotted(path: tuple[str, ...]) -> str:
+    import json  # only a message needs it: not imported for a good config
+
     return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p) for p in path)
 
 
 def _suggest(word: str, choices: list[str]) -> str:
+    import difflib  # only a message needs it: not imported for a good config
+
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

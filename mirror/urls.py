@@ -46,7 +46,6 @@ Normalizing a ``remote`` result's ``url`` again gives the same ``url``.
 
 from __future__ import annotations
 
-import html as _html
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -249,7 +248,11 @@ _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]
 
 
 def _decode_entity(m: re.Match[str]) -> str:
-    return _html.unescape(m.group())
+    # Imported here: html.entities is a table of 2,000 names, needed only when
+    # a URL holds an entity.
+    import html
+
+    return html.unescape(m.group())
 
 
 def _fold_fullwidth(text: str, notes: list[str]) -> str:

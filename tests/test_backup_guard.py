@@ -258,7 +258,7 @@ NIGHT = """
 import sys
 from mirror.cli import main
 code = main(["-q", "--no-progress", "backup", "--site", sys.argv[1]])
-heavy = ["asyncio", "aiohttp", "httpx", "tenacity", "PIL", "tqdm"]
+heavy = ["asyncio", "aiohttp", "httpx", "tenacity", "PIL", "tqdm", "secrets", "difflib", "html"]
 print(code, sorted(name for name in heavy if name in sys.modules))
 """
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -111,7 +110,8 @@ class SiteLock:
         self._fd = fd
         try:
             started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            info = f"pid={os.getpid()}\nhost={socket.gethostname()}\nstarted={started}\n"
+            # uname's node name is socket.gethostname()'s, without importing socket.
+            info = f"pid={os.getpid()}\nhost={os.uname().nodename}\nstarted={started}\n"
             os.ftruncate(fd, 0)
             os.pwrite(fd, info.encode(), 0)
         except OSError:

@@ -78,7 +78,6 @@ import errno
 import hashlib
 import os
 import re
-import secrets
 import shutil
 import stat
 import string
@@ -384,7 +383,8 @@ def _partial_name(name: str) -> str:
     # The final name is only there for a human looking at the directory; it
     # is cut so that the temporary name stays under the 255-byte limit.
     shown = name.encode("utf-8", "surrogateescape")[:_PARTIAL_NAME_BYTES]
-    return f".{shown.decode('utf-8', 'ignore') or 'file'}.{secrets.token_hex(4)}.part"
+    # os.urandom is what secrets.token_hex reads, without importing secrets (and random).
+    return f".{shown.decode('utf-8', 'ignore') or 'file'}.{os.urandom(4).hex()}.part"
 
 
 def _make_dirs(directory: Path) -> list[Path]:

@@ -6,7 +6,6 @@ then one summary line. ``--json FILE`` writes the same run as JSON.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
@@ -172,4 +171,6 @@ def write_backup_json(result: BackupResult, path: Path, *, exit_code: int) -> No
             for p in result.guarded.problems
         ],
     }
+    import json  # only --json needs it
+
     outfile.write(path, json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")

@@ -3,7 +3,6 @@ its ``--json FILE``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TextIO
 
@@ -72,5 +71,7 @@ def document(result: PublishResult) -> dict[str, object]:
 
 
 def write_publish_json(result: PublishResult, path: Path, *, exit_code: int) -> None:
+    import json  # only --json needs it
+
     body = {"schema": 1, "command": "publish", "exit_code": exit_code, **document(result)}
     outfile.write(path, json.dumps(body, indent=2, ensure_ascii=False).encode() + b"\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
@@ -66,6 +65,8 @@ def _ref_json(ref: ImageRef) -> dict[str, Any]:
 
 
 def write_json(result: ScanResult, records: Mapping[str, UrlRecord], out: TextIO) -> None:
+    import json  # only --json needs it
+
     json.dump(scan_json(result, records), out, ensure_ascii=False, indent=2)
     out.write("\n")
 
